@@ -1,0 +1,91 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Strict settings shared by every Swift target: Swift 6 language mode with
+/// complete concurrency checking is the default for tools version 6; these add
+/// the upcoming features we rely on.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "ioasid",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "IOASIDStore", targets: ["IOASIDStore"]),
+        .library(name: "LMDB", targets: ["LMDB"]),
+        .executable(name: "ioasid", targets: ["ioasid"]),
+        .executable(name: "ioasid-bench", targets: ["ioasid-bench"]),
+        .executable(name: "ioasid-worker", targets: ["ioasid-worker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C: Debian's liblmdb-dev through pkg-config.
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // The only module that imports CLMDB and touches pointers.
+        .target(
+            name: "LMDB",
+            dependencies: ["CLMDB"],
+            swiftSettings: strictSettings
+        ),
+        // Ordered, immutable schema migrations.
+        .target(
+            name: "IOASIDMigrations",
+            dependencies: ["LMDB"],
+            path: "migrations",
+            swiftSettings: strictSettings
+        ),
+        // The library: domain rules over LMDB.
+        .target(
+            name: "IOASIDStore",
+            dependencies: [
+                "LMDB",
+                "IOASIDMigrations",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The command-line tool.
+        .executableTarget(
+            name: "ioasid",
+            dependencies: [
+                "IOASIDStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Benchmarks: store operations as ratios against raw LMDB in the same run.
+        .executableTarget(
+            name: "ioasid-bench",
+            dependencies: ["IOASIDStore", "LMDB"],
+            swiftSettings: strictSettings
+        ),
+        // A workload process for multi-process and crash tests.
+        .executableTarget(
+            name: "ioasid-worker",
+            dependencies: ["IOASIDStore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LMDBTests",
+            dependencies: ["LMDB"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "IOASIDStoreTests",
+            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

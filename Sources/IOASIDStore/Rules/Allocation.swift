@@ -1,0 +1,103 @@
+import LMDB
+
+/// Allocation, private data and freeing.
+extension WriteTransaction {
+    /// Allocates the lowest free ID in `range` (default `1 … capacity − 1`) to
+    /// `set`, with optional private data (kernel `ioasid_alloc`).
+    ///
+    /// Costs O(log n) at any fill level: the free index is searched, never the allocated IDs.
+    ///
+    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/quotaExceeded``,
+    ///   ``IOASIDError/Code/invalidArgument`` (a range outside `1 … capacity − 1`),
+    ///   ``IOASIDError/Code/rangeExhausted``.
+    public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = []) throws -> IOASID {
+        var record = try liveSetRecord(set)
+        let capacity = try capacity()
+        let range = range ?? 1...(capacity - 1)
+        guard range.lowerBound >= 1, range.upperBound <= capacity - 1 else {
+            throw IOASIDError(.invalidArgument, "range \(range.lowerBound)…\(range.upperBound) is outside 1…\(capacity - 1)")
+        }
+        guard record.count < record.quota else {
+            throw IOASIDError(.quotaExceeded, "set \(set) is at its quota of \(record.quota)")
+        }
+        guard let id = try freeIndex.lowestFree(in: range.lowerBound, range.upperBound) else {
+            throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
+        }
+        try freeIndex.take(id)
+        try txn.put(IDRecord(set: set.rawValue, data: data).encoded(), forKey: Key.u32(id), in: schema.ids)
+        try txn.put([], forKey: Key.pair(set.rawValue, id), in: schema.setIDs)
+        record.count += 1
+        try putSet(record, set)
+        return IOASID(id)
+    }
+
+    /// Replaces the private data of an allocated ID (kernel `ioasid_attach_data`).
+    ///
+    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``.
+    public func setData(_ data: [UInt8], for id: IOASID, in set: SetID) throws {
+        var record = try ownedRecord(id, in: set)
+        guard record.state == .allocated else {
+            throw IOASIDError(.noSuchID, "ID \(id) has been freed")
+        }
+        record.data = data
+        try txn.put(record.encoded(), forKey: Key.u32(id.rawValue), in: schema.ids)
+    }
+
+    /// Frees `id`, which must belong to `set`. Never waits: the ID becomes
+    /// free-pending and returns to the pool as soon as nothing holds it back
+    /// (at once, when no holder or subscriber is interested).
+    /// Freeing an ID that is already free-pending does nothing.
+    ///
+    /// - Returns: `true` if this call freed it, `false` if it was already free-pending.
+    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``.
+    @discardableResult
+    public func free(_ id: IOASID, in set: SetID) throws -> Bool {
+        _ = try ownedRecord(id, in: set)
+        return try free(id, owner: set)
+    }
+
+    /// Marks an ID of `owner` free-pending, then reclaims it if nothing holds it back.
+    func free(_ id: IOASID, owner: SetID) throws -> Bool {
+        guard var record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        if record.state == .freePending { return false }
+        record.state = .freePending
+        try txn.put(record.encoded(), forKey: Key.u32(id.rawValue), in: schema.ids)
+        var set = try setRecord(owner)
+        set.pending += 1
+        try putSet(set, owner)
+        try reclaimIfReleased(id)
+        return true
+    }
+
+    /// Returns a free-pending ID to the pool when nothing holds it back.
+    ///
+    /// - Returns: whether the ID was reclaimed.
+    @discardableResult
+    func reclaimIfReleased(_ id: IOASID) throws -> Bool {
+        guard let record = try idRecord(id), record.state == .freePending else { return false }
+        guard try !isHeldBack(id, record: record) else { return false }
+        let owner = SetID(record.set)
+        try txn.delete(Key.u32(id.rawValue), in: schema.ids)
+        try txn.delete(Key.pair(record.set, id.rawValue), in: schema.setIDs)
+        try freeIndex.give(id.rawValue...id.rawValue)
+        var set = try setRecord(owner)
+        set.count -= 1
+        set.pending -= 1
+        try putSet(set, owner)
+        _ = try finishDestroyIfEmpty(owner)
+        return true
+    }
+
+    /// Whether a holder or an interested subscriber still holds the ID back.
+    /// (No holds or subscribers exist in this schema version.)
+    func isHeldBack(_ id: IOASID, record: IDRecord) throws -> Bool { false }
+
+    /// The record of an ID that `set` owns.
+    func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {
+        guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        guard record.set == set.rawValue else {
+            throw IOASIDError(.wrongSet, "ID \(id) does not belong to set \(set)")
+        }
+        return record
+    }
+}

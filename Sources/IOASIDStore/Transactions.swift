@@ -1,0 +1,37 @@
+import LMDB
+
+/// The state a transaction closure works in. Its members are internal: use the
+/// methods of ``ReadTransaction`` and ``WriteTransaction``.
+public struct TransactionContext {
+    let txn: Transaction
+    let schema: Schema
+}
+
+/// Read access to the store inside one consistent snapshot; both
+/// ``ReadTransaction`` and ``WriteTransaction`` conform.
+public protocol IOASIDReading {
+    /// The transaction's state (opaque to users of the library).
+    var context: TransactionContext { get }
+}
+
+/// The argument of ``IOASIDStore/read(_:)``: lookups in one consistent snapshot.
+/// Valid only inside the closure that received it.
+public struct ReadTransaction: IOASIDReading {
+    /// The transaction's state (opaque to users of the library).
+    public let context: TransactionContext
+}
+
+/// The argument of ``IOASIDStore/write(_:)``: every change made through it
+/// commits together, in one durable LMDB commit, or not at all.
+/// Valid only inside the closure that received it.
+///
+/// Each operation checks all of its rules before it writes anything, so an
+/// operation that throws has changed nothing, and the transaction can go on.
+public struct WriteTransaction: IOASIDReading {
+    /// The transaction's state (opaque to users of the library).
+    public let context: TransactionContext
+
+    var txn: Transaction { context.txn }
+    var schema: Schema { context.schema }
+    var freeIndex: FreeIndex { FreeIndex(txn: txn, db: schema.free) }
+}

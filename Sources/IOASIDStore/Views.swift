@@ -1,0 +1,76 @@
+/// A set as seen by callers.
+public struct SetInfo: Sendable, Codable, Equatable {
+    /// The set's ID.
+    public let id: SetID
+    /// The owner token, unique among live sets (for example `vm:<uuid>`).
+    public let token: String
+    /// The most IDs the set may hold; reserved from capacity when the set was created.
+    public let quota: UInt32
+    /// IDs the set holds (allocated and free-pending); counts against ``quota``.
+    public let allocated: UInt32
+    /// Of ``allocated``, the IDs that are free-pending.
+    public let freePending: UInt32
+    /// Whether this is the system set.
+    public let isSystem: Bool
+    /// Whether the set is frozen for migration.
+    public let isFrozen: Bool
+    /// Whether the set was destroyed and waits for its last free-pending ID.
+    public let isDestroyPending: Bool
+
+    init(id: UInt32, record: SetRecord) {
+        self.id = SetID(id)
+        token = record.token
+        quota = record.quota
+        allocated = record.count
+        freePending = record.pending
+        isSystem = record.flags.contains(.system)
+        isFrozen = record.flags.contains(.frozen)
+        isDestroyPending = record.flags.contains(.destroyPending)
+    }
+}
+
+/// An allocated (or free-pending) ID as seen by callers.
+public struct IDInfo: Sendable, Codable, Equatable {
+    /// The ID.
+    public let id: IOASID
+    /// The set that owns it.
+    public let set: SetID
+    /// Allocated, or freed and waiting to be reclaimed.
+    public let state: IDState
+    /// The guest ID mapped to it inside its set, if any.
+    public let guest: UInt32?
+    /// The opaque private data stored with it.
+    public let data: [UInt8]
+
+    init(id: UInt32, record: IDRecord) {
+        self.id = IOASID(id)
+        set = SetID(record.set)
+        state = record.state
+        guest = record.guest
+        data = record.data
+    }
+}
+
+/// Store-wide figures.
+public struct StoreStatus: Sendable, Codable, Equatable {
+    /// IDs run from 1 to `capacity − 1`.
+    public let capacity: UInt32
+    /// Σ of every live set's quota.
+    public let reserved: UInt64
+    /// `capacity − 1 − reserved`: what new sets and quota increases can still take.
+    public let unreserved: UInt64
+    /// IDs held by sets (allocated and free-pending).
+    public let allocated: UInt64
+    /// IDs freed but not yet reclaimed.
+    public let freePending: UInt64
+    /// Every set, live or waiting to be destroyed.
+    public let sets: [SetInfo]
+}
+
+/// What ``WriteTransaction/freeSet(_:destroy:)`` did.
+public struct FreeSetResult: Sendable, Codable, Equatable {
+    /// The IDs that were freed by this call (each with one FREE).
+    public let freed: [IOASID]
+    /// Whether the set is gone now (it may instead wait for free-pending IDs).
+    public let destroyed: Bool
+}
