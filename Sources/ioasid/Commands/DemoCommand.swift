@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import IOASIDStore
+
+/// `ioasid demo`: a VM's life on a throwaway store.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Walk through a VM's life on a throwaway store.",
+        discussion: "Boot, a VM set, allocations, a refused over-quota allocation, a refused duplicate token, teardown. Uses a temporary directory unless --store is given (which must not exist yet)."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try Output.run(global) {
+            var steps: [Step] = []
+            func say(_ title: String, _ detail: String) {
+                steps.append(Step(title: title, detail: detail))
+                if !global.json { print("▸ \(title)\n    \(detail.replacingOccurrences(of: "\n", with: "\n    "))") }
+            }
+
+            let directory: String
+            let temporary = global.store == nil
+            if let store = global.store {
+                directory = store
+            } else {
+                directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("ioasid-demo-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+            }
+            defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
+
+            // 1. Boot.
+            var options = global.storeOptions(creation: .createNew)
+            options.capacity = 1 << 20
+            options.systemQuota = 32768
+            let store = try IOASIDStore(path: directory, options: options)
+            let boot = try store.status()
+            let host = try store.allocate(in: .system)
+            say("Boot", "store at \(directory)\ncapacity \(boot.capacity) (20-bit PASIDs), system set \(SetID.system) with quota 32768\nfirst host SVA allocation gets ID \(host): ID 0 (RID_PASID) is never handed out")
+
+            // 2. A VM arrives.
+            let token = "vm:" + UUID().uuidString.lowercased()
+            let vm = try store.createSet(token: token, quota: 1000)
+            let afterCreate = try store.status()
+            say("A VM starts", "set \(vm) for \(token), quota 1000 reserved from capacity\nunreserved capacity: \(boot.unreserved) → \(afterCreate.unreserved)")
+
+            // 3. Allocations: lowest free, in a range, with private data.
+            let first = try store.allocate(in: vm, data: Array("pgd=0x1f000".utf8))
+            let ranged = try store.allocate(in: vm, range: 100...200)
+            let second = try store.allocate(in: vm)
+            let info = try store.find(first, in: vm)
+            say("Allocations", "lowest free: \(first), then \(second); in range 100…200: \(ranged)\nfind(\(first), in: \(vm)) → data \"\(String(decoding: info.data, as: UTF8.self))\", owner set \(try store.findSet(first))")
+
+            // 4. Fill to quota in one transaction (one durable commit), then one more.
+            let held = try store.set(vm).allocated
+            try store.write { tx in
+                for _ in held..<1000 { _ = try tx.allocate(in: vm) }
+            }
+            let refused = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: vm) }
+            say("Quota", "1000 IDs held (\(1000 - held) allocated in one commit)\nallocation 1001 refused — \(refused)")
+
+            // 5. The same token cannot own a second live set; the wrong set cannot free.
+            let duplicate = Self.refusal { () throws(IOASIDError) in _ = try store.createSet(token: token, quota: 1) }
+            let wrongSet = Self.refusal { () throws(IOASIDError) in try store.free(first, in: .system) }
+            say("Ownership", "second set for \(token) refused — \(duplicate)\nfreeing \(first) through the system set refused — \(wrongSet)")
+
+            // 6. Teardown.
+            let result = try store.freeSet(vm, destroy: true)
+            let end = try store.status()
+            say("Teardown", "free-set \(vm) --destroy: \(result.freed.count) IDs freed, set destroyed: \(result.destroyed)\nquota returned: unreserved capacity back to \(end.unreserved); allocated IDs: \(end.allocated)")
+
+            if global.json { print(Output.encode(steps)) }
+        }
+    }
+
+    /// Runs an operation that the demo expects to be refused and describes the refusal.
+    static func refusal(_ body: () throws(IOASIDError) -> Void) -> String {
+        do {
+            try body()
+            return "unexpectedly allowed"
+        } catch {
+            return "\(error.code.rawValue): \(error.message)"
+        }
+    }
+
+    struct Step: Encodable {
+        let title: String
+        let detail: String
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import IOASIDStore
+import Logging
+
+/// Options every command accepts.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The store directory (default: $IOASID_STORE, else ./ioasid-store).", valueName: "path"))
+    var store: String?
+
+    @Flag(name: .long, help: "Print one JSON document (sorted keys) instead of text.")
+    var json = false
+
+    @Flag(name: .long, help: "Log what the store does to stderr.")
+    var verbose = false
+
+    /// The store path after defaults.
+    var storePath: String {
+        store ?? ProcessInfo.processInfo.environment["IOASID_STORE"] ?? "./ioasid-store"
+    }
+
+    /// Store options for this invocation.
+    func storeOptions(creation: IOASIDStore.Creation = .openExisting) -> IOASIDStore.Options {
+        var options = IOASIDStore.Options()
+        options.creation = creation
+        if verbose {
+            var logger = Logger(label: "ioasid") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .debug
+            options.logger = logger
+        }
+        return options
+    }
+
+    /// Opens the existing store.
+    func openStore() throws(IOASIDError) -> IOASIDStore {
+        try IOASIDStore(path: storePath, options: storeOptions())
+    }
+}

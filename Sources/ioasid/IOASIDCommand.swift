@@ -1,0 +1,36 @@
+import ArgumentParser
+
+/// The `ioasid` command-line tool.
+@main
+struct IOASIDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ioasid",
+        abstract: "A persistent, crash-consistent IOASID (PCIe PASID) allocator.",
+        discussion: """
+            The store is a directory (LMDB). It is chosen with --store, else $IOASID_STORE, \
+            else ./ioasid-store.
+
+            A command whose answer is one number (a new set, a new ID, a looked-up set) prints \
+            just that number. With --json every command prints one JSON document on stdout, and \
+            failures print {"error":{"code":…,"message":…}} on stderr.
+
+            EXIT CODES
+              0   success
+              1   refused by a rule (quota, capacity, duplicate token, wrong set, range exhausted)
+              2   no such set or ID
+              3   store unusable (corrupt, newer schema, unreadable, not initialised)
+              64  usage error (bad arguments)
+            """,
+        subcommands: [
+            InitCommand.self,
+            StatusCommand.self,
+            SetCommand.self,
+            AllocCommand.self,
+            FreeCommand.self,
+            FindCommand.self,
+            FindSetCommand.self,
+            CapacityCommand.self,
+            DemoCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,31 @@
+# Shared by the Tools scripts: install what a fresh machine lacks.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+log() { printf '%s\n' "$*" >&2; }
+
+# LMDB from Debian's liblmdb-dev (pkg-config name "lmdb"), and its command-line
+# utilities (mdb_dump, mdb_stat) for inspecting stores and fixtures.
+ensure_lmdb() {
+    if pkg-config --exists lmdb 2>/dev/null && command -v mdb_dump >/dev/null 2>&1; then
+        return 0
+    fi
+    log "ioasid: installing liblmdb-dev and lmdb-utils…"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "ioasid: pkg-config cannot find lmdb and apt-get is not available; install LMDB (liblmdb-dev) by hand"
+        exit 3
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >&2 || true
+    $sudo apt-get install -y -qq pkg-config liblmdb-dev lmdb-utils >&2
+}
+
+ensure_swift() {
+    if ! command -v swift >/dev/null 2>&1; then
+        log "ioasid: Swift 6.1 or later must be on PATH"
+        exit 3
+    fi
+}
