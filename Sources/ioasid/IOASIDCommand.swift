@@ -33,4 +33,7 @@ struct IOASIDCommand: ParsableCommand {
             DemoCommand.self,
         ]
     )
+
+    /// Accepted before the subcommand too (`ioasid --store A status`); every subcommand sees them.
+    @OptionGroup var global: GlobalOptions
 }

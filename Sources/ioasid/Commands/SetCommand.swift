@@ -11,6 +11,8 @@ struct SetCommand: ParsableCommand {
             SetIDsCommand.self, SetAdjustCommand.self, SetFreeCommand.self,
         ]
     )
+
+    @OptionGroup var global: GlobalOptions
 }
 
 /// `ioasid set create --token T --quota Q`.

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// Runs a binary built next to the test bundle and collects what it printed.
+struct CLI {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+
+        /// Standard output without the trailing newline.
+        var out: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        /// Standard error parsed as a JSON error document, if it is one.
+        var errorCode: String? {
+            guard let data = stderr.data(using: .utf8),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let error = object["error"] as? [String: Any]
+            else { return nil }
+            return error["code"] as? String
+        }
+        /// Standard output parsed as JSON.
+        var json: Any? { stdout.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) } }
+    }
+
+    /// The directory holding the built products (the test bundle's own directory).
+    static let productsDirectory: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }()
+
+    static func path(of product: String) -> String { productsDirectory + "/" + product }
+
+    /// Runs `product` with `arguments` and waits for it.
+    static func run(_ arguments: [String], product: String = "ioasid", environment: [String: String] = [:]) throws -> Result {
+        let process = try start(product, arguments, environment: environment)
+        let out = process.out.fileHandleForReading.readDataToEndOfFile()
+        let err = process.err.fileHandleForReading.readDataToEndOfFile()
+        process.process.waitUntilExit()
+        return Result(
+            status: process.process.terminationStatus,
+            stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: err, as: UTF8.self)
+        )
+    }
+
+    struct Running {
+        let process: Process
+        let out: Pipe
+        let err: Pipe
+    }
+
+    /// Starts `product` without waiting for it.
+    static func start(_ product: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path(of: product))
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "IOASID_STORE")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return Running(process: process, out: out, err: err)
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import IOASIDStore
+import LMDB
+import Testing
+
+@Suite("ioasid command-line tool")
+struct CLITests {
+    /// Runs `ioasid --store <tmp>/store ARGS`.
+    struct Session {
+        let dir = TemporaryDirectory()
+        var store: String { dir.child("store") }
+
+        func run(_ args: String...) throws -> CLI.Result {
+            try CLI.run(["--store", store] + args)
+        }
+
+        func json(_ args: String...) throws -> CLI.Result {
+            try CLI.run(["--store", store, "--json"] + args)
+        }
+    }
+
+    @Test("init, then commands that answer with one number print just that number")
+    func plainNumbers() throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        #expect(try s.run("init", "--capacity", "4096", "--system-quota", "100").status == 0)
+        let set = try s.run("set", "create", "--token", "vm:1", "--quota", "3")
+        #expect(set.status == 0)
+        #expect(set.out == "2")
+        #expect(try s.run("alloc", "--set", "2").out == "1")
+        #expect(try s.run("alloc", "--set", "2", "--min", "10", "--max", "20", "--data", "c0ffee").out == "10")
+        #expect(try s.run("find-set", "10").out == "2")
+        let found = try s.json("find", "10", "--set", "2")
+        let object = try #require(found.json as? [String: Any])
+        #expect(object["data"] as? String == "c0ffee")
+        #expect(object["set"] as? Int == 2)
+        #expect(try s.run("set", "ids", "2").out == "1\n10")
+        #expect(try s.run("capacity").out == "4096")
+    }
+
+    @Test("--json prints sorted keys; status lists sets")
+    func jsonStatus() throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        _ = try s.run("init")
+        let status = try s.json("status")
+        #expect(status.status == 0)
+        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"freePending\":0,\"reserved\":32768,"))
+        let plain = try s.run("status")
+        #expect(plain.stdout.contains("unreserved:   1015807"))
+    }
+
+    @Test("Refusals exit 1 with their code, unknown sets and IDs exit 2")
+    func exitCodes() throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        _ = try s.run("init", "--capacity", "64", "--system-quota", "8")
+        _ = try s.run("set", "create", "--token", "vm:a", "--quota", "1")
+        _ = try s.run("alloc", "--set", "2")
+        let cases: [([String], Int32, String)] = [
+            (["alloc", "--set", "2"], 1, "quotaExceeded"),
+            (["set", "create", "--token", "vm:a", "--quota", "1"], 1, "duplicateToken"),
+            (["set", "create", "--token", "vm:b", "--quota", "60"], 1, "capacityExhausted"),
+            (["set", "adjust", "2", "--quota", "100"], 1, "capacityExhausted"),
+            (["find", "1", "--set", "1"], 1, "wrongSet"),
+            (["free", "1", "--set", "1"], 1, "wrongSet"),
+            (["set", "free", "1", "--destroy"], 1, "systemSetProtected"),
+            (["alloc", "--set", "1", "--min", "5", "--max", "5"], 0, ""),
+            (["alloc", "--set", "1", "--min", "5", "--max", "5"], 1, "rangeExhausted"),
+            (["capacity", "4"], 1, "capacityInUse"),
+            (["init"], 1, "alreadyInitialized"),
+            (["find", "40"], 2, "noSuchID"),
+            (["find-set", "40"], 2, "noSuchID"),
+            (["set", "show", "9"], 2, "noSuchSet"),
+            (["alloc", "--set", "9"], 2, "noSuchSet"),
+            (["alloc", "--set", "1", "--max", "64"], 64, "invalidArgument"),
+        ]
+        for (args, status, code) in cases {
+            let before = try CLI.run(["--store", s.store, "--json", "status"]).stdout
+            let result = try CLI.run(["--store", s.store, "--json"] + args)
+            #expect(result.status == status, "\(args): \(result.stderr)")
+            if !code.isEmpty {
+                #expect(result.errorCode == code, "\(args): \(result.stderr)")
+                #expect(try CLI.run(["--store", s.store, "--json", "status"]).stdout == before, "\(args) changed the store")
+            }
+        }
+    }
+
+    @Test("Bad arguments are usage errors (exit 64)", arguments: [
+        ["alloc", "--set", "2", "--min", "9", "--max", "3"],
+        ["alloc", "--set", "2", "--data", "xyz"],
+        ["alloc", "--set", "2", "--min", "0"],
+        ["set", "create", "--token", "vm", "--quota", "0"],
+        ["alloc"],
+        ["frobnicate"],
+        ["init", "--capacity", "1"],
+    ])
+    func usageErrors(args: [String]) throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        _ = try s.run("init")
+        let before = try s.json("status").stdout
+        let result = try CLI.run(["--store", s.store] + args)
+        #expect(result.status == 64, "\(args): \(result.stderr)")
+        #expect(try s.json("status").stdout == before)
+    }
+
+    @Test("A missing, newer or corrupt store exits 3")
+    func unusableStores() throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        let missing = try s.json("status")
+        #expect(missing.status == 3)
+        #expect(missing.errorCode == "notInitialized")
+        #expect(!FileManager.default.fileExists(atPath: s.store), "a read command must not create a store")
+
+        _ = try s.run("init")
+        do {
+            // Record a migration from the future, as a newer version would.
+            let env = try Environment.open(path: s.store)
+            let history = try env.openDatabase(named: "migrations")
+            try env.write { txn in
+                _ = try txn.put(Array("future".utf8), forKey: [0, 0, 0, 99], in: history)
+            }
+        }
+        let newer = try s.json("status")
+        #expect(newer.status == 3)
+        #expect(newer.errorCode == "newerSchema")
+
+        let corrupt = s.dir.child("corrupt")
+        try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: false)
+        try Data(repeating: 0x5a, count: 16384).write(to: URL(fileURLWithPath: corrupt + "/data.mdb"))
+        let bad = try CLI.run(["--store", corrupt, "--json", "status"])
+        #expect(bad.status == 3)
+        #expect(bad.errorCode == "corruptStore")
+    }
+
+    @Test("$IOASID_STORE chooses the store when --store is absent")
+    func environmentVariable() throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        #expect(try CLI.run(["init"], environment: ["IOASID_STORE": s.store]).status == 0)
+        #expect(try CLI.run(["alloc", "--set", "1"], environment: ["IOASID_STORE": s.store]).out == "1")
+    }
+
+    @Test("--help documents the exit codes; demo runs")
+    func helpAndDemo() throws {
+        let help = try CLI.run(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("64  usage error"))
+        let demo = try CLI.run(["demo"])
+        #expect(demo.status == 0, "\(demo.stderr)")
+        #expect(demo.stdout.contains("allocation 1001 refused — quotaExceeded"))
+        #expect(demo.stdout.contains("1000 IDs freed, set destroyed: true"))
+    }
+}
+
+@Suite("Several processes")
+struct MultiProcessTests {
+    @Test("Two processes allocating from one store at once never hand out the same ID")
+    func concurrentAllocators() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        do {
+            let store = try IOASIDStore(path: path)
+            _ = try store.createSet(token: "vm:shared", quota: 1000)
+        }
+        let workers = try (0..<2).map { _ in try CLI.start("ioasid-worker", ["alloc", path, "2", "300"]) }
+        var seen: [UInt32] = []
+        for worker in workers {
+            let out = worker.out.fileHandleForReading.readDataToEndOfFile()
+            worker.process.waitUntilExit()
+            #expect(worker.process.terminationStatus == 0)
+            seen += String(decoding: out, as: UTF8.self).split(separator: "\n").compactMap { UInt32($0) }
+        }
+        #expect(seen.count == 600)
+        #expect(Set(seen).count == 600, "an ID was handed out twice")
+        #expect(Set(seen) == Set(1...600), "lowest-free allocation across processes")
+        let store = try IOASIDStore(path: path)
+        #expect(try store.set(2).allocated == 600)
+    }
+}
