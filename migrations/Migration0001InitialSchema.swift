@@ -2,17 +2,17 @@ import LMDB
 
 /// Migration 1: the first schema (core store: capacity, sets, IDs, free index).
 ///
-/// Databases (keys are big-endian so cursor order is numeric order):
+/// Databases (integers in keys are big-endian, so cursor order is numeric order):
 /// - `meta`: store-wide values by ASCII name (`capacity`, `reserved`, `next-set-id`, `store-id`, `created-at`).
-/// - `sets`: set id (UInt32) → set record.
+/// - `control`: the records every allocation touches, kept together so that an
+///   allocation dirties few pages: `0x01 ‖ set id` → set record, then
+///   `0x02 ‖ first free ID` → last free ID of that extent (the free index).
 /// - `tokens`: owner token (UTF-8) → set id, for live sets only.
-/// - `ids`: IOASID (UInt32) → ID record (owning set, state, private data).
-/// - `set-ids`: set id ‖ IOASID → empty; a set's IDs in order.
-/// - `free`: first ID of a free extent → last ID of it (inclusive).
+/// - `ids`: IOASID → ID record (owning set, state, guest ID, private data).
 ///
 /// Landed: never edit. Change the schema with a new migration.
 let migration0001InitialSchema = Migration(number: 1, name: "initial-schema") { txn in
-    for name in ["meta", "sets", "tokens", "ids", "set-ids", "free"] {
+    for name in ["meta", "control", "tokens", "ids"] {
         try txn.createDatabase(named: name)
     }
 }

@@ -15,42 +15,10 @@ struct ByteWriter {
     mutating func string(_ v: String) { blob(Array(v.utf8)) }
 }
 
-/// Reads what ``ByteWriter`` wrote; any shortfall is a ``DecodingFailure``.
-struct ByteReader {
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var isAtEnd: Bool { offset == bytes.count }
-
-    mutating func u8() throws(DecodingFailure) -> UInt8 {
-        guard offset < bytes.count else { throw DecodingFailure() }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-    mutating func u16() throws(DecodingFailure) -> UInt16 { UInt16(truncatingIfNeeded: try fixed(2)) }
-    mutating func u32() throws(DecodingFailure) -> UInt32 { UInt32(truncatingIfNeeded: try fixed(4)) }
-    mutating func u64() throws(DecodingFailure) -> UInt64 { try fixed(8) }
-    mutating func blob() throws(DecodingFailure) -> [UInt8] {
-        let count = Int(try u32())
-        guard bytes.count - offset >= count else { throw DecodingFailure() }
-        defer { offset += count }
-        return Array(bytes[offset..<offset + count])
-    }
-    mutating func string() throws(DecodingFailure) -> String {
-        let raw = try blob()
-        guard let s = String(validating: raw, as: UTF8.self) else { throw DecodingFailure() }
-        return s
-    }
-
-    private mutating func fixed(_ width: Int) throws(DecodingFailure) -> UInt64 {
-        guard bytes.count - offset >= width else { throw DecodingFailure() }
-        var v: UInt64 = 0
-        for i in 0..<width { v = v << 8 | UInt64(bytes[offset + i]) }
-        offset += width
-        return v
-    }
+/// The first byte of a key in the `control` database.
+enum ControlTag {
+    static let set: UInt8 = 0x01
+    static let free: UInt8 = 0x02
 }
 
 /// A record's bytes do not decode.
@@ -63,7 +31,11 @@ enum Key {
          UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
     }
 
-    static func pair(_ a: UInt32, _ b: UInt32) -> [UInt8] { u32(a) + u32(b) }
+    /// `0x01 ‖ set`: a set record in `control`.
+    static func set(_ id: UInt32) -> [UInt8] { [ControlTag.set, UInt8(truncatingIfNeeded: id >> 24), UInt8(truncatingIfNeeded: id >> 16), UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)] }
+
+    /// `0x02 ‖ first`: a free extent in `control`.
+    static func free(_ first: UInt32) -> [UInt8] { [ControlTag.free, UInt8(truncatingIfNeeded: first >> 24), UInt8(truncatingIfNeeded: first >> 16), UInt8(truncatingIfNeeded: first >> 8), UInt8(truncatingIfNeeded: first)] }
 
     static func decodeU32(_ bytes: [UInt8], at offset: Int = 0) -> UInt32? {
         guard bytes.count >= offset + 4 else { return nil }

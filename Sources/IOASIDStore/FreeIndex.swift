@@ -1,36 +1,29 @@
 import LMDB
 
 /// The persistent free index: free IDs kept as extents `[first, last]` in the
-/// `free` database (key = first, value = last, both big-endian).
+/// `control` database (key `0x02 ‖ first`, value `last`, both big-endian).
 ///
 /// Finding the lowest free ID in a range is two cursor seeks, and taking or
 /// returning an ID touches at most three extents, so every operation is
 /// O(log n) in the number of extents whatever the fill level, and a fresh
-/// store of 2^20 IDs is a single record.
+/// store of 2^20 IDs is a single record. The extents sort right after the set
+/// records, so an allocation of the lowest free ID usually dirties one page of
+/// `control` for both its set's count and the extent it takes from.
 struct FreeIndex {
     let txn: Transaction
     let db: Database
 
     /// The extent that contains `id`, if `id` is free.
     func extent(containing id: UInt32) throws -> ClosedRange<UInt32>? {
-        try txn.withCursor(on: db) { cursor in
-            guard let e = try cursor.seek(atOrBefore: Key.u32(id)) else { return nil }
-            let range = try decode(e)
-            return range.contains(id) ? range : nil
-        }
+        guard let range = try extent(atOrBefore: id) else { return nil }
+        return range.contains(id) ? range : nil
     }
 
     /// The lowest free ID in `lower...upper`.
     func lowestFree(in lower: UInt32, _ upper: UInt32) throws -> UInt32? {
-        try txn.withCursor(on: db) { cursor in
-            if let e = try cursor.seek(atOrBefore: Key.u32(lower)) {
-                let range = try decode(e)
-                if range.upperBound >= lower { return lower }
-            }
-            guard let e = try cursor.seek(atOrAfter: Key.u32(lower)) else { return nil }
-            let first = try decode(e).lowerBound
-            return first <= upper ? first : nil
-        }
+        if let range = try extent(atOrBefore: lower), range.upperBound >= lower { return lower }
+        guard let next = try extent(atOrAfter: lower) else { return nil }
+        return next.lowerBound <= upper ? next.lowerBound : nil
     }
 
     /// Removes `id` from the free index; it must be free.
@@ -38,33 +31,31 @@ struct FreeIndex {
         guard let range = try extent(containing: id) else {
             throw IOASIDError(.corruptStore, "free index does not hold ID \(id)")
         }
-        try txn.delete(Key.u32(range.lowerBound), in: db)
+        try txn.delete(Key.free(range.lowerBound), in: db)
         if range.lowerBound < id { try put(range.lowerBound...(id - 1)) }
         if id < range.upperBound { try put((id + 1)...range.upperBound) }
     }
 
-    /// Returns `ids` (which must not be free) to the index, merging with neighbours.
+    /// Returns `ids` (none of which may be free) to the index, merging with neighbours.
     func give(_ ids: ClosedRange<UInt32>) throws {
         var first = ids.lowerBound
         var last = ids.upperBound
-        if first > 0, let before = try txn.withCursor(on: db, { try $0.seek(atOrBefore: Key.u32(first)) }) {
-            let range = try decode(before)
-            if range.upperBound >= first {
+        if let before = try extent(atOrBefore: first) {
+            if before.upperBound >= first {
                 throw IOASIDError(.corruptStore, "ID \(first) is already in the free index")
             }
-            if range.upperBound == first - 1 {
-                first = range.lowerBound
-                try txn.delete(before.key, in: db)
+            if before.upperBound == first - 1 {
+                first = before.lowerBound
+                try txn.delete(Key.free(before.lowerBound), in: db)
             }
         }
-        if let after = try txn.withCursor(on: db, { try $0.seek(atOrAfter: Key.u32(ids.lowerBound)) }) {
-            let range = try decode(after)
-            if range.lowerBound <= last {
-                throw IOASIDError(.corruptStore, "ID \(range.lowerBound) is already in the free index")
+        if let after = try extent(atOrAfter: ids.lowerBound) {
+            if after.lowerBound <= last {
+                throw IOASIDError(.corruptStore, "ID \(after.lowerBound) is already in the free index")
             }
-            if last < UInt32.max, range.lowerBound == last + 1 {
-                last = range.upperBound
-                try txn.delete(after.key, in: db)
+            if last < .max, after.lowerBound == last + 1 {
+                last = after.upperBound
+                try txn.delete(Key.free(after.lowerBound), in: db)
             }
         }
         try put(first...last)
@@ -72,10 +63,8 @@ struct FreeIndex {
 
     /// Drops every free ID at or above `limit`.
     func truncate(below limit: UInt32) throws {
-        while let e = try txn.withCursor(on: db, { try $0.last() }) {
-            let range = try decode(e)
-            if range.upperBound < limit { return }
-            try txn.delete(e.key, in: db)
+        while let range = try extent(atOrBefore: .max), range.upperBound >= limit {
+            try txn.delete(Key.free(range.lowerBound), in: db)
             if range.lowerBound < limit { try put(range.lowerBound...(limit - 1)) }
         }
     }
@@ -84,8 +73,8 @@ struct FreeIndex {
     func extents() throws -> [ClosedRange<UInt32>] {
         try txn.withCursor(on: db) { cursor in
             var result: [ClosedRange<UInt32>] = []
-            var entry = try cursor.first()
-            while let e = entry {
+            var entry = try cursor.seek(atOrAfter: [ControlTag.free])
+            while let e = entry, e.key.first == ControlTag.free {
                 result.append(try decode(e))
                 entry = try cursor.next()
             }
@@ -93,13 +82,31 @@ struct FreeIndex {
         }
     }
 
+    // MARK: Extents
+
+    /// The extent with the greatest first ID ≤ `id`.
+    private func extent(atOrBefore id: UInt32) throws -> ClosedRange<UInt32>? {
+        try txn.withCursor(on: db) { cursor in
+            guard let e = try cursor.seek(atOrBefore: Key.free(id)), e.key.first == ControlTag.free else { return nil }
+            return try decode(e)
+        }
+    }
+
+    /// The extent with the least first ID ≥ `id`.
+    private func extent(atOrAfter id: UInt32) throws -> ClosedRange<UInt32>? {
+        try txn.withCursor(on: db) { cursor in
+            guard let e = try cursor.seek(atOrAfter: Key.free(id)), e.key.first == ControlTag.free else { return nil }
+            return try decode(e)
+        }
+    }
+
     private func put(_ range: ClosedRange<UInt32>) throws {
-        try txn.put(Key.u32(range.upperBound), forKey: Key.u32(range.lowerBound), in: db)
+        try txn.put(Key.u32(range.upperBound), forKey: Key.free(range.lowerBound), in: db)
     }
 
     private func decode(_ e: Entry) throws -> ClosedRange<UInt32> {
-        guard e.key.count == 4, e.value.count == 4, let first = Key.decodeU32(e.key), let last = Key.decodeU32(e.value),
-            first <= last
+        guard e.key.count == 5, e.value.count == 4, let first = Key.decodeU32(e.key, at: 1),
+            let last = Key.decodeU32(e.value), first <= last
         else { throw IOASIDError(.corruptStore, "malformed free-index extent") }
         return first...last
     }

@@ -7,7 +7,7 @@ extension IOASIDReading {
 
     /// IDs run from 1 to `capacity − 1`.
     public func capacity() throws -> UInt32 {
-        guard let raw = try txn.get(MetaKey.capacity, in: schema.meta), let value = Key.decodeU32(raw) else {
+        guard let raw = try txn.get(MetaKey.capacity, in: schema.meta), raw.count == 4, let value = Key.decodeU32(raw) else {
             throw IOASIDError(.notInitialized, "the store has no capacity; run `ioasid init`")
         }
         return value
@@ -15,9 +15,9 @@ extension IOASIDReading {
 
     /// Σ of every live set's quota.
     public func reservedQuota() throws -> UInt64 {
-        guard let raw = try txn.get(MetaKey.reserved, in: schema.meta) else { return 0 }
-        var r = ByteReader(raw)
-        do { return try r.u64() } catch { throw IOASIDError(.corruptStore, "malformed reserved-quota record") }
+        try txn.withValue(forKey: MetaKey.reserved, in: schema.meta) { reader in
+            try decoding("reserved quota") { try reader.u64() }
+        } ?? 0
     }
 
     /// The set with this ID, live or waiting to be destroyed.
@@ -29,7 +29,7 @@ extension IOASIDReading {
 
     /// The live set owned by `token`, if any.
     public func set(withToken token: String) throws -> SetInfo? {
-        guard let raw = try txn.get(Array(token.utf8), in: schema.tokens), let id = Key.decodeU32(raw) else {
+        guard let raw = try txn.get(Array(token.utf8), in: schema.tokens), raw.count == 4, let id = Key.decodeU32(raw) else {
             return nil
         }
         return try set(SetID(id))
@@ -37,13 +37,15 @@ extension IOASIDReading {
 
     /// Every set, in ID order.
     public func sets() throws -> [SetInfo] {
-        try txn.withCursor(on: schema.sets) { cursor in
+        try txn.withCursor(on: schema.control) { cursor in
             var result: [SetInfo] = []
-            var entry = try cursor.first()
-            while let e = entry {
-                guard let id = Key.decodeU32(e.key) else { throw IOASIDError(.corruptStore, "malformed set key") }
-                result.append(SetInfo(id: id, record: try decodeSet(e.value, id)))
-                entry = try cursor.next()
+            try cursor.scan(from: [ControlTag.set]) { key, reader in
+                guard key.first == ControlTag.set else { return false }
+                guard key.count == 5, let id = Key.decodeU32(key, at: 1) else {
+                    throw IOASIDError(.corruptStore, "malformed set key")
+                }
+                result.append(SetInfo(id: id, record: try decoding("set \(id)") { try SetRecord(decoding: &reader) }))
+                return true
             }
             return result
         }
@@ -62,15 +64,20 @@ extension IOASIDReading {
     }
 
     /// Calls `body` for each ID the set holds, in ascending order, until it returns `false`.
+    ///
+    /// Walks the ID table (like the kernel's `ioasid_free_set` walks its xarray):
+    /// the store keeps no per-set index, so that an allocation writes as few pages as possible.
     public func forEachID(in set: SetID, after: IOASID? = nil, _ body: (IOASID) throws -> Bool) throws {
-        let start = after.map { Key.pair(set.rawValue, $0.rawValue &+ 1) } ?? Key.pair(set.rawValue, 0)
         if let after, after.rawValue == .max { return }
-        try txn.withCursor(on: schema.setIDs) { cursor in
-            var entry = try cursor.seek(atOrAfter: start)
-            while let e = entry, Key.decodeU32(e.key) == set.rawValue {
-                guard let id = Key.decodeU32(e.key, at: 4) else { throw IOASIDError(.corruptStore, "malformed set-ids key") }
-                if try !body(IOASID(id)) { return }
-                entry = try cursor.next()
+        try txn.withCursor(on: schema.ids) { cursor in
+            var more = true
+            try cursor.scan(from: Key.u32(after.map { $0.rawValue + 1 } ?? 0)) { key, reader in
+                guard key.count == 4, let id = Key.decodeU32(key) else {
+                    throw IOASIDError(.corruptStore, "malformed ID key")
+                }
+                let owner = try decoding("ID \(id)") { try IDRecord.owner(decoding: &reader) }
+                if owner == set.rawValue { more = try body(IOASID(id)) }
+                return more
             }
         }
     }
@@ -91,10 +98,8 @@ extension IOASIDReading {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID``.
     public func find(_ id: IOASID) throws -> IDInfo {
-        guard let raw = try txn.get(Key.u32(id.rawValue), in: schema.ids) else {
-            throw IOASIDError(.noSuchID, "ID \(id) is not allocated")
-        }
-        return IDInfo(id: id.rawValue, record: try decodeID(raw, id.rawValue))
+        guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        return IDInfo(id: id.rawValue, record: record)
     }
 
     /// The set that owns `id` (kernel `ioasid_find_sid`).
@@ -120,10 +125,11 @@ extension IOASIDReading {
     // MARK: Records
 
     func setRecord(_ id: SetID) throws -> SetRecord {
-        guard let raw = try txn.get(Key.u32(id.rawValue), in: schema.sets) else {
-            throw IOASIDError(.noSuchSet, "no set \(id)")
+        let record = try txn.withValue(forKey: Key.set(id.rawValue), in: schema.control) { reader in
+            try decoding("set \(id)") { try SetRecord(decoding: &reader) }
         }
-        return try decodeSet(raw, id.rawValue)
+        guard let record else { throw IOASIDError(.noSuchSet, "no set \(id)") }
+        return record
     }
 
     /// The record of a set that is live (not destroyed or waiting to be).
@@ -134,19 +140,13 @@ extension IOASIDReading {
     }
 
     func idRecord(_ id: IOASID) throws -> IDRecord? {
-        guard let raw = try txn.get(Key.u32(id.rawValue), in: schema.ids) else { return nil }
-        return try decodeID(raw, id.rawValue)
-    }
-
-    func decodeSet(_ raw: [UInt8], _ id: UInt32) throws -> SetRecord {
-        do { return try SetRecord(decoding: raw) } catch {
-            throw IOASIDError(.corruptStore, "the record of set \(id) does not decode")
+        try txn.withValue(forKey: id.rawValue, in: schema.ids) { reader in
+            try decoding("ID \(id)") { try IDRecord(decoding: &reader) }
         }
     }
+}
 
-    func decodeID(_ raw: [UInt8], _ id: UInt32) throws -> IDRecord {
-        do { return try IDRecord(decoding: raw) } catch {
-            throw IOASIDError(.corruptStore, "the record of ID \(id) does not decode")
-        }
-    }
+/// Runs a record decoder, reporting a failure as a corrupt store.
+func decoding<R>(_ what: @autoclosure () -> String, _ body: () throws -> R) throws -> R {
+    do { return try body() } catch { throw IOASIDError(.corruptStore, "the record of \(what()) does not decode") }
 }

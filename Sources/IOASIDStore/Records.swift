@@ -1,6 +1,8 @@
+import LMDB
+
 /// What the store keeps per set (database `sets`).
 ///
-/// Layout (version 1): `u8 version, u8 flags, u32 quota, u32 count, u32 pending, string token`.
+/// Layout (version 1): `u8 version, u8 flags, u32 quota, u32 count, u32 pending, u32 token length, token`.
 struct SetRecord: Equatable {
     struct Flags: OptionSet, Equatable {
         let rawValue: UInt8
@@ -39,14 +41,15 @@ struct SetRecord: Equatable {
         self.flags = flags
     }
 
-    init(decoding bytes: [UInt8]) throws(DecodingFailure) {
-        var r = ByteReader(bytes)
+    init(decoding r: inout ValueReader) throws {
         guard try r.u8() == 1 else { throw DecodingFailure() }
         flags = Flags(rawValue: try r.u8())
         quota = try r.u32()
         count = try r.u32()
         pending = try r.u32()
-        token = try r.string()
+        let raw = try r.bytes(Int(try r.u32()))
+        guard let token = String(validating: raw, as: UTF8.self) else { throw DecodingFailure() }
+        self.token = token
     }
 }
 
@@ -89,8 +92,14 @@ struct IDRecord: Equatable {
         self.data = data
     }
 
-    init(decoding bytes: [UInt8]) throws(DecodingFailure) {
-        var r = ByteReader(bytes)
+    /// Reads just the owning set from an encoded record.
+    static func owner(decoding r: inout ValueReader) throws -> UInt32 {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        _ = try r.u8()
+        return try r.u32()
+    }
+
+    init(decoding r: inout ValueReader) throws {
         guard try r.u8() == 1 else { throw DecodingFailure() }
         switch try r.u8() {
         case 0: state = .allocated
@@ -99,7 +108,7 @@ struct IDRecord: Equatable {
         }
         set = try r.u32()
         guest = try r.u8() == 1 ? try r.u32() : nil
-        data = try r.blob()
+        data = try r.bytes(Int(try r.u32()))
     }
 }
 

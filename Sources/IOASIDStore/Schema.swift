@@ -4,21 +4,17 @@ import LMDB
 /// Handles of the store's named databases (created by the migrations in `migrations/`).
 struct Schema: Sendable {
     let meta: Database
-    let sets: Database
+    let control: Database
     let tokens: Database
     let ids: Database
-    let setIDs: Database
-    let free: Database
 
     init(_ env: Environment) throws {
         meta = try env.openDatabase(named: "meta")
-        sets = try env.openDatabase(named: "sets")
+        control = try env.openDatabase(named: "control")
         tokens = try env.openDatabase(named: "tokens")
         ids = try env.openDatabase(named: "ids")
-        setIDs = try env.openDatabase(named: "set-ids")
-        free = try env.openDatabase(named: "free")
     }
 
     /// Every database, for dumps and verification.
-    var all: [Database] { [meta, sets, tokens, ids, setIDs, free] }
+    var all: [Database] { [meta, control, tokens, ids] }
 }

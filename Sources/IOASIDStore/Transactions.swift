@@ -33,5 +33,5 @@ public struct WriteTransaction: IOASIDReading {
 
     var txn: Transaction { context.txn }
     var schema: Schema { context.schema }
-    var freeIndex: FreeIndex { FreeIndex(txn: txn, db: schema.free) }
+    var freeIndex: FreeIndex { FreeIndex(txn: txn, db: schema.control) }
 }

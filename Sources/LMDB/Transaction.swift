@@ -34,6 +34,89 @@ public struct Transaction {
         return value
     }
 
+    /// Runs `body` on the value stored under `key` while it is still in the map
+    /// (no copy of the whole value); `nil` when the key is absent.
+    public func withValue<R>(forKey key: [UInt8], in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { k in try withValue(rawKey: k, in: db, body) }
+    }
+
+    /// ``withValue(forKey:in:_:)`` for a `UInt32` key stored big-endian.
+    public func withValue<R>(forKey key: UInt32, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        try withUnsafeBytes(of: key.bigEndian) { k in try withValue(rawKey: k, in: db, body) }
+    }
+
+    private func withValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        var mv = MDB_val()
+        let rc = mdb_get(handle, db.dbi, &mk, &mv)
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBError.check(rc)
+        var reader = ValueReader(UnsafeRawBufferPointer(start: mv.mv_data, count: mv.mv_size))
+        return try body(&reader)
+    }
+
+    /// The value stored under a `UInt32` key (big-endian), or `nil`.
+    public func get(_ key: UInt32, in db: Database) throws(LMDBError) -> [UInt8]? {
+        try get(Self.bytes(key), in: db)
+    }
+
+    /// Stores `value` under a `UInt32` key (big-endian).
+    public func put(_ value: [UInt8], forKey key: UInt32, in db: Database) throws(LMDBError) {
+        try put(value, forKey: Self.bytes(key), in: db)
+    }
+
+    /// Deletes a `UInt32` key (big-endian). Returns whether it was present.
+    @discardableResult
+    public func delete(_ key: UInt32, in db: Database) throws(LMDBError) -> Bool {
+        try delete(Self.bytes(key), in: db)
+    }
+
+    static func bytes(_ key: UInt32) -> [UInt8] {
+        [UInt8(truncatingIfNeeded: key >> 24), UInt8(truncatingIfNeeded: key >> 16),
+         UInt8(truncatingIfNeeded: key >> 8), UInt8(truncatingIfNeeded: key)]
+    }
+
+    // MARK: Sorted duplicates
+
+    /// Adds `value` to the sorted duplicates of `key` in a database created with
+    /// ``DatabaseFlags/sortedDuplicates``. Returns `false` if that pair already existed.
+    @discardableResult
+    public func putDuplicate(_ value: [UInt8], forKey key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
+        let rc = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                return FaultInjection.call(.put) { mdb_put(handle, db.dbi, &mk, &mv, UInt32(MDB_NODUPDATA)) }
+            }
+        }
+        if rc == MDB_KEYEXIST { return false }
+        try LMDBError.check(rc)
+        return true
+    }
+
+    /// Deletes one key/value pair of a sorted-duplicates database. Returns whether it was present.
+    @discardableResult
+    public func deleteDuplicate(_ value: [UInt8], forKey key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
+        let rc = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                return FaultInjection.call(.delete) { mdb_del(handle, db.dbi, &mk, &mv) }
+            }
+        }
+        if rc == MDB_NOTFOUND { return false }
+        try LMDBError.check(rc)
+        return true
+    }
+
+    /// How many values `key` has in a sorted-duplicates database (constant time).
+    public func duplicateCount(forKey key: [UInt8], in db: Database) throws -> Int {
+        try withCursor(on: db) { cursor in
+            guard try cursor.seek(exactly: key) != nil else { return 0 }
+            return try cursor.duplicateCount()
+        }
+    }
+
     /// Whether `key` is present.
     public func contains(_ key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
         let rc = key.withUnsafeBytes { k -> Int32 in
@@ -95,9 +178,9 @@ public struct Transaction {
     /// Creation commits with the transaction, so a migration can create its
     /// databases and record itself atomically. Use the handle through
     /// ``Environment/openDatabase(named:create:)`` once the transaction has committed.
-    public func createDatabase(named name: String) throws(LMDBError) {
+    public func createDatabase(named name: String, flags: DatabaseFlags = []) throws(LMDBError) {
         var dbi = MDB_dbi()
-        try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE), &dbi))
+        try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE) | flags.rawValue, &dbi))
     }
 
     /// Whether the named database exists, as seen by this transaction.

@@ -24,8 +24,7 @@ extension WriteTransaction {
             throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
         }
         try freeIndex.take(id)
-        try txn.put(IDRecord(set: set.rawValue, data: data).encoded(), forKey: Key.u32(id), in: schema.ids)
-        try txn.put([], forKey: Key.pair(set.rawValue, id), in: schema.setIDs)
+        try txn.put(IDRecord(set: set.rawValue, data: data).encoded(), forKey: id, in: schema.ids)
         record.count += 1
         try putSet(record, set)
         return IOASID(id)
@@ -40,7 +39,7 @@ extension WriteTransaction {
             throw IOASIDError(.noSuchID, "ID \(id) has been freed")
         }
         record.data = data
-        try txn.put(record.encoded(), forKey: Key.u32(id.rawValue), in: schema.ids)
+        try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
     }
 
     /// Frees `id`, which must belong to `set`. Never waits: the ID becomes
@@ -56,36 +55,44 @@ extension WriteTransaction {
         return try free(id, owner: set)
     }
 
-    /// Marks an ID of `owner` free-pending, then reclaims it if nothing holds it back.
+    /// Frees an ID of `owner`: reclaims it at once when nothing holds it back,
+    /// otherwise marks it free-pending.
     func free(_ id: IOASID, owner: SetID) throws -> Bool {
         guard var record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         if record.state == .freePending { return false }
         record.state = .freePending
-        try txn.put(record.encoded(), forKey: Key.u32(id.rawValue), in: schema.ids)
-        var set = try setRecord(owner)
-        set.pending += 1
-        try putSet(set, owner)
-        try reclaimIfReleased(id)
+        if try isHeldBack(id, record: record) {
+            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
+            var set = try setRecord(owner)
+            set.pending += 1
+            try putSet(set, owner)
+        } else {
+            try reclaim(id, record: record, wasPending: false)
+        }
         return true
     }
 
-    /// Returns a free-pending ID to the pool when nothing holds it back.
+    /// Returns a free-pending ID to the pool when nothing holds it back any more.
     ///
     /// - Returns: whether the ID was reclaimed.
     @discardableResult
     func reclaimIfReleased(_ id: IOASID) throws -> Bool {
         guard let record = try idRecord(id), record.state == .freePending else { return false }
         guard try !isHeldBack(id, record: record) else { return false }
+        try reclaim(id, record: record, wasPending: true)
+        return true
+    }
+
+    /// Removes the ID from its set and returns it to the free index.
+    private func reclaim(_ id: IOASID, record: IDRecord, wasPending: Bool) throws {
         let owner = SetID(record.set)
-        try txn.delete(Key.u32(id.rawValue), in: schema.ids)
-        try txn.delete(Key.pair(record.set, id.rawValue), in: schema.setIDs)
+        try txn.delete(id.rawValue, in: schema.ids)
         try freeIndex.give(id.rawValue...id.rawValue)
         var set = try setRecord(owner)
         set.count -= 1
-        set.pending -= 1
+        if wasPending { set.pending -= 1 }
         try putSet(set, owner)
         _ = try finishDestroyIfEmpty(owner)
-        return true
     }
 
     /// Whether a holder or an interested subscriber still holds the ID back.

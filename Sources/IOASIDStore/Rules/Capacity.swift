@@ -24,7 +24,7 @@ extension WriteTransaction {
         try txn.put(Key.u32(SetID.system.rawValue + 1), forKey: MetaKey.nextSetID, in: schema.meta)
         try putReserved(UInt64(systemQuota))
         let system = SetRecord(token: "system", quota: systemQuota, flags: .system)
-        try txn.put(system.encoded(), forKey: Key.u32(SetID.system.rawValue), in: schema.sets)
+        try putSet(system, .system)
         try txn.put(Key.u32(SetID.system.rawValue), forKey: Array(system.token.utf8), in: schema.tokens)
         try freeIndex.give(1...(capacity - 1))
     }

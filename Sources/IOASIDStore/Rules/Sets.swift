@@ -25,7 +25,7 @@ extension WriteTransaction {
             throw IOASIDError(.corruptStore, "the next set ID is missing or exhausted")
         }
         try txn.put(Key.u32(next + 1), forKey: MetaKey.nextSetID, in: schema.meta)
-        try txn.put(SetRecord(token: token, quota: quota).encoded(), forKey: Key.u32(next), in: schema.sets)
+        try putSet(SetRecord(token: token, quota: quota), SetID(next))
         try txn.put(Key.u32(next), forKey: Array(token.utf8), in: schema.tokens)
         try putReserved(reserved + UInt64(quota))
         return SetID(next)
@@ -72,7 +72,6 @@ extension WriteTransaction {
             throw IOASIDError(.systemSetProtected, "the system set cannot be destroyed")
         }
         var toFree: [IOASID] = []
-        toFree.reserveCapacity(Int(record.count))
         try forEachID(in: set) { id in
             toFree.append(id)
             return true
@@ -94,12 +93,12 @@ extension WriteTransaction {
     func finishDestroyIfEmpty(_ set: SetID) throws -> Bool {
         let record = try setRecord(set)
         guard record.flags.contains(.destroyPending), record.count == 0 else { return false }
-        try txn.delete(Key.u32(set.rawValue), in: schema.sets)
+        try txn.delete(Key.set(set.rawValue), in: schema.control)
         try putReserved(try reservedQuota() - UInt64(record.quota))
         return true
     }
 
     func putSet(_ record: SetRecord, _ set: SetID) throws {
-        try txn.put(record.encoded(), forKey: Key.u32(set.rawValue), in: schema.sets)
+        try txn.put(record.encoded(), forKey: Key.set(set.rawValue), in: schema.control)
     }
 }
