@@ -113,6 +113,7 @@ public final class IOASIDStore: Sendable {
     /// must grow, so it should have no effects outside the transaction. Never
     /// call ``read(_:)`` or ``write(_:)`` from inside `body`.
     /// Store errors are thrown as ``IOASIDError``; errors `body` throws itself pass through.
+    @discardableResult
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         let schema = schema
         do {
@@ -125,6 +126,7 @@ public final class IOASIDStore: Sendable {
     /// Runs `body` on the store's writer thread, in the next group commit, and
     /// returns once that commit is durable. `body` runs in a nested transaction:
     /// if it throws, only its own changes are undone.
+    @discardableResult
     public func write<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
         do {
             return try await writer.submit(isolated: true, body)

@@ -143,6 +143,7 @@ public final class Environment: @unchecked Sendable {
     ///
     /// Read transactions are pooled (`mdb_txn_reset`/`mdb_txn_renew`), so a
     /// short read costs little more than the lookups it makes.
+    @discardableResult
     public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         while true {
             do {
@@ -165,6 +166,7 @@ public final class Environment: @unchecked Sendable {
     /// `body` run again from the start, so `body` must not have side effects
     /// outside the transaction. Do not call ``write(_:)`` or ``read(_:)`` from
     /// inside `body`: use the transaction you were given.
+    @discardableResult
     public func write<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         while true {
             do {

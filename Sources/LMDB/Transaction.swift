@@ -204,6 +204,7 @@ public struct Transaction {
     /// Runs `body` in a nested write transaction: when `body` throws, only
     /// what it wrote is undone and the error is rethrown; the parent
     /// transaction stays usable unless LMDB itself failed.
+    @discardableResult
     public func nested<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         precondition(!isReadOnly, "nested transactions need a write transaction")
         var raw: OpaquePointer?

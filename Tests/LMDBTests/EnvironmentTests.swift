@@ -1,0 +1,141 @@
+import Foundation
+import LMDB
+import Testing
+
+/// A fresh environment in a temporary directory.
+func withEnvironment<R>(_ options: Environment.Options = .init(), _ body: (Environment, Database) throws -> R) throws -> R {
+    let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("lmdb-test-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let env = try Environment.open(path: path, options: options)
+    let db = try env.openDatabase(named: "test", create: true)
+    return try body(env, db)
+}
+
+func key(_ i: UInt32) -> [UInt8] { withUnsafeBytes(of: i.bigEndian) { Array($0) } }
+
+@Suite("LMDB layer")
+struct EnvironmentTests {
+    @Test("One environment per path per process")
+    func sharedPerPath() throws {
+        try withEnvironment { env, _ in
+            let again = try Environment.open(path: env.path)
+            #expect(again === env)
+        }
+    }
+
+    @Test("Files are created readable and writable by the owner only")
+    func fileModes() throws {
+        try withEnvironment { env, _ in
+            let attributes = try FileManager.default.attributesOfItem(atPath: env.path + "/data.mdb")
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            let dir = try FileManager.default.attributesOfItem(atPath: env.path)
+            #expect((dir[.posixPermissions] as? Int) == 0o700)
+        }
+    }
+
+    @Test("A write that throws leaves nothing behind")
+    func writeRollsBack() throws {
+        struct Abort: Error {}
+        try withEnvironment { env, db in
+            #expect(throws: Abort.self) {
+                try env.write { txn in
+                    try txn.put([1], forKey: key(1), in: db)
+                    throw Abort()
+                }
+            }
+            let value = try env.read { try $0.get(key(1), in: db) }
+            #expect(value == nil)
+        }
+    }
+
+    @Test("A nested transaction that throws undoes only its own writes")
+    func nestedRollback() throws {
+        struct Abort: Error {}
+        try withEnvironment { env, db in
+            try env.write { txn in
+                try txn.put([1], forKey: key(1), in: db)
+                #expect(throws: Abort.self) {
+                    try txn.nested { child in
+                        try child.put([2], forKey: key(2), in: db)
+                        throw Abort()
+                    }
+                }
+                try txn.nested { child in try child.put([3], forKey: key(3), in: db) }
+            }
+            let (one, two, three) = try env.read { txn in
+                (try txn.get(key(1), in: db), try txn.get(key(2), in: db), try txn.get(key(3), in: db))
+            }
+            #expect(one == [1])
+            #expect(two == nil)
+            #expect(three == [3])
+        }
+    }
+
+    @Test("A full map grows and the write is retried transparently")
+    func mapGrows() throws {
+        var options = Environment.Options()
+        options.mapSize = 64 * 1024
+        try withEnvironment(options) { env, db in
+            let value = [UInt8](repeating: 7, count: 512)
+            try env.write { txn in
+                for i in 0..<2000 { try txn.put(value, forKey: key(UInt32(i)), in: db) }
+            }
+            #expect(env.mapSize > 64 * 1024)
+            #expect(try env.read { try $0.count(of: db) } == 2000)
+        }
+    }
+
+    @Test("At the maximum map size the write fails with MDB_MAP_FULL and commits nothing")
+    func mapFullAtLimit() throws {
+        var options = Environment.Options()
+        options.mapSize = 64 * 1024
+        options.maxMapSize = 128 * 1024
+        try withEnvironment(options) { env, db in
+            try env.write { txn in try txn.put([1], forKey: key(0), in: db) }
+            let value = [UInt8](repeating: 7, count: 512)
+            #expect(throws: LMDBError.mapFull) {
+                try env.write { txn in
+                    for i in 1..<2000 { try txn.put(value, forKey: key(UInt32(i)), in: db) }
+                }
+            }
+            #expect(try env.read { try $0.count(of: db) } == 1)
+            try env.write { txn in try txn.put([2], forKey: key(1), in: db) }
+            #expect(try env.read { try $0.count(of: db) } == 2)
+        }
+    }
+
+    @Test("Cursor seeks find neighbours in key order")
+    func cursorSeeks() throws {
+        try withEnvironment { env, db in
+            try env.write { txn in for i: UInt32 in [10, 20, 30] { try txn.put([UInt8(i)], forKey: key(i), in: db) } }
+            let found = try env.read { txn in
+                try txn.withCursor(on: db) { cursor in
+                    [
+                        try cursor.seek(atOrAfter: key(15))?.value, try cursor.seek(atOrBefore: key(15))?.value,
+                        try cursor.seek(atOrBefore: key(20))?.value, try cursor.seek(atOrBefore: key(5))?.value,
+                        try cursor.seek(atOrAfter: key(31))?.value, try cursor.seek(atOrBefore: key(99))?.value,
+                    ]
+                }
+            }
+            #expect(found == [[20], [10], [20], nil, nil, [30]])
+        }
+    }
+
+    @Test("Values are decoded in place with bounds checks")
+    func valueReader() throws {
+        try withEnvironment { env, db in
+            try env.write { txn in try txn.put([0, 0, 1, 2, 9], forKey: 7, in: db) }
+            let (n, tail, overrun) = try env.read { txn in
+                try txn.withValue(forKey: 7, in: db) { reader -> (UInt32, UInt8, Bool) in
+                    let n = try reader.u32()
+                    let tail = try reader.u8()
+                    let overrun = (try? reader.u8()) == nil
+                    return (n, tail, overrun)
+                }!
+            }
+            #expect(n == 258)
+            #expect(tail == 9)
+            #expect(overrun)
+        }
+    }
+}
