@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(
             name: "IOASIDStoreTests",
             dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations"],
+            exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),
     ],

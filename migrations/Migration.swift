@@ -26,6 +26,7 @@ public enum Migrations {
     /// Every migration this code knows, oldest first.
     public static let all: [Migration] = [
         migration0001InitialSchema,
+        migration0002Notifications,
     ]
 
     /// The schema version this code writes: the number of its newest migration.

@@ -37,6 +37,13 @@ enum Key {
     /// `0x02 ‖ first`: a free extent in `control`.
     static func free(_ first: UInt32) -> [UInt8] { [ControlTag.free, UInt8(truncatingIfNeeded: first >> 24), UInt8(truncatingIfNeeded: first >> 16), UInt8(truncatingIfNeeded: first >> 8), UInt8(truncatingIfNeeded: first)] }
 
+    static func u64(_ v: UInt64) -> [UInt8] { u32(UInt32(truncatingIfNeeded: v >> 32)) + u32(UInt32(truncatingIfNeeded: v)) }
+
+    static func decodeU64(_ bytes: [UInt8]) -> UInt64? {
+        guard bytes.count == 8, let high = decodeU32(bytes), let low = decodeU32(bytes, at: 4) else { return nil }
+        return UInt64(high) << 32 | UInt64(low)
+    }
+
     static func decodeU32(_ bytes: [UInt8], at offset: Int = 0) -> UInt32? {
         guard bytes.count >= offset + 4 else { return nil }
         return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16

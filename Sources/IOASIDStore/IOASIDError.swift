@@ -22,6 +22,10 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
         case systemSetProtected
         /// The capacity cannot shrink: an allocated ID or reserved quota lies above the new limit.
         case capacityInUse
+        /// A subscriber with this name exists.
+        case duplicateSubscriber
+        /// The ID is free-pending: it cannot be retained (kernel `-EBUSY`).
+        case idFreePending
         /// The store already holds data and cannot be initialised again.
         case alreadyInitialized
         /// An argument is out of its valid range (quota 0, an empty range, ID 0, …).
@@ -31,6 +35,10 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
         case noSuchSet
         /// No allocated ID has this number.
         case noSuchID
+        /// No subscriber has this name.
+        case noSuchSubscriber
+        /// The holder does not hold this ID.
+        case noSuchHold
         // Store unusable.
         /// There is no initialised store at the path.
         case notInitialized
@@ -74,9 +82,10 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
     public var category: Category {
         switch code {
         case .quotaExceeded, .capacityExhausted, .rangeExhausted, .duplicateToken, .wrongSet,
-            .quotaBelowUsage, .systemSetProtected, .capacityInUse, .alreadyInitialized:
+            .quotaBelowUsage, .systemSetProtected, .capacityInUse, .alreadyInitialized,
+            .duplicateSubscriber, .idFreePending:
             .refused
-        case .noSuchSet, .noSuchID:
+        case .noSuchSet, .noSuchID, .noSuchSubscriber, .noSuchHold:
             .notFound
         case .notInitialized, .newerSchema, .corruptStore, .accessDenied, .storageFailure:
             .storeUnusable

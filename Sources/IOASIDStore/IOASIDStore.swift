@@ -23,6 +23,7 @@ public final class IOASIDStore: Sendable {
     let schema: Schema
     let logger: Logger
     let writer: GroupCommitWriter
+    let changeSignal = ChangeSignal()
 
     /// Opens the store at `path` (a directory), creating it when `options` allow.
     ///
@@ -56,8 +57,10 @@ public final class IOASIDStore: Sendable {
             return try Schema(env)
         }
         let schema = schema
+        let signal = changeSignal
         writer = GroupCommitWriter(maxBatch: options.maxBatchSize) { body in
             try env.write { txn in try body(WriteTransaction(context: TransactionContext(txn: txn, schema: schema))) }
+            signal.notify()
         }
         let initialized = try IOASIDError.mapping {
             try env.read { txn in try txn.get(MetaKey.capacity, in: schema.meta) != nil }
@@ -117,7 +120,9 @@ public final class IOASIDStore: Sendable {
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         let schema = schema
         do {
-            return try env.write { txn in try body(WriteTransaction(context: TransactionContext(txn: txn, schema: schema))) }
+            let result = try env.write { txn in try body(WriteTransaction(context: TransactionContext(txn: txn, schema: schema))) }
+            changeSignal.notify()
+            return result
         } catch let error as LMDBError {
             throw IOASIDError.wrapping(error)
         }

@@ -118,7 +118,9 @@ extension IOASIDReading {
             unreserved: UInt64(capacity) - 1 - min(reserved, UInt64(capacity) - 1),
             allocated: UInt64(try txn.count(of: schema.ids)),
             freePending: sets.reduce(0) { $0 + UInt64($1.freePending) },
-            sets: sets
+            sets: sets,
+            subscribers: try subscribers(),
+            lastSequence: try lastSequence()
         )
     }
 

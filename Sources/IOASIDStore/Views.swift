@@ -65,6 +65,10 @@ public struct StoreStatus: Sendable, Codable, Equatable {
     public let freePending: UInt64
     /// Every set, live or waiting to be destroyed.
     public let sets: [SetInfo]
+    /// Every durable subscriber, with its lag.
+    public let subscribers: [SubscriberInfo]
+    /// The highest event sequence number handed out so far.
+    public let lastSequence: UInt64
 }
 
 /// What ``WriteTransaction/freeSet(_:destroy:)`` did.

@@ -85,11 +85,12 @@ public struct Cursor: ~Copyable {
 
     /// Visits entries in key order from the first key at or after `key`, handing
     /// `body` each key and a reader over its value (not copied), until `body`
-    /// returns `false` or the entries run out.
+    /// returns `false` or the entries run out. An empty `key` starts at the first entry.
     public func scan(from key: [UInt8], _ body: ([UInt8], inout ValueReader) throws -> Bool) throws {
         var mk = MDB_val()
         var mv = MDB_val()
         var rc = key.withUnsafeBytes { k -> Int32 in
+            if k.isEmpty { return mdb_cursor_get(handle, &mk, &mv, MDB_FIRST) }
             mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
             return mdb_cursor_get(handle, &mk, &mv, MDB_SET_RANGE)
         }

@@ -27,6 +27,7 @@ extension WriteTransaction {
         try txn.put(IDRecord(set: set.rawValue, data: data).encoded(), forKey: id, in: schema.ids)
         record.count += 1
         try putSet(record, set)
+        try emit(.alloc, set: set, token: record.token, id: IOASID(id))
         return IOASID(id)
     }
 
@@ -55,15 +56,20 @@ extension WriteTransaction {
         return try free(id, owner: set)
     }
 
-    /// Frees an ID of `owner`: reclaims it at once when nothing holds it back,
-    /// otherwise marks it free-pending.
+    /// Frees an ID of `owner`: commits its FREE, then reclaims it at once when
+    /// no holder or interested subscriber holds it back, or marks it free-pending.
     func free(_ id: IOASID, owner: SetID) throws -> Bool {
         guard var record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         if record.state == .freePending { return false }
-        record.state = .freePending
-        if try isHeldBack(id, record: record) {
+        var set = try setRecord(owner)
+        let sequence = try emit(.free, set: owner, token: set.token, id: id)
+        let held = try !holders(of: id).isEmpty
+        if sequence != nil || held {
+            record.state = .freePending
             try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
-            var set = try setRecord(owner)
+            var w = ByteWriter()
+            w.u64(sequence ?? 0)
+            try txn.put(w.bytes, forKey: id.rawValue, in: schema.pending)
             set.pending += 1
             try putSet(set, owner)
         } else {
@@ -78,26 +84,24 @@ extension WriteTransaction {
     @discardableResult
     func reclaimIfReleased(_ id: IOASID) throws -> Bool {
         guard let record = try idRecord(id), record.state == .freePending else { return false }
-        guard try !isHeldBack(id, record: record) else { return false }
+        guard try !isHeldBack(id, set: SetID(record.set)) else { return false }
         try reclaim(id, record: record, wasPending: true)
         return true
     }
 
-    /// Removes the ID from its set and returns it to the free index.
+    /// Removes the ID from its set, returns it to the free index and commits RECLAIM.
     private func reclaim(_ id: IOASID, record: IDRecord, wasPending: Bool) throws {
         let owner = SetID(record.set)
         try txn.delete(id.rawValue, in: schema.ids)
+        if wasPending { try txn.delete(id.rawValue, in: schema.pending) }
         try freeIndex.give(id.rawValue...id.rawValue)
         var set = try setRecord(owner)
         set.count -= 1
         if wasPending { set.pending -= 1 }
         try putSet(set, owner)
+        try emit(.reclaim, set: owner, token: set.token, id: id)
         _ = try finishDestroyIfEmpty(owner)
     }
-
-    /// Whether a holder or an interested subscriber still holds the ID back.
-    /// (No holds or subscribers exist in this schema version.)
-    func isHeldBack(_ id: IOASID, record: IDRecord) throws -> Bool { false }
 
     /// The record of an ID that `set` owns.
     func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {

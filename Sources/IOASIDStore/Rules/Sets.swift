@@ -28,6 +28,7 @@ extension WriteTransaction {
         try putSet(SetRecord(token: token, quota: quota), SetID(next))
         try txn.put(Key.u32(next), forKey: Array(token.utf8), in: schema.tokens)
         try putReserved(reserved + UInt64(quota))
+        try emit(.setCreate, set: SetID(next), token: token, quota: quota)
         return SetID(next)
     }
 
@@ -56,6 +57,7 @@ extension WriteTransaction {
         record.quota = quota
         try putSet(record, set)
         try putReserved(newReserved)
+        try emit(.setQuota, set: set, token: record.token, quota: quota)
     }
 
     /// Frees every allocated ID of the set (kernel `ioasid_free_set`), and with
@@ -80,8 +82,12 @@ extension WriteTransaction {
         for id in toFree where try free(id, owner: set) {
             freed.append(id)
         }
-        guard destroy else { return FreeSetResult(freed: freed, destroyed: false) }
+        guard destroy else {
+            try emit(.setFree, set: set, token: record.token, destroy: false)
+            return FreeSetResult(freed: freed, destroyed: false)
+        }
         record = try setRecord(set)
+        try emit(.setFree, set: set, token: record.token, destroy: true)
         try txn.delete(Array(record.token.utf8), in: schema.tokens)
         record.flags.insert(.destroyPending)
         try putSet(record, set)

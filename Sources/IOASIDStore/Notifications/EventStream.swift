@@ -1,0 +1,51 @@
+/// The events of a durable subscriber as an `AsyncSequence`.
+///
+/// Starts after the subscriber's acknowledged-through sequence, so after a
+/// restart every unacknowledged event is delivered again with its original
+/// sequence number. Wakes promptly after commits made through any
+/// ``IOASIDStore`` of this process and polls for commits of other processes
+/// every `pollInterval`. Iteration never acknowledges: call
+/// ``IOASIDStore/acknowledge(_:through:)`` once an event is handled.
+/// Ends (returns `nil`) when the task is cancelled; throws when the subscriber is removed.
+/// No transaction is held across an `await`.
+public struct EventStream: AsyncSequence, Sendable {
+    /// Every element is one committed event.
+    public typealias Element = Event
+
+    let store: IOASIDStore
+    let name: String
+    let pollInterval: Duration
+
+    /// Creates an iterator positioned after the subscriber's acknowledged events.
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(store: store, name: name, pollInterval: pollInterval)
+    }
+
+    /// Reads events in batches, waiting for new commits when it has none.
+    public struct Iterator: AsyncIteratorProtocol {
+        let store: IOASIDStore
+        let name: String
+        let pollInterval: Duration
+        var position: UInt64?
+        var buffer: [Event] = []
+
+        init(store: IOASIDStore, name: String, pollInterval: Duration) {
+            self.store = store
+            self.name = name
+            self.pollInterval = pollInterval
+        }
+
+        /// The next event, waiting for one to commit if necessary.
+        public mutating func next() async throws -> Event? {
+            while buffer.isEmpty {
+                if Task.isCancelled { return nil }
+                let generation = store.changeSignal.generation
+                buffer = try store.pendingEvents(for: name, after: position, limit: 512)
+                if buffer.isEmpty { await store.changeSignal.wait(after: generation, timeout: pollInterval) }
+            }
+            let event = buffer.removeFirst()
+            position = event.sequence
+            return event
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import IOASIDStore
+import Testing
+
+@Suite("Outbox, subscribers, free-pending and holds")
+struct NotificationTests {
+    @Test("Every operation commits exactly one event per transition, in order")
+    func eventsPerOperation() throws {
+        try withStore { store in
+            try store.subscribe("iommu")
+            let vm = try store.createSet(token: "vm:a", quota: 10)
+            let id = try store.allocate(in: vm)
+            try store.adjustQuota(of: vm, to: 20)
+            try store.free(id, in: vm)
+            #expect(try store.free(id, in: vm) == false, "a second free is a no-op")
+            let events = try store.pendingEvents(for: "iommu")
+            #expect(events.map(\.kind) == [.setCreate, .alloc, .setQuota, .free])
+            #expect(events.map(\.sequence) == [1, 2, 3, 4])
+            #expect(events.allSatisfy { $0.set == vm && $0.token == "vm:a" })
+            #expect(events[0].quota == 10)
+            #expect(events[2].quota == 20)
+            #expect(events[1].id == id && events[3].id == id)
+            #expect(try store.find(id).state == .freePending)
+            try store.acknowledge("iommu", through: 4)
+            let after = try store.pendingEvents(for: "iommu")
+            #expect(after.map(\.kind) == [.reclaim])
+            #expect(after.first?.sequence == 5)
+            #expect(after.first?.id == id)
+            expectError(.noSuchID) { try store.find(id) }
+        }
+    }
+
+    @Test("With no subscriber and no holder, a free reclaims at once and the outbox stays empty")
+    func noSubscribers() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let id = try store.allocate(in: vm)
+            try store.free(id, in: vm)
+            expectError(.noSuchID) { try store.find(id) }
+            #expect(try store.rawDump()["events"] == [])
+            #expect(try store.status().lastSequence == 0)
+        }
+    }
+
+    @Test("A freed ID stays free-pending until the interested subscriber acknowledges, then is handed out again")
+    func freePendingUntilAck() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            try store.subscribe("kvm", filter: EventFilter(sets: [vm]))
+            let ids = try (0..<3).map { _ in try store.allocate(in: vm) }  // 1, 2, 3
+            try store.free(ids[0], in: vm)
+            let pending = try store.pendingEvents(for: "kvm")
+            #expect(try store.allocate(in: vm) == 4, "a free-pending ID is never handed out")
+            try expectRefusal(.idFreePending, in: store) { try store.retain(ids[0], in: vm, holder: "dev") }
+            try expectRefusal(.wrongSet, in: store) { try store.free(ids[0], in: .system) }
+            #expect(try store.status().freePending == 1)
+            #expect(try store.set(vm).allocated == 4, "free-pending IDs still count against the quota")
+            let freeEvent = try #require(pending.last)
+            #expect(freeEvent.kind == .free)
+            try store.acknowledge("kvm", through: freeEvent.sequence - 1)
+            #expect(try store.find(ids[0]).state == .freePending)
+            try store.acknowledge("kvm", through: freeEvent.sequence)
+            #expect(try store.status().freePending == 0)
+            #expect(try store.pendingEvents(for: "kvm").map(\.kind) == [.alloc, .reclaim])
+            #expect(try store.allocate(in: vm) == ids[0], "reclaimed: the lowest-free rule hands it out again")
+        }
+    }
+
+    @Test("A subscriber of another set, or of other kinds, does not hold an ID back")
+    func uninterestedSubscribers() throws {
+        try withStore { store in
+            let a = try store.createSet(token: "vm:a", quota: 10)
+            let b = try store.createSet(token: "vm:b", quota: 10)
+            try store.subscribe("only-b", filter: EventFilter(sets: [b]))
+            try store.subscribe("only-alloc", filter: EventFilter(kinds: [.alloc]))
+            let id = try store.allocate(in: a)
+            try store.free(id, in: a)
+            expectError(.noSuchID) { try store.find(id) }
+            #expect(try store.pendingEvents(for: "only-b") == [])
+            #expect(try store.pendingEvents(for: "only-alloc").map(\.kind) == [.alloc])
+        }
+    }
+
+    @Test("A holder keeps a freed ID pending until it releases it")
+    func holds() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let id = try store.allocate(in: vm)
+            #expect(try store.retain(id, in: vm, holder: "vfio"))
+            #expect(try store.retain(id, in: vm, holder: "vfio") == false)
+            #expect(try store.retain(id, in: vm, holder: "kvm"))
+            #expect(try store.holders(of: id) == ["kvm", "vfio"])
+            try store.free(id, in: vm)
+            #expect(try store.find(id).state == .freePending)
+            try store.release(id, in: vm, holder: "vfio")
+            #expect(try store.find(id).state == .freePending)
+            try expectRefusal(.noSuchHold, in: store) { try store.release(id, in: vm, holder: "vfio") }
+            try store.release(id, in: vm, holder: "kvm")
+            expectError(.noSuchID) { try store.find(id) }
+            #expect(try store.allocate(in: vm) == id)
+        }
+    }
+
+    @Test("A subscriber sees only events committed after it subscribed")
+    func subscribeLater() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            try store.subscribe("early")
+            _ = try store.allocate(in: vm)
+            try store.subscribe("late")
+            let id = try store.allocate(in: vm)
+            #expect(try store.pendingEvents(for: "early").count == 2)
+            let late = try store.pendingEvents(for: "late")
+            #expect(late.map(\.id) == [id])
+            try expectRefusal(.duplicateSubscriber, in: store) { try store.subscribe("late") }
+            try expectRefusal(.noSuchSet, in: store) { try store.subscribe("x", filter: EventFilter(sets: [99])) }
+            try expectRefusal(.invalidArgument, in: store) { try store.subscribe("") }
+        }
+    }
+
+    @Test("Once every subscriber has acknowledged everything, the outbox holds nothing")
+    func outboxDrains() throws {
+        try withStore { store in
+            try store.subscribe("a")
+            try store.subscribe("b", filter: EventFilter(kinds: [.free, .reclaim]))
+            let vm = try store.createSet(token: "vm", quota: 100)
+            try store.write { tx in
+                for _ in 0..<50 { _ = try tx.allocate(in: vm) }
+            }
+            try store.freeSet(vm, destroy: true)
+            var last = try store.status().lastSequence
+            // Acknowledging reclaims IDs, which commits RECLAIM events: drain until quiet.
+            while try store.subscribers().contains(where: { $0.lag > 0 }) {
+                try store.acknowledge("a", through: last)
+                try store.acknowledge("b", through: last)
+                last = try store.status().lastSequence
+            }
+            #expect(try store.rawDump()["events"] == [])
+            #expect(try store.rawDump()["pending"] == [])
+            expectError(.noSuchSet) { try store.allocate(in: vm) }
+            #expect(try store.status().sets.count == 1, "the destroyed set went away with its last ID")
+            let sequenceBefore = try store.status().lastSequence
+            _ = try store.allocate(in: .system)
+            #expect(try store.pendingEvents(for: "a").first?.sequence == sequenceBefore + 1, "sequence numbers never go back")
+        }
+    }
+
+    @Test("Free-set with destroy waits for free-pending IDs, then returns the quota")
+    func destroyWaitsForPending() throws {
+        try withStore { store in
+            let before = try store.status().unreserved
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let id = try store.allocate(in: vm)
+            _ = try store.allocate(in: vm)
+            try store.retain(id, in: vm, holder: "dev")
+            let result = try store.freeSet(vm, destroy: true)
+            #expect(result.freed.count == 2)
+            #expect(!result.destroyed)
+            #expect(try store.set(vm).isDestroyPending)
+            #expect(try store.set(withToken: "vm") == nil, "the token is free at once")
+            #expect(try store.status().unreserved == before - 10)
+            try store.release(id, in: vm, holder: "dev")
+            expectError(.noSuchSet) { try store.set(vm) }
+            #expect(try store.status().unreserved == before)
+        }
+    }
+
+    @Test("Unsubscribing releases every ID the subscriber held back")
+    func unsubscribeReleases() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            try store.subscribe("gone")
+            let id = try store.allocate(in: vm)
+            try store.free(id, in: vm)
+            #expect(try store.find(id).state == .freePending)
+            try store.unsubscribe("gone")
+            expectError(.noSuchID) { try store.find(id) }
+            #expect(try store.rawDump()["events"] == [])
+            try expectRefusal(.noSuchSubscriber, in: store) { try store.unsubscribe("gone") }
+        }
+    }
+
+    @Test("Acknowledgements are cumulative, idempotent and bounded by the last event")
+    func acknowledgementRules() throws {
+        try withStore { store in
+            try store.subscribe("s")
+            _ = try store.allocate(in: .system)
+            _ = try store.allocate(in: .system)
+            try expectRefusal(.invalidArgument, in: store) { try store.acknowledge("s", through: 3) }
+            try store.acknowledge("s", through: 2)
+            try store.acknowledge("s", through: 1)
+            #expect(try store.subscriber("s").acknowledgedThrough == 2)
+            try expectRefusal(.noSuchSubscriber, in: store) { try store.acknowledge("nobody", through: 1) }
+        }
+    }
+
+    @Test("A refused operation commits no event")
+    func refusalsEmitNothing() throws {
+        try withStore { store in
+            try store.subscribe("s")
+            let vm = try store.createSet(token: "vm", quota: 1)
+            _ = try store.allocate(in: vm)
+            try expectRefusal(.quotaExceeded, in: store) { try store.allocate(in: vm) }
+            try expectRefusal(.duplicateToken, in: store) { try store.createSet(token: "vm", quota: 1) }
+            #expect(try store.pendingEvents(for: "s").count == 2)
+        }
+    }
+
+    @Test("The event stream delivers new commits promptly, in order, from the acknowledged point")
+    func eventStream() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try IOASIDStore(path: dir.child("store"))
+        try store.subscribe("agent")
+        let first = try await store.allocate(in: .system)
+        let consumer = Task {
+            var seen: [Event] = []
+            for try await event in store.events(for: "agent", pollInterval: .seconds(30)) {
+                seen.append(event)
+                if seen.count == 4 { break }
+            }
+            return seen
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        for _ in 0..<3 { _ = try await store.allocate(in: .system) }
+        let seen = try await consumer.value
+        #expect(ContinuousClock.now - started < .seconds(5), "woken by the commit, not by the 30 s poll")
+        #expect(seen.map(\.sequence) == [1, 2, 3, 4])
+        #expect(seen.first?.id == first)
+        // Not acknowledged: a new stream starts from the same place.
+        var again = store.events(for: "agent").makeAsyncIterator()
+        #expect(try await again.next()?.sequence == 1)
+        try await store.acknowledge("agent", through: 3)
+        var resumed = store.events(for: "agent").makeAsyncIterator()
+        #expect(try await resumed.next()?.sequence == 4)
+    }
+
+    @Test("A v1 store (fixture) is upgraded in place with its data intact")
+    func upgradeFromSchemaV1() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/schema-v1.mdb_dump").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        load.arguments = ["mdb_load", "-f", fixture, path]
+        try load.run()
+        load.waitUntilExit()
+        try #require(load.terminationStatus == 0, "mdb_load (Debian's lmdb-utils, installed by Tools/test) must be available")
+
+        var options = IOASIDStore.Options()
+        options.creation = .openExisting
+        let store = try IOASIDStore(path: path, options: options)
+        let status = try store.status()
+        #expect(status.capacity == 4096)
+        #expect(status.sets.map(\.token) == ["system", "vm:alpha", "vm:beta"])
+        #expect(status.sets.map(\.quota) == [64, 100, 60])
+        #expect(try store.find(1, in: 2).data == [0x0a, 0x0b])
+        #expect(try store.findSet(200) == 3)
+        #expect(try store.findSet(3) == 1)
+        expectError(.noSuchID) { try store.find(2) }
+        #expect(try store.allocate(in: 2) == 2, "the free index survived the upgrade")
+        try store.subscribe("new")
+        _ = try store.allocate(in: 2)
+        #expect(try store.pendingEvents(for: "new").map(\.kind) == [.alloc])
+    }
+}
