@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `ioasid` command-line tool.
 @main
-struct IOASIDCommand: ParsableCommand {
+struct IOASIDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ioasid",
         abstract: "A persistent, crash-consistent IOASID (PCIe PASID) allocator.",
@@ -30,6 +30,9 @@ struct IOASIDCommand: ParsableCommand {
             FindCommand.self,
             FindSetCommand.self,
             CapacityCommand.self,
+            EventsCommand.self,
+            HoldCommand.self,
+            ReleaseCommand.self,
             DemoCommand.self,
         ]
     )

@@ -59,6 +59,16 @@ struct Output {
         }
     }
 
+    /// ``run(_:_:)`` for async commands.
+    static func runAsync(_ options: GlobalOptions, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as IOASIDError {
+            report(error, json: options.json)
+            throw ExitCode(ExitStatus.code(for: error))
+        }
+    }
+
     static func report(_ error: IOASIDError, json: Bool) {
         let text: String
         if json {

@@ -45,7 +45,7 @@ struct CLITests {
         _ = try s.run("init")
         let status = try s.json("status")
         #expect(status.status == 0)
-        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"freePending\":0,\"reserved\":32768,"))
+        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"freePending\":0,\"lastSequence\":0,\"reserved\":32768,"))
         let plain = try s.run("status")
         #expect(plain.stdout.contains("unreserved:   1015807"))
     }
@@ -135,6 +135,38 @@ struct CLITests {
         #expect(bad.errorCode == "corruptStore")
     }
 
+    @Test("events and holds: subscribe, tail, ack, hold, release, with their exit codes")
+    func eventsAndHolds() throws {
+        let s = Session()
+        defer { s.dir.cleanup() }
+        _ = try s.run("init")
+        #expect(try s.run("events", "subscribe", "kvm", "--kind", "free", "--kind", "reclaim").status == 0)
+        #expect(try s.run("events", "subscribe", "kvm").status == 1)
+        #expect(try s.run("events", "subscribe", "x", "--set", "9").status == 2)
+        #expect(try s.run("events", "subscribe", "y", "--kind", "nope").status == 64)
+        let id = try s.run("alloc", "--set", "1").out
+        #expect(try s.run("hold", id, "--set", "1", "--holder", "vfio").status == 0)
+        #expect(try s.run("free", id, "--set", "1").out == "freed \(id) (free-pending)")
+        #expect(try s.json("hold", id, "--set", "1", "--holder", "other").errorCode == "idFreePending")
+        let tail = try s.run("events", "tail", "kvm")
+        let lines = tail.out.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("\"kind\":\"FREE\"") == true)
+        #expect(try s.run("events", "tail", "kvm").out == tail.out, "tail without --ack delivers again")
+        #expect(try s.json("events", "ack", "kvm", "--through", "9").status == 64)
+        #expect(try s.run("events", "ack", "kvm", "--through", "1").status == 0)
+        #expect(try s.run("release", id, "--set", "1", "--holder", "vfio").out == "vfio released \(id) (reclaimed)")
+        #expect(try s.json("release", id, "--set", "1", "--holder", "vfio").errorCode == "noSuchID")
+        let pending = try s.run("events", "pending", "kvm").out
+        #expect(pending.contains("\"kind\":\"RECLAIM\""))
+        let status = try #require(try s.json("status").json as? [String: Any])
+        let subscribers = try #require(status["subscribers"] as? [[String: Any]])
+        #expect(subscribers.first?["lag"] as? Int == 1)
+        #expect(try s.run("events", "unsubscribe", "kvm").status == 0)
+        #expect(try s.json("events", "pending", "kvm").errorCode == "noSuchSubscriber")
+        #expect(try s.run("events", "unsubscribe", "kvm").status == 2)
+    }
+
     @Test("$IOASID_STORE chooses the store when --store is absent")
     func environmentVariable() throws {
         let s = Session()
@@ -151,7 +183,9 @@ struct CLITests {
         let demo = try CLI.run(["demo"])
         #expect(demo.status == 0, "\(demo.stderr)")
         #expect(demo.stdout.contains("allocation 1001 refused — quotaExceeded"))
-        #expect(demo.stdout.contains("1000 IDs freed, set destroyed: true"))
+        #expect(demo.stdout.contains("999 IDs freed (one FREE each), set destroyed: false"))
+        #expect(demo.stdout.contains("every ID reclaimed, set gone: true"))
+        #expect(demo.stdout.contains("is free-pending: the host asking for exactly"))
     }
 }
 

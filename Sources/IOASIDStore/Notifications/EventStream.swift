@@ -37,15 +37,31 @@ public struct EventStream: AsyncSequence, Sendable {
 
         /// The next event, waiting for one to commit if necessary.
         public mutating func next() async throws -> Event? {
-            while buffer.isEmpty {
-                if Task.isCancelled { return nil }
-                let generation = store.changeSignal.generation
-                buffer = try store.pendingEvents(for: name, after: position, limit: 512)
-                if buffer.isEmpty { await store.changeSignal.wait(after: generation, timeout: pollInterval) }
-            }
+            guard try await fill(limit: 512) else { return nil }
             let event = buffer.removeFirst()
             position = event.sequence
             return event
+        }
+
+        /// Every event available now (at most `limit`), waiting for at least one
+        /// to commit if there are none; `nil` when the task is cancelled.
+        /// Lets a consumer handle and acknowledge events a batch at a time.
+        public mutating func nextBatch(limit: Int = 512) async throws -> [Event]? {
+            guard try await fill(limit: limit) else { return nil }
+            let batch = Array(buffer.prefix(limit))
+            buffer.removeFirst(batch.count)
+            position = batch.last?.sequence ?? position
+            return batch
+        }
+
+        private mutating func fill(limit: Int) async throws -> Bool {
+            while buffer.isEmpty {
+                if Task.isCancelled { return false }
+                let generation = store.changeSignal.generation
+                buffer = try store.pendingEvents(for: name, after: position, limit: Swift.max(1, limit))
+                if buffer.isEmpty { await store.changeSignal.wait(after: generation, timeout: pollInterval) }
+            }
+            return true
         }
     }
 }

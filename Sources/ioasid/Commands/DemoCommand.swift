@@ -64,10 +64,23 @@ struct DemoCommand: ParsableCommand {
             let wrongSet = Self.refusal { () throws(IOASIDError) in try store.free(first, in: .system) }
             say("Ownership", "second set for \(token) refused — \(duplicate)\nfreeing \(first) through the system set refused — \(wrongSet)")
 
-            // 6. Teardown.
+            // 6. Free while a consumer still uses the ID: it stays free-pending until acknowledged.
+            try store.subscribe("iommu-agent", filter: EventFilter(sets: [vm]))
+            try store.free(second, in: vm)
+            let pendingState = try store.find(second).state
+            let refusedReuse = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: .system, range: second.rawValue...second.rawValue) }
+            let freeEvent = try store.pendingEvents(for: "iommu-agent").last!
+            try store.acknowledge("iommu-agent", through: freeEvent.sequence)
+            let reclaim = try store.pendingEvents(for: "iommu-agent").last!
+            let reused = try store.allocate(in: .system, range: second.rawValue...second.rawValue)
+            say("Free while in use", "iommu-agent subscribes to set \(vm); free(\(second)) commits FREE #\(freeEvent.sequence) and returns at once\nID \(second) is \(pendingState == .freePending ? "free-pending" : "allocated"): the host asking for exactly \(second) is refused — \(refusedReuse)\nagent acknowledges #\(freeEvent.sequence) → \(reclaim.kind.rawValue) #\(reclaim.sequence) for ID \(reclaim.id.map(String.init(describing:)) ?? "?"); now the host gets \(reused)")
+
+            // 7. Teardown: every ID freed; the set goes away when the agent has seen every FREE.
             let result = try store.freeSet(vm, destroy: true)
+            let waiting = try store.status()
+            try store.acknowledge("iommu-agent", through: try store.status().lastSequence)
             let end = try store.status()
-            say("Teardown", "free-set \(vm) --destroy: \(result.freed.count) IDs freed, set destroyed: \(result.destroyed)\nquota returned: unreserved capacity back to \(end.unreserved); allocated IDs: \(end.allocated)")
+            say("Teardown", "free-set \(vm) --destroy: \(result.freed.count) IDs freed (one FREE each), set destroyed: \(result.destroyed) — \(waiting.freePending) IDs wait for iommu-agent\nagent acknowledges through #\(waiting.lastSequence) → every ID reclaimed, set gone: \(end.sets.allSatisfy { $0.id != vm })\nquota returned: unreserved capacity back to \(end.unreserved); allocated IDs: \(end.allocated)")
 
             if global.json { print(Output.encode(steps)) }
         }

@@ -19,11 +19,14 @@ struct StatusCommand: ParsableCommand {
                 let unreserved: UInt64
                 let allocated: UInt64
                 let freePending: UInt64
+                let lastSequence: UInt64
                 let sets: [SetView]
+                let subscribers: [SubscriberView]
             }
             let view = View(
                 capacity: status.capacity, reserved: status.reserved, unreserved: status.unreserved,
-                allocated: status.allocated, freePending: status.freePending, sets: status.sets.map(SetView.init)
+                allocated: status.allocated, freePending: status.freePending, lastSequence: status.lastSequence,
+                sets: status.sets.map(SetView.init), subscribers: status.subscribers.map(SubscriberView.init)
             )
             Output(global).emit(view, text: Self.text(status))
         }
@@ -49,6 +52,10 @@ struct StatusCommand: ParsableCommand {
             } else {
                 lines.append("\(label) \(usage) \(flags)")
             }
+        }
+        lines.append("subscribers:  \(status.subscribers.count) (last event \(status.lastSequence))")
+        for subscriber in status.subscribers {
+            lines.append("  " + SubscriberView(subscriber).text)
         }
         return lines.joined(separator: "\n")
     }
