@@ -27,6 +27,7 @@ public enum Migrations {
     public static let all: [Migration] = [
         migration0001InitialSchema,
         migration0002Notifications,
+        migration0003GuestIDsAndImports,
     ]
 
     /// The schema version this code writes: the number of its newest migration.

@@ -31,6 +31,8 @@ enum Key {
          UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
     }
 
+    static func pair(_ a: UInt32, _ b: UInt32) -> [UInt8] { u32(a) + u32(b) }
+
     /// `0x01 ‖ set`: a set record in `control`.
     static func set(_ id: UInt32) -> [UInt8] { [ControlTag.set, UInt8(truncatingIfNeeded: id >> 24), UInt8(truncatingIfNeeded: id >> 16), UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)] }
 

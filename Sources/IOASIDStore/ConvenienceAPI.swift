@@ -42,10 +42,27 @@ extension IOASIDStore {
     public func adjustQuota(of set: SetID, to quota: UInt32) throws(IOASIDError) {
         try writeMapped { try $0.adjustQuota(of: set, to: quota) }
     }
-    /// Allocates the lowest free ID in range. See ``WriteTransaction/allocate(in:range:data:)``.
-    public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = []) throws(IOASIDError) -> IOASID {
-        try writeMapped { try $0.allocate(in: set, range: range, data: data) }
+    /// Allocates the lowest free ID in range. See ``WriteTransaction/allocate(in:range:data:guest:)``.
+    public func allocate(
+        in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = [], guest: UInt32? = nil
+    ) throws(IOASIDError) -> IOASID {
+        try writeMapped { try $0.allocate(in: set, range: range, data: data, guest: guest) }
     }
+    /// Attaches a guest ID. See ``WriteTransaction/attach(guest:to:in:)``.
+    public func attach(guest: UInt32, to id: IOASID, in set: SetID) throws(IOASIDError) {
+        try writeMapped { try $0.attach(guest: guest, to: id, in: set) }
+    }
+    /// Detaches a guest ID. See ``WriteTransaction/detach(_:in:)``.
+    @discardableResult
+    public func detach(_ id: IOASID, in set: SetID) throws(IOASIDError) -> UInt32 {
+        try writeMapped { try $0.detach(id, in: set) }
+    }
+    /// The host ID of a guest ID. See ``IOASIDReading/hostID(forGuest:in:)``.
+    public func hostID(forGuest guest: UInt32, in set: SetID) throws(IOASIDError) -> IOASID {
+        try readMapped { try $0.hostID(forGuest: guest, in: set) }
+    }
+    /// The guest ID of a host ID, if any.
+    public func guestID(for id: IOASID) throws(IOASIDError) -> UInt32? { try readMapped { try $0.guestID(for: id) } }
     /// Replaces an ID's private data. See ``WriteTransaction/setData(_:for:in:)``.
     public func setData(_ data: [UInt8], for id: IOASID, in set: SetID) throws(IOASIDError) {
         try writeMapped { try $0.setData(data, for: id, in: set) }
@@ -72,8 +89,10 @@ extension IOASIDStore {
         try await submit { try $0.adjustQuota(of: set, to: quota) }
     }
     /// Allocates in the next group commit; returns once that commit is durable.
-    public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = []) async throws(IOASIDError) -> IOASID {
-        try await submit { try $0.allocate(in: set, range: range, data: data) }
+    public func allocate(
+        in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = [], guest: UInt32? = nil
+    ) async throws(IOASIDError) -> IOASID {
+        try await submit { try $0.allocate(in: set, range: range, data: data, guest: guest) }
     }
     /// Frees in the next group commit; returns once that commit is durable.
     @discardableResult

@@ -26,6 +26,26 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
         case duplicateSubscriber
         /// The ID is free-pending: it cannot be retained (kernel `-EBUSY`).
         case idFreePending
+        /// The set already maps this guest ID to another host ID (kernel `-EINVAL`).
+        case duplicateGuest
+        /// The ID already has a guest ID attached.
+        case guestAlreadyAttached
+        /// The set is frozen for migration: allocation, free, attach and detach are refused.
+        case setFrozen
+        /// The set is not frozen, so there is no migration to complete or abort.
+        case setNotFrozen
+        /// The export's checksum does not match its contents.
+        case exportChecksumMismatch
+        /// The export ends before its trailer.
+        case exportTruncated
+        /// The export's format or version is not one this software reads.
+        case exportUnsupported
+        /// A line of the export is malformed or breaks the format's rules.
+        case exportMalformed
+        /// This export has already been imported into this store.
+        case exportAlreadyImported
+        /// An imported ID could not be placed (no free ID left).
+        case cannotPlace
         /// The store already holds data and cannot be initialised again.
         case alreadyInitialized
         /// An argument is out of its valid range (quota 0, an empty range, ID 0, …).
@@ -35,6 +55,8 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
         case noSuchSet
         /// No allocated ID has this number.
         case noSuchID
+        /// The set has no such guest ID, or the ID has no guest ID attached.
+        case noSuchGuest
         /// No subscriber has this name.
         case noSuchSubscriber
         /// The holder does not hold this ID.
@@ -83,9 +105,11 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
         switch code {
         case .quotaExceeded, .capacityExhausted, .rangeExhausted, .duplicateToken, .wrongSet,
             .quotaBelowUsage, .systemSetProtected, .capacityInUse, .alreadyInitialized,
-            .duplicateSubscriber, .idFreePending:
+            .duplicateSubscriber, .idFreePending, .duplicateGuest, .guestAlreadyAttached, .setFrozen,
+            .setNotFrozen, .exportChecksumMismatch, .exportTruncated, .exportUnsupported, .exportMalformed,
+            .exportAlreadyImported, .cannotPlace:
             .refused
-        case .noSuchSet, .noSuchID, .noSuchSubscriber, .noSuchHold:
+        case .noSuchSet, .noSuchID, .noSuchSubscriber, .noSuchHold, .noSuchGuest:
             .notFound
         case .notInitialized, .newerSchema, .corruptStore, .accessDenied, .storageFailure:
             .storeUnusable

@@ -11,6 +11,8 @@ struct Schema: Sendable {
     let subscribers: Database
     let holds: Database
     let pending: Database
+    let guests: Database
+    let imports: Database
 
     init(_ env: Environment) throws {
         meta = try env.openDatabase(named: "meta")
@@ -21,8 +23,10 @@ struct Schema: Sendable {
         subscribers = try env.openDatabase(named: "subscribers")
         holds = try env.openDatabase(named: "holds")
         pending = try env.openDatabase(named: "pending")
+        guests = try env.openDatabase(named: "guests")
+        imports = try env.openDatabase(named: "imports")
     }
 
     /// Every database, for dumps and verification.
-    var all: [Database] { [meta, control, tokens, ids, events, subscribers, holds, pending] }
+    var all: [Database] { [meta, control, tokens, ids, events, subscribers, holds, pending, guests, imports] }
 }

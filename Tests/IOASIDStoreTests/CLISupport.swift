@@ -52,7 +52,7 @@ struct CLI {
     /// Starts `product` without waiting for it.
     static func start(_ product: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path(of: product))
+        process.executableURL = URL(fileURLWithPath: product.hasPrefix("/") ? product : path(of: product))
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "IOASID_STORE")

@@ -240,20 +240,7 @@ struct NotificationTests {
     func upgradeFromSchemaV1() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let path = dir.child("store")
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/schema-v1.mdb_dump").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        let load = Process()
-        load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        load.arguments = ["mdb_load", "-f", fixture, path]
-        try load.run()
-        load.waitUntilExit()
-        try #require(load.terminationStatus == 0, "mdb_load (Debian's lmdb-utils, installed by Tools/test) must be available")
-
-        var options = IOASIDStore.Options()
-        options.creation = .openExisting
-        let store = try IOASIDStore(path: path, options: options)
+        let store = try loadFixture("schema-v1", into: dir)
         let status = try store.status()
         #expect(status.capacity == 4096)
         #expect(status.sets.map(\.token) == ["system", "vm:alpha", "vm:beta"])
@@ -267,4 +254,41 @@ struct NotificationTests {
         _ = try store.allocate(in: 2)
         #expect(try store.pendingEvents(for: "new").map(\.kind) == [.alloc])
     }
+
+    @Test("A v2 store (fixture) is upgraded with its subscriber, hold and free-pending IDs intact")
+    func upgradeFromSchemaV2() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try loadFixture("schema-v2", into: dir)
+        // v2 fixture: set 2 holds 1 (allocated), 2 (free-pending, FREE #1 unacknowledged)
+        // and 3 (free-pending, held by vfio, FREE #2); subscriber kvm takes FREE and RECLAIM.
+        #expect(try store.find(1, in: 2).data == [0x0a, 0x0b])
+        #expect(try store.find(2).state == .freePending)
+        #expect(try store.holders(of: 3) == ["vfio"])
+        #expect(try store.pendingEvents(for: "kvm").map(\.sequence) == [1, 2])
+        try store.acknowledge("kvm", through: 2)
+        expectError(.noSuchID) { try store.find(2) }
+        #expect(try store.find(3).state == .freePending, "still held by vfio")
+        try store.release(3, in: 2, holder: "vfio")
+        expectError(.noSuchID) { try store.find(3) }
+        #expect(try store.pendingEvents(for: "kvm").map(\.kind) == [.reclaim, .reclaim])
+        #expect(try store.allocate(in: 2, guest: 9) == 2, "guest IDs (schema v3) work on the upgraded store")
+    }
+}
+
+/// Loads `Fixtures/NAME.mdb_dump` into a new store directory with `mdb_load` and opens it (upgrading it).
+func loadFixture(_ name: String, into dir: TemporaryDirectory) throws -> IOASIDStore {
+    let path = dir.child("store")
+    let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/\(name).mdb_dump").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    let load = Process()
+    load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    load.arguments = ["mdb_load", "-f", fixture, path]
+    try load.run()
+    load.waitUntilExit()
+    try #require(load.terminationStatus == 0, "mdb_load (Debian's lmdb-utils, installed by Tools/test) must be available")
+    var options = IOASIDStore.Options()
+    options.creation = .openExisting
+    return try IOASIDStore(path: path, options: options)
 }

@@ -7,11 +7,14 @@ extension WriteTransaction {
     ///
     /// Costs O(log n) at any fill level: the free index is searched, never the allocated IDs.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/quotaExceeded``,
+    /// With `guest`, the guest ID is attached in the same transaction (BIND follows ALLOC).
+    ///
+    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setFrozen``,
+    ///   ``IOASIDError/Code/quotaExceeded``,
     ///   ``IOASIDError/Code/invalidArgument`` (a range outside `1 … capacity − 1`),
-    ///   ``IOASIDError/Code/rangeExhausted``.
-    public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = []) throws -> IOASID {
-        var record = try liveSetRecord(set)
+    ///   ``IOASIDError/Code/rangeExhausted``, ``IOASIDError/Code/duplicateGuest``.
+    public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = [], guest: UInt32? = nil) throws -> IOASID {
+        var record = try changeableSetRecord(set)
         let capacity = try capacity()
         let range = range ?? 1...(capacity - 1)
         guard range.lowerBound >= 1, range.upperBound <= capacity - 1 else {
@@ -20,21 +23,30 @@ extension WriteTransaction {
         guard record.count < record.quota else {
             throw IOASIDError(.quotaExceeded, "set \(set) is at its quota of \(record.quota)")
         }
+        if let guest { try checkGuestFree(guest, in: set) }
         guard let id = try freeIndex.lowestFree(in: range.lowerBound, range.upperBound) else {
             throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
         }
-        try freeIndex.take(id)
-        try txn.put(IDRecord(set: set.rawValue, data: data).encoded(), forKey: id, in: schema.ids)
+        try place(IOASID(id), in: set, record: &record, data: data, guest: guest)
+        return IOASID(id)
+    }
+
+    /// Takes a free `id` for `set`: writes its record (and guest mapping) and commits ALLOC (and BIND).
+    func place(_ id: IOASID, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
+        try freeIndex.take(id.rawValue)
+        try txn.put(IDRecord(set: set.rawValue, guest: guest, data: data).encoded(), forKey: id.rawValue, in: schema.ids)
+        if let guest { try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests) }
         record.count += 1
         try putSet(record, set)
-        try emit(.alloc, set: set, token: record.token, id: IOASID(id))
-        return IOASID(id)
+        try emit(.alloc, set: set, token: record.token, id: id)
+        if let guest { try emit(.bind, set: set, token: record.token, id: id, guest: guest) }
     }
 
     /// Replaces the private data of an allocated ID (kernel `ioasid_attach_data`).
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``.
     public func setData(_ data: [UInt8], for id: IOASID, in set: SetID) throws {
+        _ = try changeableSetRecord(set)
         var record = try ownedRecord(id, in: set)
         guard record.state == .allocated else {
             throw IOASIDError(.noSuchID, "ID \(id) has been freed")
@@ -48,10 +60,13 @@ extension WriteTransaction {
     /// (at once, when no holder or subscriber is interested).
     /// Freeing an ID that is already free-pending does nothing.
     ///
+    /// A guest ID attached to it is detached first (UNBIND before FREE).
+    ///
     /// - Returns: `true` if this call freed it, `false` if it was already free-pending.
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``.
+    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``, ``IOASIDError/Code/setFrozen``.
     @discardableResult
     public func free(_ id: IOASID, in set: SetID) throws -> Bool {
+        _ = try changeableSetRecord(set)
         _ = try ownedRecord(id, in: set)
         return try free(id, owner: set)
     }
@@ -62,6 +77,7 @@ extension WriteTransaction {
         guard var record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         if record.state == .freePending { return false }
         var set = try setRecord(owner)
+        try unbindOnFree(id, record: &record, token: set.token)
         let sequence = try emit(.free, set: owner, token: set.token, id: id)
         let held = try !holders(of: id).isEmpty
         if sequence != nil || held {

@@ -39,7 +39,7 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/invalidArgument`` (quota 0),
     ///   ``IOASIDError/Code/quotaBelowUsage``, ``IOASIDError/Code/capacityExhausted``.
     public func adjustQuota(of set: SetID, to quota: UInt32) throws {
-        var record = try liveSetRecord(set)
+        var record = try changeableSetRecord(set)
         guard quota > 0 else { throw IOASIDError(.invalidArgument, "quota must be at least 1") }
         guard quota >= record.count else {
             throw IOASIDError(.quotaBelowUsage, "set \(set) holds \(record.count) IDs; quota \(quota) is below that")
@@ -69,7 +69,7 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/systemSetProtected``.
     @discardableResult
     public func freeSet(_ set: SetID, destroy: Bool) throws -> FreeSetResult {
-        var record = try liveSetRecord(set)
+        var record = try changeableSetRecord(set)
         if destroy && record.flags.contains(.system) {
             throw IOASIDError(.systemSetProtected, "the system set cannot be destroyed")
         }

@@ -1,0 +1,83 @@
+import LMDB
+
+/// Guest IDs (the kernel series' SPIDs): inside a set, a guest ID maps one-to-one
+/// to a host ID. The guest owns its namespace, so two sets may use the same
+/// guest ID, and a migrated VM keeps its guest IDs while the host IDs may change.
+extension IOASIDReading {
+    /// The host ID that `guest` maps to in `set` (kernel `ioasid_find_by_spid`).
+    ///
+    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/noSuchGuest``.
+    public func hostID(forGuest guest: UInt32, in set: SetID) throws -> IOASID {
+        _ = try setRecord(set)
+        guard let raw = try txn.get(Key.pair(set.rawValue, guest), in: schema.guests), let id = Key.decodeU32(raw) else {
+            throw IOASIDError(.noSuchGuest, "set \(set) has no guest ID \(guest)")
+        }
+        return IOASID(id)
+    }
+
+    /// The guest ID attached to `id`, if any.
+    ///
+    /// - Throws: ``IOASIDError/Code/noSuchID``.
+    public func guestID(for id: IOASID) throws -> UInt32? { try find(id).guest }
+}
+
+extension WriteTransaction {
+    /// Attaches guest ID `guest` to `id` in `set` (kernel `ioasid_attach_spid`) and commits BIND.
+    ///
+    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
+    ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/idFreePending``,
+    ///   ``IOASIDError/Code/guestAlreadyAttached``, ``IOASIDError/Code/duplicateGuest``.
+    public func attach(guest: UInt32, to id: IOASID, in set: SetID) throws {
+        let setRecord = try changeableSetRecord(set)
+        var record = try ownedRecord(id, in: set)
+        guard record.state == .allocated else { throw IOASIDError(.idFreePending, "ID \(id) is free-pending") }
+        if let existing = record.guest {
+            throw IOASIDError(.guestAlreadyAttached, "ID \(id) already has guest ID \(existing)")
+        }
+        try checkGuestFree(guest, in: set)
+        record.guest = guest
+        try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
+        try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests)
+        try emit(.bind, set: set, token: setRecord.token, id: id, guest: guest)
+    }
+
+    /// Detaches the guest ID of `id` in `set` and commits UNBIND.
+    ///
+    /// - Returns: the guest ID that was attached.
+    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
+    ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/noSuchGuest``.
+    @discardableResult
+    public func detach(_ id: IOASID, in set: SetID) throws -> UInt32 {
+        let setRecord = try changeableSetRecord(set)
+        var record = try ownedRecord(id, in: set)
+        guard let guest = record.guest else { throw IOASIDError(.noSuchGuest, "ID \(id) has no guest ID") }
+        record.guest = nil
+        try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
+        try txn.delete(Key.pair(set.rawValue, guest), in: schema.guests)
+        try emit(.unbind, set: set, token: setRecord.token, id: id, guest: guest)
+        return guest
+    }
+
+    func checkGuestFree(_ guest: UInt32, in set: SetID) throws {
+        if let raw = try txn.get(Key.pair(set.rawValue, guest), in: schema.guests), let host = Key.decodeU32(raw) {
+            throw IOASIDError(.duplicateGuest, "guest ID \(guest) already maps to host ID \(host) in set \(set)")
+        }
+    }
+
+    /// Removes a freed ID's guest mapping, committing UNBIND.
+    func unbindOnFree(_ id: IOASID, record: inout IDRecord, token: String) throws {
+        guard let guest = record.guest else { return }
+        try txn.delete(Key.pair(record.set, guest), in: schema.guests)
+        record.guest = nil
+        try emit(.unbind, set: SetID(record.set), token: token, id: id, guest: guest)
+    }
+
+    /// The record of a live set that is not frozen: one whose namespace may change.
+    func changeableSetRecord(_ set: SetID) throws -> SetRecord {
+        let record = try liveSetRecord(set)
+        guard !record.flags.contains(.frozen) else {
+            throw IOASIDError(.setFrozen, "set \(set) is frozen for migration")
+        }
+        return record
+    }
+}

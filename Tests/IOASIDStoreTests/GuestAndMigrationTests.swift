@@ -1,0 +1,284 @@
+import Foundation
+import IOASIDStore
+import Testing
+
+@Suite("Guest IDs")
+struct GuestIDTests {
+    @Test("Two VMs use the same guest ID for different host IDs; a duplicate within a set is refused")
+    func twoVMsSameGuest() throws {
+        try withStore { store in
+            try store.subscribe("kvm")
+            let a = try store.createSet(token: "vm:a", quota: 10)
+            let b = try store.createSet(token: "vm:b", quota: 10)
+            let hostA = try store.allocate(in: a, guest: 101)
+            let hostB = try store.allocate(in: b)
+            try store.attach(guest: 101, to: hostB, in: b)
+            #expect(hostA != hostB)
+            #expect(try store.hostID(forGuest: 101, in: a) == hostA)
+            #expect(try store.hostID(forGuest: 101, in: b) == hostB)
+            #expect(try store.guestID(for: hostB) == 101)
+            let other = try store.allocate(in: a)
+            try expectRefusal(.duplicateGuest, in: store) { try store.attach(guest: 101, to: other, in: a) }
+            try expectRefusal(.duplicateGuest, in: store) { try store.allocate(in: a, guest: 101) }
+            try expectRefusal(.guestAlreadyAttached, in: store) { try store.attach(guest: 5, to: hostA, in: a) }
+            try expectRefusal(.wrongSet, in: store) { try store.attach(guest: 7, to: hostA, in: b) }
+            try expectRefusal(.wrongSet, in: store) { try store.detach(hostA, in: b) }
+            expectError(.noSuchGuest) { try store.hostID(forGuest: 999, in: a) }
+            #expect(try store.detach(hostB, in: b) == 101)
+            try expectRefusal(.noSuchGuest, in: store) { try store.detach(hostB, in: b) }
+            let kinds = try store.pendingEvents(for: "kvm").map(\.kind)
+            #expect(kinds.filter { $0 == .bind }.count == 2)
+            #expect(kinds.filter { $0 == .unbind }.count == 1)
+        }
+    }
+
+    @Test("Freeing a bound ID detaches its guest ID first (UNBIND, then FREE)")
+    func freeUnbinds() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let id = try store.allocate(in: vm, guest: 7)
+            try store.subscribe("s")
+            try store.free(id, in: vm)
+            #expect(try store.pendingEvents(for: "s").map(\.kind) == [.unbind, .free])
+            expectError(.noSuchGuest) { try store.hostID(forGuest: 7, in: vm) }
+            try store.acknowledge("s", through: 2)
+            _ = try store.allocate(in: vm, guest: 7)
+        }
+    }
+
+    @Test("A frozen set refuses changes but answers lookups")
+    func frozen() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let id = try store.allocate(in: vm, guest: 1)
+            let other = try store.allocate(in: vm)
+            try store.write { try $0.freeze(vm) }
+            try expectRefusal(.setFrozen, in: store) { try store.allocate(in: vm) }
+            try expectRefusal(.setFrozen, in: store) { try store.free(id, in: vm) }
+            try expectRefusal(.setFrozen, in: store) { try store.attach(guest: 2, to: other, in: vm) }
+            try expectRefusal(.setFrozen, in: store) { try store.detach(id, in: vm) }
+            try expectRefusal(.setFrozen, in: store) { try store.adjustQuota(of: vm, to: 20) }
+            try expectRefusal(.setFrozen, in: store) { try store.freeSet(vm, destroy: true) }
+            try expectRefusal(.systemSetProtected, in: store) { try store.write { try $0.freeze(.system) } }
+            #expect(try store.find(id, in: vm).guest == 1)
+            #expect(try store.hostID(forGuest: 1, in: vm) == id)
+            try store.abortMigration(of: vm)
+            try expectRefusal(.setNotFrozen, in: store) { try store.abortMigration(of: vm) }
+            _ = try store.allocate(in: vm)
+        }
+    }
+}
+
+/// Exports `set` of `store` into a file and returns its path and bytes.
+func exportToFile(_ store: IOASIDStore, _ set: SetID, in dir: TemporaryDirectory, name: String = "export.jsonl") throws -> (String, Data) {
+    var data = Data()
+    _ = try store.exportSet(set, to: { data.append($0) })
+    let path = dir.child(name)
+    try data.write(to: URL(fileURLWithPath: path))
+    return (path, data)
+}
+
+@Suite("Live migration")
+struct MigrationTests {
+    @Test("A 100,000-ID set round-trips: guest IDs and data identical, collisions remapped and reported")
+    func roundTrip() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var options = IOASIDStore.Options()
+        options.capacity = 1 << 18
+        let source = try IOASIDStore(path: dir.child("source"), options: options)
+        let destination = try IOASIDStore(path: dir.child("destination"), options: options)
+        let count = 100_000
+        let vm = try source.createSet(token: "vm:big", quota: UInt32(count))
+        try source.write { tx in
+            for i in 0..<UInt32(count) {
+                // Guest IDs in reverse order, data on every third ID.
+                _ = try tx.allocate(in: vm, data: i % 3 == 0 ? withUnsafeBytes(of: i.bigEndian, Array.init) : [], guest: 500_000 - i)
+            }
+        }
+        // The destination already uses some of the source's host IDs.
+        try destination.write { tx in
+            for id: UInt32 in [1, 2, 3, 50_000, 99_999, 100_000] { _ = try tx.allocate(in: .system, range: id...id) }
+        }
+        try destination.subscribe("iommu")
+        let (path, _) = try exportToFile(source, vm, in: dir)
+        let result = try destination.importSet(from: path)
+        #expect(result.imported == count)
+        #expect(Set(result.remapped.map(\.from.rawValue)) == [1, 2, 3, 50_000, 99_999, 100_000])
+        #expect(result.remapped.allSatisfy { $0.to.rawValue > 100_000 })
+        let moved = result.set
+        #expect(try destination.set(moved).allocated == UInt32(count))
+        #expect(try destination.set(moved).quota == UInt32(count))
+        // Every guest ID and datum identical; lookups by guest give the destination's host IDs.
+        let remaps = Dictionary(uniqueKeysWithValues: result.remapped.map { ($0.from.rawValue, $0.to) })
+        try source.read { src in
+            try destination.read { dst in
+                try src.forEachID(in: vm) { id in
+                    let before = try src.find(id, in: vm)
+                    let host = remaps[id.rawValue] ?? id
+                    let after = try dst.find(host, in: moved)
+                    #expect(after.guest == before.guest)
+                    #expect(after.data == before.data)
+                    #expect(try dst.hostID(forGuest: before.guest!, in: moved) == host)
+                    return true
+                }
+            }
+        }
+        let kinds = try destination.pendingEvents(for: "iommu").map(\.kind)
+        #expect(kinds.first == .setCreate)
+        #expect(kinds.filter { $0 == .alloc }.count == count)
+        #expect(kinds.filter { $0 == .bind }.count == count)
+        // Import is idempotent: the same export again is refused and changes nothing.
+        try expectRefusal(.exportAlreadyImported, in: destination) { try destination.importSet(from: path, token: "vm:other") }
+        // Complete at the source: the set is freed and destroyed.
+        try source.completeMigration(of: vm)
+        expectError(.noSuchSet) { try source.set(vm) }
+        #expect(try source.status().allocated == 0)
+    }
+
+    /// A small export and a destination that already holds some state.
+    struct Fixture {
+        let dir = TemporaryDirectory()
+        let destination: IOASIDStore
+        let path: String
+        let bytes: Data
+
+        init() throws {
+            var options = IOASIDStore.Options()
+            options.capacity = 4096
+            options.systemQuota = 100
+            let source = try IOASIDStore(path: dir.child("source"), options: options)
+            let vm = try source.createSet(token: "vm:small", quota: 20)
+            _ = try source.allocate(in: vm, data: [0xca, 0xfe], guest: 101)
+            _ = try source.allocate(in: vm, guest: 102)
+            _ = try source.allocate(in: vm, data: [1])
+            (path, bytes) = try exportToFile(source, vm, in: dir)
+            destination = try IOASIDStore(path: dir.child("destination"), options: options)
+            _ = try destination.allocate(in: .system)
+            try destination.subscribe("s")
+        }
+
+        func importing(_ data: Data) throws {
+            let file = dir.child("mutated.jsonl")
+            try data.write(to: URL(fileURLWithPath: file))
+            _ = try destination.importSet(from: file)
+        }
+    }
+
+    @Test("Flipping any byte of an export is refused and changes nothing")
+    func everyByteFlip() throws {
+        let f = try Fixture()
+        defer { f.dir.cleanup() }
+        let before = try f.destination.rawDump()
+        for offset in 0..<f.bytes.count {
+            var mutated = f.bytes
+            mutated[offset] ^= 0x01
+            do {
+                try f.importing(mutated)
+                Issue.record("flipping byte \(offset) was accepted")
+            } catch let error as IOASIDError {
+                #expect(error.category == .refused, "byte \(offset): \(error)")
+            }
+        }
+        #expect(try f.destination.rawDump() == before)
+        _ = try f.destination.importSet(from: f.path)  // the original still imports
+    }
+
+    @Test("Truncating an export at any point is refused and changes nothing")
+    func everyTruncation() throws {
+        let f = try Fixture()
+        defer { f.dir.cleanup() }
+        let before = try f.destination.rawDump()
+        for length in 0..<f.bytes.count {
+            do {
+                try f.importing(f.bytes.prefix(length))
+                Issue.record("a truncation to \(length) bytes was accepted")
+            } catch let error as IOASIDError {
+                #expect(
+                    [.exportTruncated, .exportMalformed, .exportChecksumMismatch].contains(error.code),
+                    "length \(length): \(error)"
+                )
+            }
+        }
+        #expect(try f.destination.rawDump() == before)
+    }
+
+    @Test("Each refusal has its own code", arguments: ["version", "format", "checksum", "truncated", "token", "quota", "twice"])
+    func refusals(kind: String) throws {
+        let f = try Fixture()
+        defer { f.dir.cleanup() }
+        var text = String(decoding: f.bytes, as: UTF8.self)
+        let expected: IOASIDError.Code
+        switch kind {
+        case "version":
+            text = text.replacingOccurrences(of: "\"version\":1", with: "\"version\":2")
+            expected = .exportUnsupported
+        case "format":
+            text = text.replacingOccurrences(of: "ioasid-set-export", with: "something-else")
+            expected = .exportUnsupported
+        case "checksum":
+            text = text.replacingOccurrences(of: "\"guest\":102", with: "\"guest\":103")
+            expected = .exportChecksumMismatch
+        case "truncated":
+            text = text.split(separator: "\n").dropLast().joined(separator: "\n") + "\n"
+            expected = .exportTruncated
+        case "token":
+            _ = try f.destination.createSet(token: "vm:small", quota: 1)
+            expected = .duplicateToken
+        case "quota":
+            _ = try f.destination.createSet(token: "vm:hog", quota: 4095 - 100 - 10)
+            expected = .capacityExhausted
+        default:
+            _ = try f.destination.importSet(from: f.path)
+            expected = .exportAlreadyImported
+        }
+        let before = try f.destination.rawDump()
+        expectError(expected) { try f.importing(Data(text.utf8)) }
+        #expect(try f.destination.rawDump() == before)
+    }
+
+    @Test("export | import through the CLI, then complete at the source")
+    func cliPipe() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let a = dir.child("a"), b = dir.child("b")
+        _ = try CLI.run(["--store", a, "init", "--capacity", "4096", "--system-quota", "10"])
+        _ = try CLI.run(["--store", b, "init", "--capacity", "4096", "--system-quota", "10"])
+        _ = try CLI.run(["--store", a, "set", "create", "--token", "vm:pipe", "--quota", "5"])
+        #expect(try CLI.run(["--store", a, "alloc", "--set", "2", "--guest", "101"]).out == "1")
+        #expect(try CLI.run(["--store", b, "alloc", "--set", "1"]).out == "1")
+        let bin = CLI.path(of: "ioasid")
+        let pipe = try CLI.run(["-c", "'\(bin)' --store '\(a)' migrate export --set 2 | '\(bin)' --store '\(b)' migrate import -"], product: "/bin/sh")
+        #expect(pipe.status == 0, "\(pipe.stderr)")
+        #expect(pipe.stdout.contains("remapped 1 → 2 (guest 101)"))
+        #expect(try CLI.run(["--store", b, "find", "--set", "2", "--guest", "101"]).out == "2")
+        #expect(try CLI.run(["--store", a, "--json", "alloc", "--set", "2"]).errorCode == "setFrozen")
+        #expect(try CLI.run(["--store", a, "migrate", "complete", "2"]).status == 0)
+        #expect(try CLI.run(["--store", a, "set", "show", "2"]).status == 2)
+    }
+
+    @Test("A process killed during import leaves no set or the whole set", arguments: [0.05, 0.2, 0.4, 0.8])
+    func killedImport(delay: Double) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let source = try IOASIDStore(path: dir.child("source"))
+        let vm = try source.createSet(token: "vm:kill", quota: 50_000)
+        try source.write { tx in for i in 0..<UInt32(50_000) { _ = try tx.allocate(in: vm, guest: i) } }
+        let (path, _) = try exportToFile(source, vm, in: dir)
+        let destinationPath = dir.child("destination")
+        do { _ = try IOASIDStore(path: destinationPath) }
+        let importer = try CLI.start("ioasid", ["--store", destinationPath, "migrate", "import", path])
+        Thread.sleep(forTimeInterval: delay)
+        kill(importer.process.processIdentifier, SIGKILL)
+        importer.process.waitUntilExit()
+        // An import of 50,000 IDs takes about 2 s in a debug build: the kill lands mid-way.
+        #expect(importer.process.terminationReason == .uncaughtSignal)
+        let destination = try IOASIDStore(path: destinationPath)
+        if let set = try destination.set(withToken: "vm:kill") {
+            #expect(set.allocated == 50_000)
+        } else {
+            #expect(try destination.status().allocated == 0)
+            #expect(try destination.status().sets.count == 1)
+        }
+    }
+}
