@@ -104,6 +104,8 @@ private final class Job: @unchecked Sendable {
         run = { tx in
             box.result = Result {
                 if isolated {
+                    // The child may change what the parent cached: drop the parent's memo afterwards.
+                    defer { tx.context.cache.subscribers = nil }
                     return try tx.txn.nested { child in try body(WriteTransaction(context: TransactionContext(txn: child, schema: tx.schema))) }
                 }
                 return try body(tx)

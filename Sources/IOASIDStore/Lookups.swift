@@ -82,6 +82,20 @@ extension IOASIDReading {
         }
     }
 
+    /// Calls `body` with each ID of the set and its record, in ascending order (one scan).
+    func forEachRecord(in set: SetID, _ body: (IOASID, IDRecord) throws -> Void) throws {
+        try txn.withCursor(on: schema.ids) { cursor in
+            try cursor.scan(from: []) { key, reader in
+                guard key.count == 4, let id = Key.decodeU32(key) else {
+                    throw IOASIDError(.corruptStore, "malformed ID key")
+                }
+                let record = try decoding("ID \(id)") { try IDRecord(decoding: &reader) }
+                if record.set == set.rawValue { try body(IOASID(id), record) }
+                return true
+            }
+        }
+    }
+
     /// The ID's record after checking that it belongs to `set` (kernel `ioasid_find`).
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID`` when it is not allocated,

@@ -5,6 +5,14 @@ import LMDB
 public struct TransactionContext {
     let txn: Transaction
     let schema: Schema
+    /// Values read once per transaction; cleared when the transaction changes them.
+    let cache = TransactionCache()
+}
+
+/// Per-transaction memo of records that many operations read and few change.
+final class TransactionCache {
+    /// The subscribers, in name order; `nil` until read or after a change.
+    var subscribers: [(name: String, record: SubscriberRecord)]?
 }
 
 /// Read access to the store inside one consistent snapshot; both

@@ -186,6 +186,8 @@ struct CLITests {
         #expect(demo.stdout.contains("999 IDs freed (one FREE each), set destroyed: false"))
         #expect(demo.stdout.contains("every ID reclaimed, set gone: true"))
         #expect(demo.stdout.contains("is free-pending: the host asking for exactly"))
+        #expect(demo.stdout.contains("the destination already uses host IDs 1, 2, 3; import remapped 1: 2→"))
+        #expect(demo.stdout.contains("importing the same export again is refused — exportAlreadyImported"))
     }
 }
 

@@ -98,38 +98,61 @@ struct ExportEntry: Equatable {
         self.data = data
     }
 
-    /// Parses an ID line; `nil` when the line is not one (it may be the trailer).
-    init(parsing fields: [String: FlatJSON.Value]) throws {
-        guard fields.keys.allSatisfy({ ["id", "guest", "data"].contains($0) }) else { throw FlatJSON.Failure() }
-        guard case .number(let id)? = fields["id"], id >= 1, id <= UInt64(UInt32.max) else { throw FlatJSON.Failure() }
-        self.id = UInt32(id)
-        switch fields["guest"] {
-        case nil: guest = nil
-        case .number(let g)? where g <= UInt64(UInt32.max): guest = UInt32(g)
-        default: throw FlatJSON.Failure()
+    private static let idKey = Array("id".utf8)[...]
+    private static let guestKey = Array("guest".utf8)[...]
+    private static let dataKey = Array("data".utf8)[...]
+
+    /// Parses an ID line (fields `id`, optional `guest` and `data`, in any order).
+    init(parsing line: ArraySlice<UInt8>) throws(FlatJSON.Failure) {
+        var id: UInt32?
+        var guest: UInt32?
+        var data: [UInt8] = []
+        try FlatJSON.forEachField(line) { (key, value) throws(FlatJSON.Failure) in
+            switch (key, value) {
+            case (Self.idKey, .number(let n)) where id == nil && n >= 1 && n <= UInt64(UInt32.max):
+                id = UInt32(n)
+            case (Self.guestKey, .number(let n)) where guest == nil && n <= UInt64(UInt32.max):
+                guest = UInt32(n)
+            case (Self.dataKey, .string(let hex)) where data.isEmpty:
+                guard let bytes = HexCoding.decode(hex), !bytes.isEmpty else { throw FlatJSON.Failure() }
+                data = bytes
+            default:
+                throw FlatJSON.Failure()
+            }
         }
-        switch fields["data"] {
-        case nil: data = []
-        case .string(let hex)?:
-            guard let bytes = HexCoding.decode(hex), !bytes.isEmpty else { throw FlatJSON.Failure() }
-            data = bytes
-        default: throw FlatJSON.Failure()
-        }
+        guard let id else { throw FlatJSON.Failure() }
+        self.init(id: id, guest: guest, data: data)
     }
 }
 
 /// A strict parser for the flat JSON objects of export lines: string keys,
-/// and values that are non-negative integers, plain strings or booleans.
+/// and values that are non-negative integers, plain strings (no escapes) or booleans.
 enum FlatJSON {
     struct Failure: Error {}
 
+    /// A field's value; strings are the raw bytes between the quotes.
     enum Value: Equatable {
         case number(UInt64)
-        case string(String)
+        case string(ArraySlice<UInt8>)
         case bool(Bool)
     }
 
+    /// Parses a whole line into a dictionary (for the trailer).
     static func parse(_ bytes: ArraySlice<UInt8>) throws(Failure) -> [String: Value] {
+        var result: [String: Value] = [:]
+        try forEachField(bytes) { (key, value) throws(Failure) in
+            guard let name = String(validating: key, as: UTF8.self), result.updateValue(value, forKey: name) == nil else {
+                throw Failure()
+            }
+        }
+        return result
+    }
+
+    /// Calls `body` with each key and value of a flat object; fails on anything else.
+    static func forEachField(
+        _ bytes: ArraySlice<UInt8>,
+        _ body: (ArraySlice<UInt8>, Value) throws(Failure) -> Void
+    ) throws(Failure) {
         var i = bytes.startIndex
         let end = bytes.endIndex
         func skipSpace() { while i < end, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 } }
@@ -138,7 +161,7 @@ enum FlatJSON {
             guard i < end, bytes[i] == c else { throw Failure() }
             i += 1
         }
-        func string() throws(Failure) -> String {
+        func string() throws(Failure) -> ArraySlice<UInt8> {
             try expect(UInt8(ascii: "\""))
             let start = i
             while i < end, bytes[i] != UInt8(ascii: "\"") {
@@ -148,10 +171,8 @@ enum FlatJSON {
             }
             guard i < end else { throw Failure() }
             defer { i += 1 }
-            guard let s = String(validating: bytes[start..<i], as: UTF8.self) else { throw Failure() }
-            return s
+            return bytes[start..<i]
         }
-        var result: [String: Value] = [:]
         try expect(UInt8(ascii: "{"))
         skipSpace()
         if i < end, bytes[i] == UInt8(ascii: "}") {
@@ -178,18 +199,20 @@ enum FlatJSON {
                     }
                     // No leading zeros, fractions or exponents.
                     guard i - start == 1 || bytes[start] != UInt8(ascii: "0") else { throw Failure() }
-                    if i < end, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[i]) { throw Failure() }
+                    if i < end, bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+                        throw Failure()
+                    }
                     value = .number(n)
-                case UInt8(ascii: "t") where bytes[i...].starts(with: Array("true".utf8)):
+                case UInt8(ascii: "t") where bytes[i...].starts(with: "true".utf8):
                     i += 4
                     value = .bool(true)
-                case UInt8(ascii: "f") where bytes[i...].starts(with: Array("false".utf8)):
+                case UInt8(ascii: "f") where bytes[i...].starts(with: "false".utf8):
                     i += 5
                     value = .bool(false)
                 default:
                     throw Failure()
                 }
-                guard result.updateValue(value, forKey: key) == nil else { throw Failure() }
+                try body(key, value)
                 skipSpace()
                 guard i < end else { throw Failure() }
                 if bytes[i] == UInt8(ascii: ",") {
@@ -202,7 +225,6 @@ enum FlatJSON {
         }
         skipSpace()
         guard i == end else { throw Failure() }
-        return result
     }
 }
 
@@ -220,8 +242,10 @@ enum HexCoding {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decode(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
+    static func decode(_ text: String) -> [UInt8]? { decode(Array(text.utf8)[...]) }
+
+    static func decode(_ utf8: ArraySlice<UInt8>) -> [UInt8]? {
+        let utf8 = Array(utf8)
         guard utf8.count % 2 == 0 else { return nil }
         func nibble(_ c: UInt8) -> UInt8? {
             switch c {

@@ -68,11 +68,7 @@ extension IOASIDStore {
             return try read { tx in
                 let record = try tx.setRecord(set)
                 let storeID = try tx.txn.get(MetaKey.storeID, in: tx.schema.meta) ?? []
-                var allocated = 0
-                try tx.forEachID(in: set) { id in
-                    if try tx.idRecord(id)?.state == .allocated { allocated += 1 }
-                    return true
-                }
+                let allocated = Int(record.count - record.pending)
                 let header = ExportHeader(
                     format: ExportFormat.name, version: ExportFormat.version,
                     exportID: UUID().uuidString.lowercased(), sourceStore: HexCoding.encode(storeID),
@@ -96,12 +92,11 @@ extension IOASIDStore {
                 try emit(String(decoding: try encoder.encode(header), as: UTF8.self))
                 var written = 0
                 progress?(0, allocated)
-                try tx.forEachID(in: set) { id in
-                    guard let entry = try tx.idRecord(id), entry.state == .allocated else { return true }
+                try tx.forEachRecord(in: set) { id, entry in
+                    guard entry.state == .allocated else { return }
                     try emit(ExportEntry(id: id.rawValue, guest: entry.guest, data: entry.data).line())
                     written += 1
                     if written % 16384 == 0 { progress?(written, allocated) }
-                    return true
                 }
                 let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
                 buffer.append(Data("{\"count\":\(written),\"end\":true,\"sha256\":\"\(digest)\"}\n".utf8))

@@ -111,12 +111,19 @@ extension IOASIDStore {
         var previous: UInt32 = 0
         while let (line, terminated) = try reader.next() {
             lineNumber += 1
-            let fields: [String: FlatJSON.Value]
-            do { fields = try FlatJSON.parse(line) } catch {
-                if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
-                throw IOASIDError(.exportMalformed, "line \(lineNumber) is not valid")
-            }
-            if fields["end"] != nil {
+            let entry: ExportEntry
+            do {
+                entry = try ExportEntry(parsing: line)
+            } catch {
+                let fields: [String: FlatJSON.Value]
+                do { fields = try FlatJSON.parse(line) } catch {
+                    if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
+                    throw IOASIDError(.exportMalformed, "line \(lineNumber) is not valid")
+                }
+                guard fields["end"] != nil else {
+                    if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
+                    throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid ID line")
+                }
                 guard fields.count == 3, fields["end"] == .bool(true), case .number(let n)? = fields["count"],
                     case .string(let digest)? = fields["sha256"]
                 else { throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid trailer") }
@@ -125,17 +132,13 @@ extension IOASIDStore {
                     throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)")
                 }
                 let actual = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-                guard digest == actual else {
+                guard Array(digest) == Array(actual.utf8) else {
                     throw IOASIDError(.exportChecksumMismatch, "the export's SHA-256 does not match its contents")
                 }
                 guard n == UInt64(count), count == header.count else {
                     throw IOASIDError(.exportMalformed, "the export holds \(count) IDs but says \(n) (header \(header.count))")
                 }
                 return header
-            }
-            let entry: ExportEntry
-            do { entry = try ExportEntry(parsing: fields) } catch {
-                throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid ID line")
             }
             guard entry.id > previous else {
                 throw IOASIDError(.exportMalformed, "line \(lineNumber): IDs must be in ascending order")
@@ -159,9 +162,8 @@ extension IOASIDStore {
         defer { reader.close() }
         _ = try reader.next()
         while let (line, _) = try reader.next() {
-            let fields = try FlatJSON.parse(line)
-            if fields["end"] != nil { return }
-            try body(try ExportEntry(parsing: fields))
+            guard let entry = try? ExportEntry(parsing: line) else { return }  // the trailer (already validated)
+            try body(entry)
         }
         throw IOASIDError(.exportTruncated, "the export changed while it was being imported")
     }

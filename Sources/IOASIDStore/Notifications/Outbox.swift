@@ -11,7 +11,8 @@ import LMDB
 extension IOASIDReading {
     /// Every subscriber with its record, in name order.
     func subscriberRecords() throws -> [(name: String, record: SubscriberRecord)] {
-        try txn.withCursor(on: schema.subscribers) { cursor in
+        if let cached = context.cache.subscribers { return cached }
+        let records = try txn.withCursor(on: schema.subscribers) { cursor in
             var result: [(String, SubscriberRecord)] = []
             try cursor.scan(from: []) { key, reader in
                 guard let name = String(validating: key, as: UTF8.self) else {
@@ -22,6 +23,8 @@ extension IOASIDReading {
             }
             return result
         }
+        context.cache.subscribers = records
+        return records
     }
 
     func subscriberRecord(_ name: String) throws -> SubscriberRecord {

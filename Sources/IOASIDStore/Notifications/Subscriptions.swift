@@ -71,6 +71,7 @@ extension WriteTransaction {
         for set in filter.sets ?? [] { _ = try setRecord(set) }
         let record = SubscriberRecord(acknowledgedThrough: try lastSequence(), filter: filter)
         try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
+        context.cache.subscribers = nil
     }
 
     /// Acknowledges every event up to and including `sequence` (cumulative).
@@ -92,6 +93,7 @@ extension WriteTransaction {
         let freed = try freedIDs(in: range, filter: record.filter)
         record.acknowledgedThrough = sequence
         try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
+        context.cache.subscribers = nil
         try pruneEvents(in: range)
         for id in freed { try reclaimIfReleased(id) }
     }
@@ -102,6 +104,7 @@ extension WriteTransaction {
     public func unsubscribe(_ name: String) throws {
         let record = try subscriberRecord(name)
         try txn.delete(Array(name.utf8), in: schema.subscribers)
+        context.cache.subscribers = nil
         let last = try lastSequence()
         guard record.acknowledgedThrough < last else { return }
         let range = (record.acknowledgedThrough + 1)...last

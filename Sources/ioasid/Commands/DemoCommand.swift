@@ -82,6 +82,38 @@ struct DemoCommand: ParsableCommand {
             let end = try store.status()
             say("Teardown", "free-set \(vm) --destroy: \(result.freed.count) IDs freed (one FREE each), set destroyed: \(result.destroyed) — \(waiting.freePending) IDs wait for iommu-agent\nagent acknowledges through #\(waiting.lastSequence) → every ID reclaimed, set gone: \(end.sets.allSatisfy { $0.id != vm })\nquota returned: unreserved capacity back to \(end.unreserved); allocated IDs: \(end.allocated)")
 
+            // 8. Live migration to a second host whose store already uses some of the host IDs.
+            var destinationOptions = global.storeOptions(creation: .createNew)
+            destinationOptions.capacity = 1 << 20
+            let destinationPath = directory + "-destination"
+            defer { if temporary { try? FileManager.default.removeItem(atPath: destinationPath) } }
+            let destination = try IOASIDStore(path: destinationPath, options: destinationOptions)
+            let moving = try store.createSet(token: "vm:" + UUID().uuidString.lowercased(), quota: 16)
+            var guests: [(UInt32, IOASID)] = []
+            for guest: UInt32 in [101, 102, 103] { guests.append((guest, try store.allocate(in: moving, guest: guest))) }
+            let busy = try (0..<3).map { _ in try destination.allocate(in: .system) }
+            var exported = Data()
+            let summary = try store.exportSet(moving, to: { exported.append($0) })
+            let frozen = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: moving) }
+            let file = directory + "-export.jsonl"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            try exported.write(to: URL(fileURLWithPath: file))
+            let imported = try destination.importSet(from: file)
+            let again = Self.refusal { () throws(IOASIDError) in _ = try destination.importSet(from: file) }
+            let lookups = try guests.map { guest, source in
+                "guest \(guest): host \(source) here → host \(try destination.hostID(forGuest: guest, in: imported.set)) there"
+            }
+            try store.completeMigration(of: moving)
+            say("Live migration", ([
+                "set \(moving) (guest IDs 101, 102, 103) frozen and exported: \(summary.header.count) IDs, \(exported.count) bytes, sha256 \(summary.sha256.prefix(12))…",
+                "while frozen, allocation is refused — \(frozen)",
+                "the destination already uses host IDs \(busy.map(\.description).joined(separator: ", ")); import remapped \(imported.remapped.count): "
+                    + imported.remapped.map { "\($0.from)→\($0.to)" }.joined(separator: ", "),
+            ] + lookups + [
+                "importing the same export again is refused — \(again)",
+                "migrate complete: the source freed and destroyed set \(moving)",
+            ]).joined(separator: "\n"))
+
             if global.json { print(Output.encode(steps)) }
         }
     }
