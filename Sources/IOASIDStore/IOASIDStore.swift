@@ -39,6 +39,7 @@ public final class IOASIDStore: Sendable {
         envOptions.maxMapSize = max(options.maxMapSize, options.mapSize)
         envOptions.durable = options.durability == .durable
         envOptions.create = options.creation != .openExisting
+        try Self.checkAccess(path)
         let env: Environment
         do {
             env = try Environment.open(path: path, options: envOptions)
@@ -154,6 +155,25 @@ public final class IOASIDStore: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Refuses a store that another user could write: its directory and files
+    /// must belong to this user and be writable by nobody else (the store
+    /// creates them that way: directory 0700, files 0600).
+    static func checkAccess(_ path: String) throws(IOASIDError) {
+        for file in [path, path + "/data.mdb", path + "/lock.mdb"] {
+            var st = stat()
+            guard stat(file, &st) == 0 else { continue }
+            if st.st_uid != geteuid() {
+                throw IOASIDError(.accessDenied, "\(file) belongs to user \(st.st_uid), not to this user (\(geteuid()))")
+            }
+            if st.st_mode & 0o022 != 0 {
+                throw IOASIDError(
+                    .accessDenied,
+                    "\(file) is writable by other users (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod go-w on it"
+                )
+            }
+        }
+    }
 
     static func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 

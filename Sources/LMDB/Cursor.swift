@@ -35,45 +35,6 @@ public struct Cursor: ~Copyable {
         return entry
     }
 
-    /// The entry whose key is exactly `key` (its first value, in a sorted-duplicates database).
-    public func seek(exactly key: [UInt8]) throws(LMDBError) -> Entry? {
-        let (rc, entry) = key.withUnsafeBytes { k -> (Int32, Entry?) in
-            var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            var mv = MDB_val()
-            let rc = mdb_cursor_get(handle, &mk, &mv, MDB_SET_KEY)
-            return (rc, rc == 0 ? Entry(key: copy(mk), value: copy(mv)) : nil)
-        }
-        if rc == MDB_NOTFOUND { return nil }
-        try LMDBError.check(rc)
-        return entry
-    }
-
-    /// In a sorted-duplicates database: the first value of `key` that is at or
-    /// after `value` (`MDB_GET_BOTH_RANGE`).
-    public func seek(key: [UInt8], atOrAfterValue value: [UInt8]) throws(LMDBError) -> Entry? {
-        let (rc, entry) = key.withUnsafeBytes { k in
-            value.withUnsafeBytes { v -> (Int32, Entry?) in
-                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                let rc = mdb_cursor_get(handle, &mk, &mv, MDB_GET_BOTH_RANGE)
-                return (rc, rc == 0 ? Entry(key: copy(mk), value: copy(mv)) : nil)
-            }
-        }
-        if rc == MDB_NOTFOUND { return nil }
-        try LMDBError.check(rc)
-        return entry
-    }
-
-    /// In a sorted-duplicates database: the next value of the current key, or `nil` after its last.
-    public func nextDuplicate() throws(LMDBError) -> Entry? { try move(MDB_NEXT_DUP) }
-
-    /// In a sorted-duplicates database: how many values the current key has (constant time).
-    public func duplicateCount() throws(LMDBError) -> Int {
-        var count = 0
-        try LMDBError.check(mdb_cursor_count(handle, &count))
-        return count
-    }
-
     /// The last entry whose key is less than or equal to `key`.
     public func seek(atOrBefore key: [UInt8]) throws(LMDBError) -> Entry? {
         if let entry = try seek(atOrAfter: key) {
@@ -100,11 +61,6 @@ public struct Cursor: ~Copyable {
             rc = mdb_cursor_get(handle, &mk, &mv, MDB_NEXT)
         }
         if rc != MDB_NOTFOUND { throw LMDBError(code: rc) }
-    }
-
-    /// Deletes the entry the cursor is on.
-    public func deleteCurrent() throws(LMDBError) {
-        try LMDBError.check(FaultInjection.call(.delete) { mdb_cursor_del(handle, 0) })
     }
 
     private func move(_ op: MDB_cursor_op) throws(LMDBError) -> Entry? {

@@ -18,19 +18,6 @@ public struct Database: Sendable, Hashable, CustomStringConvertible {
     public var description: String { name }
 }
 
-/// How a named database stores its entries; fixed when it is created.
-public struct DatabaseFlags: OptionSet, Sendable {
-    /// The raw `MDB_*` flags.
-    public let rawValue: UInt32
-    /// Creates flags from raw `MDB_*` bits.
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-
-    /// `MDB_DUPSORT`: a key may have many values, kept sorted.
-    public static let sortedDuplicates = DatabaseFlags(rawValue: UInt32(MDB_DUPSORT))
-    /// `MDB_DUPFIXED`: with ``sortedDuplicates``, every value has the same size (packed densely).
-    public static let fixedSizeDuplicates = DatabaseFlags(rawValue: UInt32(MDB_DUPFIXED))
-}
-
 /// A key and its value, copied out of the map.
 public struct Entry: Sendable, Hashable {
     /// The key's bytes.

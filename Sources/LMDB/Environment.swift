@@ -172,7 +172,7 @@ public final class Environment: @unchecked Sendable {
             do {
                 return try resizeLock.withReadLock { () throws -> R in
                     var raw: OpaquePointer?
-                    try LMDBError.check(FaultInjection.call(.beginWrite) { mdb_txn_begin(handle, nil, 0, &raw) })
+                    try LMDBError.check(FaultInjection.call(.beginWrite, path) { mdb_txn_begin(handle, nil, 0, &raw) })
                     guard let raw else { throw LMDBError.invalidArgument }
                     let result: R
                     do {
@@ -181,8 +181,9 @@ public final class Environment: @unchecked Sendable {
                         mdb_txn_abort(raw)
                         throw error
                     }
-                    // mdb_txn_commit frees the transaction whether or not it succeeds.
-                    try LMDBError.check(FaultInjection.call(.commit) { mdb_txn_commit(raw) })
+                    // mdb_txn_commit frees the transaction whether or not it succeeds; an
+                    // injected failure aborts it the same way.
+                    try LMDBError.check(FaultInjection.call(.commit, path, onInject: { mdb_txn_abort(raw) }) { mdb_txn_commit(raw) })
                     return result
                 }
             } catch let error as LMDBError where error == .mapResized {

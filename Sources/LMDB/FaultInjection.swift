@@ -16,21 +16,23 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 /// swift-system's mocking passes every syscall through one place.
 ///
 /// With no hook installed (the normal case) the cost is one relaxed atomic load.
-/// A hook returns an error code to make the call fail without running it, or
-/// `nil` to let it run.
+/// A hook receives the fault point and the environment's path, and returns an
+/// error code to make the call fail without running it, or `nil` to let it run
+/// (so a test can fault one store while others in the process work normally).
 public enum FaultInjection {
     private static let enabled = Atomic<Bool>(false)
-    private static let hook = Mutex<(@Sendable (FaultPoint) -> Int32?)?>(nil)
+    private static let hook = Mutex<(@Sendable (FaultPoint, String) -> Int32?)?>(nil)
 
     /// Installs `hook` for every environment in this process; `nil` removes it.
-    public static func install(_ newHook: (@Sendable (FaultPoint) -> Int32?)?) {
+    public static func install(_ newHook: (@Sendable (FaultPoint, String) -> Int32?)?) {
         hook.withLock { $0 = newHook }
         enabled.store(newHook != nil, ordering: .sequentiallyConsistent)
     }
 
     @inline(__always)
-    static func call(_ point: FaultPoint, _ body: () -> Int32) -> Int32 {
-        if enabled.load(ordering: .relaxed), let hook = hook.withLock({ $0 }), let code = hook(point) {
+    static func call(_ point: FaultPoint, _ path: String, onInject: () -> Void = {}, _ body: () -> Int32) -> Int32 {
+        if enabled.load(ordering: .relaxed), let hook = hook.withLock({ $0 }), let code = hook(point, path) {
+            onInject()
             return code
         }
         return body()

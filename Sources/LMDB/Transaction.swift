@@ -76,47 +76,6 @@ public struct Transaction {
          UInt8(truncatingIfNeeded: key >> 8), UInt8(truncatingIfNeeded: key)]
     }
 
-    // MARK: Sorted duplicates
-
-    /// Adds `value` to the sorted duplicates of `key` in a database created with
-    /// ``DatabaseFlags/sortedDuplicates``. Returns `false` if that pair already existed.
-    @discardableResult
-    public func putDuplicate(_ value: [UInt8], forKey key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
-        let rc = key.withUnsafeBytes { k in
-            value.withUnsafeBytes { v in
-                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return FaultInjection.call(.put) { mdb_put(handle, db.dbi, &mk, &mv, UInt32(MDB_NODUPDATA)) }
-            }
-        }
-        if rc == MDB_KEYEXIST { return false }
-        try LMDBError.check(rc)
-        return true
-    }
-
-    /// Deletes one key/value pair of a sorted-duplicates database. Returns whether it was present.
-    @discardableResult
-    public func deleteDuplicate(_ value: [UInt8], forKey key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
-        let rc = key.withUnsafeBytes { k in
-            value.withUnsafeBytes { v in
-                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return FaultInjection.call(.delete) { mdb_del(handle, db.dbi, &mk, &mv) }
-            }
-        }
-        if rc == MDB_NOTFOUND { return false }
-        try LMDBError.check(rc)
-        return true
-    }
-
-    /// How many values `key` has in a sorted-duplicates database (constant time).
-    public func duplicateCount(forKey key: [UInt8], in db: Database) throws -> Int {
-        try withCursor(on: db) { cursor in
-            guard try cursor.seek(exactly: key) != nil else { return 0 }
-            return try cursor.duplicateCount()
-        }
-    }
-
     /// Whether `key` is present.
     public func contains(_ key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
         let rc = key.withUnsafeBytes { k -> Int32 in
@@ -139,7 +98,7 @@ public struct Transaction {
             value.withUnsafeBytes { v in
                 var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
                 var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return FaultInjection.call(.put) {
+                return FaultInjection.call(.put, environment.path) {
                     mdb_put(handle, db.dbi, &mk, &mv, overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
                 }
             }
@@ -154,7 +113,7 @@ public struct Transaction {
     public func delete(_ key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
         let rc = key.withUnsafeBytes { k in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return FaultInjection.call(.delete) { mdb_del(handle, db.dbi, &mk, nil) }
+            return FaultInjection.call(.delete, environment.path) { mdb_del(handle, db.dbi, &mk, nil) }
         }
         if rc == MDB_NOTFOUND { return false }
         try LMDBError.check(rc)
@@ -178,9 +137,9 @@ public struct Transaction {
     /// Creation commits with the transaction, so a migration can create its
     /// databases and record itself atomically. Use the handle through
     /// ``Environment/openDatabase(named:create:)`` once the transaction has committed.
-    public func createDatabase(named name: String, flags: DatabaseFlags = []) throws(LMDBError) {
+    public func createDatabase(named name: String) throws(LMDBError) {
         var dbi = MDB_dbi()
-        try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE) | flags.rawValue, &dbi))
+        try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE), &dbi))
     }
 
     /// Whether the named database exists, as seen by this transaction.

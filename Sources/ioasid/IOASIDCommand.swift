@@ -34,6 +34,8 @@ struct IOASIDCommand: AsyncParsableCommand {
             DetachCommand.self,
             MigrateCommand.self,
             EventsCommand.self,
+            VerifyCommand.self,
+            BackupCommand.self,
             HoldCommand.self,
             ReleaseCommand.self,
             DemoCommand.self,

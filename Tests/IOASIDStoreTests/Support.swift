@@ -30,7 +30,10 @@ func withStore<R>(
     options.capacity = capacity
     options.systemQuota = systemQuota
     let store = try IOASIDStore(path: dir.child("store"), options: options)
-    return try body(store)
+    let result = try body(store)
+    let report = try store.verify()
+    #expect(report.isClean, "the store breaks an invariant after the test: \(report.violations)")
+    return result
 }
 
 /// Expects `body` to throw an ``IOASIDError`` with `code`.

@@ -1,0 +1,217 @@
+import Foundation
+import IOASIDStore
+import LMDB
+import Synchronization
+import Testing
+
+@Suite("Fault injection", .serialized)
+struct FaultInjectionTests {
+    @Test(
+        "Every fault point, failing once and failing always, gives a typed error, changes nothing, and the store works after",
+        arguments: FaultPoint.allCases, [Int32(28), Int32(5)]
+    )
+    func faults(point: FaultPoint, code: Int32) throws {
+        for always in [false, true] {
+            let dir = TemporaryDirectory()
+            defer { dir.cleanup() }
+            let path = dir.child("store")
+            let store = try IOASIDStore(path: path)
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let id = try store.allocate(in: vm, guest: 1)
+            let before = try store.rawDump()
+            let armed = Mutex(true)
+            FaultInjection.install { p, target in
+                guard p == point, target.hasSuffix("/store"), target == path else { return nil }
+                return armed.withLock { live in
+                    guard live else { return nil }
+                    if !always { live = false }
+                    return code
+                }
+            }
+            defer { FaultInjection.install(nil) }
+            // Freeing a bound ID with no subscriber reclaims it at once: it begins a write,
+            // deletes (the ID, its guest mapping) and puts (extents, the set), then commits.
+            do {
+                try store.free(id, in: vm)
+                Issue.record("\(point) failing \(always ? "always" : "once") did not fail the free")
+            } catch {
+                #expect(error.code == .storageFailure, "\(error)")
+                #expect((error.cause as? LMDBError)?.code == code)
+            }
+            #expect(try store.rawDump() == before, "\(point): a failed commit changed the store")
+            if always {
+                armed.withLock { $0 = false }
+            }
+            // The next operation works.
+            #expect(try store.free(id, in: vm))
+            #expect(try store.verify().isClean)
+        }
+    }
+
+    @Test("A full map grows and the operation is retried transparently")
+    func mapGrowth() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var options = IOASIDStore.Options()
+        options.mapSize = 256 * 1024
+        let store = try IOASIDStore(path: dir.child("store"), options: options)
+        let vm = try store.createSet(token: "vm", quota: 20_000)
+        try store.write { tx in
+            for _ in 0..<10_000 { _ = try tx.allocate(in: vm, data: [UInt8](repeating: 1, count: 64)) }
+        }
+        #expect(try store.set(vm).allocated == 10_000)
+        #expect(try store.verify().isClean)
+    }
+
+    @Test("At the maximum map size the operation fails with storageFailure and changes nothing")
+    func mapLimit() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var options = IOASIDStore.Options()
+        options.mapSize = 256 * 1024
+        options.maxMapSize = 512 * 1024
+        let store = try IOASIDStore(path: dir.child("store"), options: options)
+        let vm = try store.createSet(token: "vm", quota: 20_000)
+        try expectRefusal(.storageFailure, in: store) {
+            try store.write { tx in
+                for _ in 0..<10_000 { _ = try tx.allocate(in: vm, data: [UInt8](repeating: 1, count: 64)) }
+            }
+        }
+        _ = try store.allocate(in: vm)
+    }
+}
+
+@Suite("Verify and repair")
+struct VerifyRepairTests {
+    /// A store with sets, guests, holds, a subscriber and free-pending IDs.
+    static func populated(_ dir: TemporaryDirectory) throws -> (IOASIDStore, String) {
+        let path = dir.child("store")
+        var options = IOASIDStore.Options()
+        options.capacity = 1000
+        options.systemQuota = 100
+        let store = try IOASIDStore(path: path, options: options)
+        try store.subscribe("kvm")
+        let vm = try store.createSet(token: "vm:a", quota: 100)
+        for g: UInt32 in 1...20 { _ = try store.allocate(in: vm, guest: g) }
+        try store.retain(3, in: vm, holder: "vfio")
+        try store.free(3, in: vm)
+        try store.free(5, in: vm)
+        _ = try store.allocate(in: .system, range: 500...600)
+        return (store, path)
+    }
+
+    @Test("A healthy store verifies clean and repair changes nothing")
+    func clean() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, _) = try Self.populated(dir)
+        #expect(try store.verify().isClean)
+        let before = try store.rawDump()
+        let report = try store.repair()
+        #expect(report.changes == [])
+        #expect(try store.rawDump() == before)
+    }
+
+    @Test("Broken derived records are reported with their codes and rebuilt by repair", arguments: [
+        "freeIndexGap", "freeAndAllocated", "setCountMismatch", "reservedMismatch", "tokenMissing",
+        "guestMismatch", "holdDangling", "pendingMismatch", "eventUnwanted",
+    ])
+    func breakAndRepair(code: String) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let env = try Environment.open(path: path)
+        func db(_ name: String) throws -> Database { try env.openDatabase(named: name) }
+        let control = try db("control")
+        try env.write { txn in
+            switch code {
+            case "freeIndexGap":  // lose the extent after ID 20
+                _ = try txn.delete([0x02, 0, 0, 0, 21], in: control)
+            case "freeAndAllocated":  // claim ID 7 is free as well
+                try txn.put([0, 0, 0, 7], forKey: [0x02, 0, 0, 0, 7], in: control)
+            case "setCountMismatch":  // set 2's count field (offset 6) says 99
+                var record = try #require(try txn.get([0x01, 0, 0, 0, 2], in: control))
+                record[6...9] = [0, 0, 0, 99]
+                try txn.put(record, forKey: [0x01, 0, 0, 0, 2], in: control)
+            case "reservedMismatch":
+                try txn.put([0, 0, 0, 0, 0, 0, 0, 1], forKey: Array("reserved".utf8), in: try db("meta"))
+            case "tokenMissing":
+                _ = try txn.delete(Array("vm:a".utf8), in: try db("tokens"))
+            case "guestMismatch":
+                _ = try txn.delete([0, 0, 0, 2, 0, 0, 0, 9], in: try db("guests"))
+            case "holdDangling":
+                try txn.put([], forKey: [0, 0, 0x03, 0x84] + Array("ghost".utf8), in: try db("holds"))  // ID 900
+            case "pendingMismatch":
+                _ = try txn.delete([0, 0, 0, 5], in: try db("pending"))
+            default:  // an event nobody wants
+                try txn.put(try #require(try txn.get([0, 0, 0, 0, 0, 0, 0, 1], in: try db("events"))), forKey: [0, 0, 0, 0, 0, 0, 0, 0], in: try db("events"))
+            }
+        }
+        let report = try store.verify()
+        #expect(report.violations.map(\.code).contains(code), "\(report.violations)")
+        let repaired = try store.repair()
+        #expect(!repaired.changes.isEmpty)
+        #expect(repaired.unrepairable == [])
+        let after = try store.verify()
+        #expect(after.isClean, "\(after.violations)")
+        #expect(try store.set(2).allocated == 20, "repair never drops an ID with an owner")
+    }
+
+    @Test("verify through the CLI: exit 0 clean, 1 with violations; --repair fixes")
+    func cli() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (_, path) = try Self.populated(dir)
+        #expect(try CLI.run(["--store", path, "verify"]).status == 0)
+        let env = try Environment.open(path: path)
+        let tokens = try env.openDatabase(named: "tokens")
+        try env.write { txn in _ = try txn.delete(Array("vm:a".utf8), in: tokens) }
+        let broken = try CLI.run(["--store", path, "--json", "verify"])
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("\"code\":\"tokenMissing\""))
+        let fixed = try CLI.run(["--store", path, "verify", "--repair"])
+        #expect(fixed.status == 0, "\(fixed.stdout)")
+        #expect(fixed.stdout.contains("rebuilt 2 owner tokens"))
+    }
+}
+
+@Suite("Backup and access")
+struct BackupAccessTests {
+    @Test("A hot backup taken while another process writes verifies clean")
+    func hotBackup() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        do {
+            let store = try IOASIDStore(path: path)
+            _ = try store.createSet(token: "vm", quota: 10_000)
+            try store.subscribe("s")
+        }
+        let writer = try CLI.start("ioasid-worker", ["churn", path, "2", "3"])
+        Thread.sleep(forTimeInterval: 0.3)
+        for (index, compact) in [false, true].enumerated() {
+            let copy = try CLI.run(["--store", path, "backup", dir.child("backup\(index)")] + (compact ? ["--compact"] : []))
+            #expect(copy.status == 0, "\(copy.stderr)")
+            let verify = try CLI.run(["--store", dir.child("backup\(index)"), "verify"])
+            #expect(verify.status == 0, "\(verify.stdout)")
+        }
+        writer.process.waitUntilExit()
+        #expect(try CLI.run(["--store", path, "backup", dir.child("backup0")]).status == 64, "refuses a non-empty destination")
+    }
+
+    @Test("A store that other users could write is refused", arguments: ["", "/data.mdb"])
+    func groupWritable(file: String) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        #expect(try CLI.run(["--store", path, "init"]).status == 0)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path + "/data.mdb")
+        #expect(attributes[.posixPermissions] as? Int == 0o600)
+        #expect(chmod(path + file, file.isEmpty ? 0o777 : 0o666) == 0)
+        let refused = try CLI.run(["--store", path, "--json", "status"])
+        #expect(refused.status == 3)
+        #expect(refused.errorCode == "accessDenied")
+        #expect(chmod(path + file, file.isEmpty ? 0o700 : 0o600) == 0)
+        #expect(try CLI.run(["--store", path, "status"]).status == 0)
+    }
+}
