@@ -76,7 +76,7 @@ let package = Package(
         // A workload process for multi-process and crash tests.
         .executableTarget(
             name: "ioasid-worker",
-            dependencies: ["IOASIDStore"],
+            dependencies: ["IOASIDStore", "LMDB"],
             swiftSettings: strictSettings
         ),
         .testTarget(

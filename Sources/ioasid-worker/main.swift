@@ -1,12 +1,22 @@
-// ioasid-worker: a workload process for multi-process and crash tests.
+// ioasid-worker: workload processes for multi-process, crash and soak tests.
 //
 //   ioasid-worker alloc STORE SET COUNT
 //       Allocates COUNT IDs in SET, one durable commit each, printing each ID
-//       on its own line (flushed) right after its commit returns.
+//       on its own line right after its commit returns.
 //   ioasid-worker churn STORE SET SECONDS
-//       Allocates and frees in SET for SECONDS, printing every ID it was handed.
+//       Allocates and frees in SET for SECONDS, printing every ID it was handed;
+//       stamps each ID with its pid and checks the stamp before freeing it, so an
+//       ID handed to two processes at once is caught (exit 2).
+//   ioasid-worker hold-reader STORE
+//       Opens a read transaction and sleeps in it (to be killed: a stale reader).
+//   ioasid-worker torture STORE JOURNAL SEED [FAILPOINT:N]
+//       The crash-torture child: a random workload of every operation, journaling
+//       each operation it has seen succeed (fsynced after the reply).
+//   ioasid-worker torture-parent [--kills N] [--dir DIR] [--seed S]
+//       Runs the child N times, killing it with SIGKILL at random moments and at
+//       named failpoints, and checks the store and the journal after every kill.
 //
-// Exit status: 0 done, 1 an operation failed (message on stderr), 64 usage.
+// Exit status: 0 done, 1 an operation failed (message on stderr), 2 a violation, 64 usage.
 
 import Foundation
 import IOASIDStore
@@ -16,45 +26,61 @@ func fail(_ message: String, code: Int32) -> Never {
     exit(code)
 }
 
-let args = CommandLine.arguments
-guard args.count == 5, let set = UInt32(args[3]) else {
-    fail("usage: ioasid-worker alloc|churn STORE SET COUNT|SECONDS", code: 64)
-}
 /// Writes one line straight to standard output (no buffering: a killed worker loses nothing it printed).
 func emit(_ value: some CustomStringConvertible) {
     FileHandle.standardOutput.write(Data((value.description + "\n").utf8))
 }
 
+func openExisting(_ path: String) throws -> IOASIDStore {
+    var options = IOASIDStore.Options()
+    options.creation = .openExisting
+    return try IOASIDStore(path: path, options: options)
+}
+
+let args = Array(CommandLine.arguments.dropFirst())
 do {
-    let store = try IOASIDStore(path: args[2], options: {
-        var o = IOASIDStore.Options()
-        o.creation = .openExisting
-        return o
-    }())
-    switch args[1] {
-    case "alloc":
-        guard let count = Int(args[4]) else { fail("COUNT must be a number", code: 64) }
-        for _ in 0..<count {
-            let id = try store.allocate(in: SetID(set))
-            emit(id)
+    switch args.first {
+    case "alloc" where args.count == 4:
+        guard let set = UInt32(args[2]), let count = Int(args[3]) else { fail("SET and COUNT must be numbers", code: 64) }
+        let store = try openExisting(args[1])
+        for _ in 0..<count { emit(try store.allocate(in: SetID(set))) }
+    case "churn" where args.count == 4:
+        guard let set = UInt32(args[2]), let seconds = Double(args[3]) else { fail("SET and SECONDS must be numbers", code: 64) }
+        try churn(store: try openExisting(args[1]), set: SetID(set), seconds: seconds)
+    case "hold-reader" where args.count == 2:
+        let store = try openExisting(args[1])
+        try store.read { _ in
+            emit("reading")
+            while true { sleep(60) }
         }
-    case "churn":
-        guard let seconds = Double(args[4]) else { fail("SECONDS must be a number", code: 64) }
-        let deadline = Date().addingTimeInterval(seconds)
-        var mine: [IOASID] = []
-        while Date() < deadline {
-            if mine.count < 20 && (mine.isEmpty || Bool.random()) {
-                let id = try store.allocate(in: SetID(set))
-                emit(id)
-                mine.append(id)
-            } else {
-                let index = Int.random(in: 0..<mine.count)
-                try store.free(mine.remove(at: index), in: SetID(set))
-            }
-        }
+    case "torture" where args.count == 4 || args.count == 5:
+        guard let seed = UInt64(args[3]) else { fail("SEED must be a number", code: 64) }
+        try TortureChild(store: args[1], journal: args[2], seed: seed, failpoint: args.count == 5 ? args[4] : nil).run()
+    case "torture-parent":
+        exit(try TortureParent(arguments: Array(args.dropFirst())).run())
     default:
-        fail("unknown workload \(args[1])", code: 64)
+        fail("usage: ioasid-worker alloc|churn|hold-reader|torture|torture-parent … (see the source header)", code: 64)
     }
 } catch {
     fail("\(error)", code: 1)
+}
+
+/// Allocates and frees for `seconds`, stamping IDs with this pid and checking the stamp.
+func churn(store: IOASIDStore, set: SetID, seconds: Double) throws {
+    let stamp = withUnsafeBytes(of: getpid().bigEndian) { Array($0) }
+    let deadline = Date().addingTimeInterval(seconds)
+    var mine: [IOASID] = []
+    while Date() < deadline {
+        if mine.count < 20 && (mine.isEmpty || Bool.random()) {
+            let id = try store.allocate(in: set, data: stamp)
+            emit(id)
+            mine.append(id)
+        } else {
+            let id = mine.remove(at: Int.random(in: 0..<mine.count))
+            guard try store.find(id, in: set).data == stamp else {
+                fail("ID \(id) was handed to another process while this one held it", code: 2)
+            }
+            try store.free(id, in: set)
+        }
+    }
 }
