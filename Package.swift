@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "ioasid", targets: ["ioasid"]),
         .executable(name: "ioasid-bench", targets: ["ioasid-bench"]),
         .executable(name: "ioasid-worker", targets: ["ioasid-worker"]),
+        .executable(name: "ioasid-fuzz", targets: ["ioasid-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,13 +58,31 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // The command-line tool.
-        .executableTarget(
-            name: "ioasid",
+        // The command-line tool's commands (a library, so the fuzzer can parse in-process).
+        .target(
+            name: "IOASIDCommandLine",
             dependencies: [
                 "IOASIDStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The command-line tool.
+        .executableTarget(
+            name: "ioasid",
+            dependencies: [
+                "IOASIDCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Mutation fuzzer for the export parser and the CLI's argument handling.
+        .executableTarget(
+            name: "ioasid-fuzz",
+            dependencies: [
+                "IOASIDStore", "IOASIDCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),

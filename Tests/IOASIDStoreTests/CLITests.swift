@@ -216,4 +216,50 @@ struct MultiProcessTests {
         let store = try IOASIDStore(path: path)
         #expect(try store.set(2).allocated == 600)
     }
+
+    @Test("Several processes allocating and freeing for a bounded time never hold the same ID at once")
+    func churningProcesses() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        do {
+            let store = try IOASIDStore(path: path)
+            _ = try store.createSet(token: "vm:shared", quota: 100_000)  // freed IDs stay pending for "audit"
+            try store.subscribe("audit")
+        }
+        // Each worker stamps its IDs with its pid and checks the stamp before freeing (exit 2 if another had it).
+        let workers = try (0..<3).map { _ in try CLI.start("ioasid-worker", ["churn", path, "2", "1.5"]) }
+        var handed = 0
+        for worker in workers {
+            let out = worker.out.fileHandleForReading.readDataToEndOfFile()
+            worker.process.waitUntilExit()
+            #expect(worker.process.terminationStatus == 0, "\(String(decoding: worker.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+            handed += String(decoding: out, as: UTF8.self).split(separator: "\n").count
+        }
+        #expect(handed > 100)
+        let store = try IOASIDStore(path: path)
+        #expect(try store.verify().isClean)
+        let events = try store.pendingEvents(for: "audit")
+        #expect(events.filter { $0.kind == .alloc }.count == handed, "one ALLOC per allocation, across processes")
+    }
+
+    @Test("A reader killed with SIGKILL does not pin the file's growth: stale readers are cleared at open")
+    func staleReader() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        do { _ = try IOASIDStore(path: path).createSet(token: "vm", quota: 100) }
+        let reader = try CLI.start("ioasid-worker", ["hold-reader", path])
+        _ = CrashReplayTests.readLines(reader.out.fileHandleForReading, count: 1)
+        kill(reader.process.processIdentifier, SIGKILL)
+        reader.process.waitUntilExit()
+        // A new process opens the store (clearing the dead reader's slot) and churns.
+        let churn = try CLI.start("ioasid-worker", ["churn", path, "2", "1.5"])
+        churn.process.waitUntilExit()
+        #expect(churn.process.terminationStatus == 0)
+        let size = try FileManager.default.attributesOfItem(atPath: path + "/data.mdb")[.size] as? Int ?? 0
+        // Pinned by a stale snapshot, every commit's pages would stay allocated
+        // (hundreds of commits × several pages); with the slot cleared, pages are reused.
+        #expect(size < 1 << 20, "data file grew to \(size) bytes")
+    }
 }

@@ -282,3 +282,38 @@ struct MigrationTests {
         }
     }
 }
+
+@Suite("Fuzz corpus regressions")
+struct FuzzCorpusTests {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/fuzz-corpus").path
+
+    static var files: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: corpus)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
+    }
+
+    @Test("Every corpus input gets its recorded outcome, and refusals change nothing", arguments: files)
+    func replay(file: String) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var options = IOASIDStore.Options()
+        options.capacity = 4096
+        options.systemQuota = 16
+        let store = try IOASIDStore(path: dir.child("store"), options: options)
+        let name = file.split(separator: "-")
+        let before = try store.rawDump()
+        if name[0] == "imported" {
+            _ = try store.importSet(from: Self.corpus + "/" + file)
+            #expect(try store.verify().isClean)
+        } else {
+            let code = try #require(IOASIDError.Code(rawValue: String(name[0] == "import" ? name[1] : name[0])))
+            expectError(code) { try store.importSet(from: Self.corpus + "/" + file) }
+            #expect(try store.rawDump() == before)
+        }
+    }
+
+    @Test("The corpus is there")
+    func corpusPresent() {
+        #expect(Self.files.count >= 10)
+    }
+}

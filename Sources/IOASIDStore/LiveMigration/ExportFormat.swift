@@ -21,6 +21,16 @@ public enum ExportFormat {
     public static let name = "ioasid-set-export"
     /// The version this software writes and reads.
     public static let version = 1
+
+    /// Checks an export held in memory — header, every line, order, count and
+    /// SHA-256 — without importing it, and returns its header.
+    ///
+    /// - Throws: ``IOASIDError`` — `exportChecksumMismatch`, `exportTruncated`,
+    ///   `exportUnsupported`, `exportMalformed`.
+    public static func validate(_ bytes: [UInt8]) throws(IOASIDError) -> ExportHeader {
+        var reader = LineReader(bytes: bytes)
+        return try IOASIDError.mapping { try IOASIDStore.validateExport(&reader, progress: nil) }
+    }
 }
 
 /// The first line of an export.
@@ -266,14 +276,13 @@ enum HexCoding {
     }
 }
 
-/// Reads a file line by line in large chunks, without holding it in memory.
+/// Reads a file (or bytes in memory) line by line in large chunks, without
+/// holding a file in memory.
 struct LineReader {
-    private let handle: FileHandle
+    private let handle: FileHandle?
     private var buffer: [UInt8] = []
     private var start = 0
     private var atEOF = false
-    /// Bytes consumed so far (lines returned, with their newlines).
-    private(set) var offset = 0
 
     init(path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -282,19 +291,23 @@ struct LineReader {
         self.handle = handle
     }
 
+    init(bytes: [UInt8]) {
+        handle = nil
+        buffer = bytes
+        atEOF = true
+    }
+
     /// The next line without its newline, and whether a newline ended it; `nil` at the end.
     mutating func next() throws -> (line: ArraySlice<UInt8>, terminated: Bool)? {
         while true {
             if let newline = buffer[start...].firstIndex(of: 0x0a) {
                 let line = buffer[start..<newline]
-                offset += newline + 1 - start
                 start = newline + 1
                 return (line, true)
             }
             if atEOF {
                 guard start < buffer.count else { return nil }
                 let line = buffer[start...]
-                offset += buffer.count - start
                 start = buffer.count
                 return (line, false)
             }
@@ -302,10 +315,10 @@ struct LineReader {
                 buffer.removeFirst(start)
                 start = 0
             }
-            let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+            let chunk = try handle?.read(upToCount: 1 << 20) ?? Data()
             if chunk.isEmpty { atEOF = true } else { buffer.append(contentsOf: chunk) }
         }
     }
 
-    func close() { try? handle.close() }
+    func close() { try? handle?.close() }
 }

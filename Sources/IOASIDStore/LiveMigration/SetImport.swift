@@ -78,6 +78,10 @@ extension IOASIDStore {
     static func validateExport(at path: String, progress: ((Int, Int) -> Void)? = nil) throws -> ExportHeader {
         var reader = try LineReader(path: path)
         defer { reader.close() }
+        return try validateExport(&reader, progress: progress)
+    }
+
+    static func validateExport(_ reader: inout LineReader, progress: ((Int, Int) -> Void)?) throws -> ExportHeader {
         guard let (first, firstTerminated) = try reader.next() else {
             throw IOASIDError(.exportTruncated, "the export is empty")
         }

@@ -1,9 +1,12 @@
-import ArgumentParser
+public import ArgumentParser
 
-/// The `ioasid` command-line tool.
-@main
-struct IOASIDCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `ioasid` command-line tool: the root command and its subcommands.
+///
+/// The executable's `main.swift` runs `IOASIDCommand.main()`; the fuzzer
+/// parses arguments with it in-process.
+public struct IOASIDCommand: AsyncParsableCommand {
+    /// The tool's name, help and subcommands.
+    public static let configuration = CommandConfiguration(
         commandName: "ioasid",
         abstract: "A persistent, crash-consistent IOASID (PCIe PASID) allocator.",
         discussion: """
@@ -44,4 +47,7 @@ struct IOASIDCommand: AsyncParsableCommand {
 
     /// Accepted before the subcommand too (`ioasid --store A status`); every subcommand sees them.
     @OptionGroup var global: GlobalOptions
+
+    /// Creates the command (ArgumentParser fills in the options).
+    public init() {}
 }
