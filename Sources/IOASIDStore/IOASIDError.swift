@@ -90,7 +90,7 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     /// A message for people.
     public var message: String
-    /// The error that caused this one, if any (for example an ``LMDB/LMDBError``).
+    /// The error that caused this one, if any (for example an `LMDBError` from the LMDB layer).
     public var cause: (any Error & Sendable)?
 
     /// Creates an error.

@@ -13,7 +13,7 @@ import Logging
 /// ```
 ///
 /// Every operation is one LMDB write transaction and one durable commit;
-/// ``write(_:)`` puts many operations into one. The async methods go through a
+/// `write { }` puts many operations into one. The async methods go through a
 /// dedicated writer thread that group-commits concurrent callers.
 /// Several processes may share one store: LMDB's lock file serialises their writers.
 public final class IOASIDStore: Sendable {
@@ -115,7 +115,7 @@ public final class IOASIDStore: Sendable {
     /// Runs synchronously on the calling thread (and waits for other writers,
     /// including other processes). `body` may run more than once if the map
     /// must grow, so it should have no effects outside the transaction. Never
-    /// call ``read(_:)`` or ``write(_:)`` from inside `body`.
+    /// call ``read(_:)`` or `write(_:)` from inside `body`.
     /// Store errors are thrown as ``IOASIDError``; errors `body` throws itself pass through.
     @discardableResult
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {

@@ -18,7 +18,8 @@ extension IOASIDStore {
         case durable
         /// Commits are not flushed (`MDB_NOSYNC`): much faster, and a crash of the
         /// process loses nothing, but a power cut or kernel crash may lose the
-        /// most recent commits (never corrupting the store). Opt in explicitly,
+        /// most recent commits (LMDB keeps the file consistent as long as the file
+        /// system preserves the order of writes). Opt in explicitly,
         /// for example for throwaway or test stores.
         case relaxed
     }

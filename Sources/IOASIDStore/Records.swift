@@ -1,6 +1,6 @@
 import LMDB
 
-/// What the store keeps per set (database `sets`).
+/// What the store keeps per set (database `control`, key `0x01 ‖ set id`).
 ///
 /// Layout (version 1): `u8 version, u8 flags, u32 quota, u32 count, u32 pending, u32 token length, token`.
 struct SetRecord: Equatable {

@@ -29,7 +29,7 @@ public struct ReadTransaction: IOASIDReading {
     public let context: TransactionContext
 }
 
-/// The argument of ``IOASIDStore/write(_:)``: every change made through it
+/// The argument of the store's `write { }` closures: every change made through it
 /// commits together, in one durable LMDB commit, or not at all.
 /// Valid only inside the closure that received it.
 ///

@@ -411,6 +411,205 @@ if shouldRun("migration") {
     rows.append(Row(name: "  (floor: import within 10 s)", store: seconds(importSeconds), raw: "", ratio: nil, floor: "≤ 10 s", verdict: importSeconds <= 10 ? "meets" : "BELOW"))
 }
 
+// MARK: 7. Group commit: durable allocate+free with concurrent callers
+
+var concurrency: [(callers: Int, rate: Double)] = []
+var flushLimit = 0.0
+if shouldRun("concurrent") {
+    let seconds = options.quick ? 1.0 : 3.0
+    // The flush-rate limit: raw single-put durable commits, one after another.
+    let (env, db) = try openRaw(freshPath("raw-flush"))
+    var puts = 0
+    let rawSeconds = try time {
+        let deadline = Date().addingTimeInterval(seconds / 2)
+        while Date() < deadline {
+            try env.write { txn in _ = try txn.put(rawValue, forKey: key(UInt32(puts + 1)), in: db) }
+            puts += 1
+        }
+    }
+    flushLimit = Double(puts) / rawSeconds
+    for callers in [1, 4, 16, 64] {
+        let (store, set) = try openStore(freshPath("store-concurrent-\(callers)"))
+        let started = ContinuousClock.now
+        let deadline = Date().addingTimeInterval(seconds)
+        let operations = try await hammer(store, set, callers: callers, until: deadline)
+        let elapsed = ContinuousClock.now - started
+        let rate = Double(operations) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        concurrency.append((callers, rate))
+        record("durable allocate+free, \(callers) concurrent callers", store: rate, raw: flushLimit, floor: nil)
+    }
+    if let single = concurrency.first?.rate, let many = concurrency.last?.rate {
+        rows.append(Row(name: "  (floor: 64 callers ≥ 10× 1 caller)", store: String(format: "%.1f×", many / single), raw: "", ratio: nil,
+                        floor: "≥ 10×", verdict: many >= 10 * single ? "meets" : "BELOW"))
+    }
+}
+
+/// `callers` tasks allocating and freeing through the group-commit writer until `deadline`; returns the operations done.
+func hammer(_ store: IOASIDStore, _ set: SetID, callers: Int, until deadline: Date) async throws -> Int {
+    try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<callers {
+            group.addTask {
+                var done = 0
+                while Date() < deadline {
+                    let id = try await store.allocate(in: set)
+                    try await store.free(id, in: set)
+                    done += 2
+                }
+                return done
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+}
+
+// MARK: 8. Lookups: find, findSet, guest → host
+
+if shouldRun("lookup") {
+    let populated = 100_000
+    let lookups = options.quick ? 200_000 : 1_000_000
+    let (env, db) = try openRaw(freshPath("raw-lookup"))
+    try env.write { txn in for i in 1...UInt32(populated) { _ = try txn.put(rawValue, forKey: key(i), in: db) } }
+    let (store, set) = try openStore(freshPath("store-lookup"))
+    try store.write { tx in for i in 0..<UInt32(populated) { _ = try tx.allocate(in: set, guest: i + 1) } }
+    var rng = SystemRandomNumberGenerator()
+    let order = (0..<lookups).map { _ in UInt32.random(in: 1...UInt32(populated), using: &rng) }
+    var raw: [Double] = [], find: [Double] = [], findSet: [Double] = [], guest: [Double] = []
+    for _ in 0..<rounds {
+        raw.append(Double(lookups) / (try time {
+            try env.read { txn in for id in order { _ = try txn.withValue(forKey: id, in: db) { $0.remaining } } }
+        }))
+        find.append(Double(lookups) / (try time { try store.read { tx in for id in order { _ = try tx.find(IOASID(id), in: set) } } }))
+        findSet.append(Double(lookups) / (try time { try store.read { tx in for id in order { _ = try tx.findSet(IOASID(id)) } } }))
+        guest.append(Double(lookups) / (try time { try store.read { tx in for g in order { _ = try tx.hostID(forGuest: g, in: set) } } }))
+    }
+    record("find(id, in:) vs raw mdb_get", store: median(find), raw: median(raw), floor: 0.5)
+    record("findSet(id) vs raw mdb_get", store: median(findSet), raw: median(raw), floor: nil)
+    record("hostID(forGuest:in:) vs raw mdb_get", store: median(guest), raw: median(raw), floor: nil)
+}
+
+// MARK: 9. Latency at fill levels, open time, free-set of 100,000
+
+if shouldRun("scale") {
+    let capacity: UInt32 = 1 << 20
+    var o = IOASIDStore.Options()
+    o.capacity = capacity
+    o.systemQuota = 1
+    let n = options.quick ? 300 : 1000
+    func latencies(_ store: IOASIDStore, _ set: SetID) throws -> (Double, Double) {
+        var samples: [Double] = []
+        for _ in 0..<n {
+            var id: IOASID = 0
+            samples.append(try time { id = try store.allocate(in: set) })
+            try store.free(id, in: set)
+        }
+        samples.sort()
+        return (samples[n / 2], samples[min(n - 1, n * 99 / 100)])
+    }
+    let micro: (Double) -> String = { String(format: "%.0f µs", $0 * 1e6) }
+    let (empty, emptySet) = try openStore(freshPath("store-latency-empty"), capacity: capacity)
+    _ = try latencies(empty, emptySet)
+    let zero = try latencies(empty, emptySet)
+    let path = freshPath("store-latency-full")
+    var full: IOASIDStore? = try IOASIDStore(path: path, options: o)
+    let fullSet = try full!.createSet(token: "vm:full", quota: capacity - 2)
+    var done = 0
+    while done < Int(capacity) - 2 {
+        let batch = min(100_000, Int(capacity) - 2 - done)
+        try full!.write { tx in for _ in 0..<batch { _ = try tx.allocate(in: fullSet) } }
+        done += batch
+    }
+    var freed = Set<UInt32>()
+    var rng = SystemRandomNumberGenerator()
+    var levels: [(String, Double, Double)] = []
+    for (label, fraction) in [("99.9%", 0.001), ("99%", 0.01), ("50%", 0.5)] {
+        let target = Int(Double(capacity) * fraction)
+        var batch: [UInt32] = []
+        while freed.count < target {
+            let id = UInt32.random(in: 1...capacity - 2, using: &rng)
+            if freed.insert(id).inserted { batch.append(id) }
+        }
+        try full!.write { tx in for id in batch { try tx.free(IOASID(id), in: fullSet) } }
+        _ = try latencies(full!, fullSet)
+        let (p50, p99) = try latencies(full!, fullSet)
+        levels.append((label, p50, p99))
+    }
+    record("durable allocate p50 latency: 0% / 99.9% fill", store: zero.0, raw: levels[0].1, floor: nil, format: micro)
+    record("durable allocate p99 latency: 0% / 99.9% fill", store: zero.1, raw: levels[0].2, floor: 0.5, format: micro)
+    for (label, p50, p99) in levels.dropFirst() {
+        record("durable allocate p50 / p99 latency at \(label) fill", store: p50, raw: p99, floor: nil, format: micro)
+    }
+    rows.append(Row(name: "  latency at 0% fill: p50 / p99", store: micro(zero.0), raw: micro(zero.1), ratio: nil, floor: "", verdict: ""))
+
+    // Open time of a store holding 2^20 IDs (half of them now: 50% fill) — reopen from scratch each time.
+    let held = try full!.status().allocated
+    full = nil
+    var opens: [Double] = []
+    for _ in 0..<(options.quick ? 5 : 20) {
+        var reopened: IOASIDStore?
+        opens.append(try time { reopened = try IOASIDStore(path: path, options: o) })
+        _ = try reopened!.status().capacity
+        reopened = nil
+    }
+    let openMedian = median(opens)
+    rows.append(Row(name: "open a store of capacity 2^20 holding \(held) IDs (median)", store: String(format: "%.2f ms", openMedian * 1000),
+                    raw: "", ratio: nil, floor: "< 50 ms", verdict: openMedian < 0.05 ? "meets" : "BELOW"))
+    print(String(format: "  open: %.2f ms median", openMedian * 1000))
+
+    // Free-set of a 100,000-ID set in a store that also holds 500,000 other IDs.
+    var big = o
+    big.capacity = 1 << 21
+    let store = try IOASIDStore(path: freshPath("store-freeset"), options: big)
+    let other = try store.createSet(token: "vm:other", quota: 500_000)
+    let victim = try store.createSet(token: "vm:victim", quota: 100_000)
+    try store.write { tx in for _ in 0..<500_000 { _ = try tx.allocate(in: other) } }
+    try store.write { tx in for _ in 0..<100_000 { _ = try tx.allocate(in: victim) } }
+    let (renv, rdb) = try openRaw(freshPath("raw-freeset"))
+    try renv.write { txn in for i in 1...UInt32(100_000) { _ = try txn.put(rawValue, forKey: key(i), in: rdb) } }
+    let rawDelete = try time { try renv.write { txn in for i in 1...UInt32(100_000) { _ = try txn.delete(key(i), in: rdb) } } }
+    let freeSetSeconds = try time { _ = try store.freeSet(victim, destroy: true) }
+    let seconds: (Double) -> String = { String(format: "%.3f s", $0) }
+    record("free-set of 100,000 IDs / raw delete of 100,000 keys (time)", store: rawDelete, raw: freeSetSeconds, floor: nil, format: seconds)
+    rows.append(Row(name: "  (floor: free-set of 100,000 IDs under 1 s)", store: seconds(freeSetSeconds), raw: "", ratio: nil,
+                    floor: "< 1 s", verdict: freeSetSeconds < 1 ? "meets" : "BELOW"))
+}
+
+// MARK: Plot
+
+if !concurrency.isEmpty {
+    // Throughput against concurrent callers (log scale), raw LMDB's single-commit flush rate as the limit line.
+    let width = 640.0, height = 400.0, left = 70.0, bottom = 50.0, top = 30.0, right = 20.0
+    let maxRate = max(concurrency.map(\.rate).max() ?? 1, flushLimit) * 1.15
+    func x(_ callers: Int) -> Double { left + (log2(Double(callers)) / 6) * (width - left - right) }
+    func y(_ rate: Double) -> Double { height - bottom - rate / maxRate * (height - bottom - top) }
+    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    svg += "<text x=\"\(width / 2)\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Durable allocate+free throughput with group commit</text>\n"
+    svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width - right)\" y2=\"\(height - bottom)\" stroke=\"black\"/>\n"
+    svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"black\"/>\n"
+    for tick in 0...4 {
+        let rate = maxRate * Double(tick) / 4
+        svg += "<text x=\"\(left - 6)\" y=\"\(y(rate) + 4)\" text-anchor=\"end\">\(rate >= 1000 ? String(format: "%.0fk", rate / 1000) : String(format: "%.0f", rate))</text>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(y(rate))\" x2=\"\(width - right)\" y2=\"\(y(rate))\" stroke=\"#ddd\"/>\n"
+    }
+    for callers in [1, 2, 4, 8, 16, 32, 64] {
+        svg += "<text x=\"\(x(callers))\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(callers)</text>\n"
+    }
+    svg += "<text x=\"\(width / 2)\" y=\"\(height - 10)\" text-anchor=\"middle\">concurrent callers</text>\n"
+    svg += "<text x=\"16\" y=\"\(height / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(height / 2))\">operations per second</text>\n"
+    svg += "<line x1=\"\(left)\" y1=\"\(y(flushLimit))\" x2=\"\(width - right)\" y2=\"\(y(flushLimit))\" stroke=\"#c0392b\" stroke-dasharray=\"6 4\"/>\n"
+    svg += "<text x=\"\(width - right - 4)\" y=\"\(y(flushLimit) - 6)\" text-anchor=\"end\" fill=\"#c0392b\">raw LMDB, one put per durable commit: \(rate(flushLimit))</text>\n"
+    let points = concurrency.map { "\(x($0.callers)),\(y($0.rate))" }.joined(separator: " ")
+    svg += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"#2c7be5\" stroke-width=\"2.5\"/>\n"
+    for point in concurrency {
+        svg += "<circle cx=\"\(x(point.callers))\" cy=\"\(y(point.rate))\" r=\"4\" fill=\"#2c7be5\"/>\n"
+        svg += "<text x=\"\(x(point.callers))\" y=\"\(y(point.rate) - 9)\" text-anchor=\"middle\" fill=\"#2c7be5\">\(rate(point.rate))</text>\n"
+    }
+    svg += "</svg>\n"
+    try? FileManager.default.createDirectory(atPath: "bench-results", withIntermediateDirectories: true)
+    try svg.write(toFile: "bench-results/throughput.svg", atomically: true, encoding: .utf8)
+    print("  wrote bench-results/throughput.svg")
+}
+
 // MARK: Report
 
 var table = "| benchmark | store | baseline | ratio | floor | |\n|---|---:|---:|---:|---|---|\n"

@@ -56,6 +56,7 @@ extension IOASIDStore {
     /// once the destination has imported it, or ``abortMigration(of:)``.
     ///
     /// - Parameters:
+    ///   - set: the set to migrate (not the system set).
     ///   - sink: receives the export in chunks of about 1 MiB.
     ///   - progress: called now and then with (IDs written, IDs in total).
     public func exportSet(

@@ -2,10 +2,10 @@
 ///
 /// Starts after the subscriber's acknowledged-through sequence, so after a
 /// restart every unacknowledged event is delivered again with its original
-/// sequence number. Wakes promptly after commits made through any
-/// ``IOASIDStore`` of this process and polls for commits of other processes
-/// every `pollInterval`. Iteration never acknowledges: call
-/// ``IOASIDStore/acknowledge(_:through:)`` once an event is handled.
+/// sequence number. Wakes promptly after commits made through the same
+/// ``IOASIDStore`` instance, and polls every `pollInterval` for commits made
+/// through other instances or by other processes. Iteration never
+/// acknowledges: call `acknowledge(_:through:)` once an event is handled.
 /// Ends (returns `nil`) when the task is cancelled; throws when the subscriber is removed.
 /// No transaction is held across an `await`.
 public struct EventStream: AsyncSequence, Sendable {

@@ -8,11 +8,14 @@ extension IOASIDReading {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/noSuchGuest``.
     public func hostID(forGuest guest: UInt32, in set: SetID) throws -> IOASID {
-        _ = try setRecord(set)
-        guard let raw = try txn.get(Key.pair(set.rawValue, guest), in: schema.guests), let id = Key.decodeU32(raw) else {
+        let host = try txn.withValue(forKey: Key.pair(set.rawValue, guest), in: schema.guests) { reader in
+            try decoding("guest \(guest) of set \(set)") { try reader.u32() }
+        }
+        guard let host else {
+            _ = try setRecord(set)  // say which is missing: the set, or the guest ID in it
             throw IOASIDError(.noSuchGuest, "set \(set) has no guest ID \(guest)")
         }
-        return IOASID(id)
+        return IOASID(host)
     }
 
     /// The guest ID attached to `id`, if any.
