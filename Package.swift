@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "ioasid-fuzz",
             dependencies: [
-                "IOASIDStore", "IOASIDCommandLine",
+                "IOASIDStore", "IOASIDCommandLine", "ToolSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -92,10 +92,15 @@ let package = Package(
             dependencies: ["IOASIDStore", "LMDB"],
             swiftSettings: strictSettings
         ),
+        // Helpers shared by the tools and tests (a replayable random generator).
+        .target(
+            name: "ToolSupport",
+            swiftSettings: strictSettings
+        ),
         // A workload process for multi-process and crash tests.
         .executableTarget(
             name: "ioasid-worker",
-            dependencies: ["IOASIDStore", "LMDB"],
+            dependencies: ["IOASIDStore", "LMDB", "ToolSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -105,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IOASIDStoreTests",
-            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations"],
+            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations", "ToolSupport"],
             exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),

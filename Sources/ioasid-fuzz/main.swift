@@ -19,6 +19,7 @@ import Crypto
 import Foundation
 import IOASIDCommandLine
 import IOASIDStore
+import ToolSupport
 
 struct Options {
     var mode = ""
@@ -43,17 +44,7 @@ while let arg = rest.popFirst() {
     }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-var rng = SplitMix(state: options.seed)
+var rng = SplitMix(seed: options.seed)
 let started = Date()
 
 switch options.mode {
