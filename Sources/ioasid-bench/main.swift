@@ -518,6 +518,12 @@ if shouldRun("scale") {
         try full!.write { tx in for _ in 0..<batch { _ = try tx.allocate(in: fullSet) } }
         done += batch
     }
+    var report: VerificationReport?
+    let verifySeconds = try time { report = try full!.verify() }
+    guard report?.isClean == true else { fatalError("the full store does not verify") }
+    rows.append(Row(name: "verify a store of \(report!.idsChecked) IDs", store: String(format: "%.2f s", verifySeconds), raw: "",
+                    ratio: nil, floor: "< 2 s", verdict: verifySeconds < 2 ? "meets" : "BELOW"))
+    print(String(format: "  verify of %d IDs: %.2f s", report!.idsChecked, verifySeconds))
     var freed = Set<UInt32>()
     var rng = SystemRandomNumberGenerator()
     var levels: [(String, Double, Double)] = []

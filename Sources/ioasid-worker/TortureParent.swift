@@ -86,6 +86,9 @@ struct TortureParent {
                 FileHandle.standardError.write(Data("round \(round) \(how): \(lines.count) journal lines, \(found.count) violations\n".utf8))
             }
             model = try Model(snapshotOf: storePath)
+            if (round + 1) % 500 == 0 {
+                FileHandle.standardError.write(Data("crash-torture: \(round + 1)/\(kills) kills, \(operations) operations, \(violations.count) violations\n".utf8))
+            }
         }
         let elapsed = Date().timeIntervalSince(started)
         for v in violations.prefix(50) { print("violation: \(v)") }
