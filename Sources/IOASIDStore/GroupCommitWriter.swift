@@ -76,7 +76,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func execute(_ batch: [Job]) {
         do {
             try commit { tx in
-                for job in batch { job.run(tx) }
+                for job in batch { try job.run(tx) }
             }
             for job in batch { job.finish() }
         } catch {
@@ -90,8 +90,14 @@ final class GroupCommitWriter: @unchecked Sendable {
 }
 
 /// One queued operation and the caller waiting for it.
+///
+/// `run` keeps a clean failure — a store refusal (which wrote nothing), or any
+/// error of a closure whose nested transaction was rolled back — as the job's
+/// result, and rethrows everything else (an LMDB error such as `MDB_MAP_FULL`,
+/// a corrupt store), which aborts the whole group: the environment can then grow
+/// the map and rerun it, or the writer retries each job alone.
 private final class Job: @unchecked Sendable {
-    let run: (WriteTransaction) -> Void
+    let run: (WriteTransaction) throws -> Void
     let finish: () -> Void
     let fail: (any Error) -> Void
 
@@ -102,13 +108,25 @@ private final class Job: @unchecked Sendable {
     ) {
         let box = ResultBox<R>()
         run = { tx in
-            box.result = Result {
+            do {
                 if isolated {
                     // The child may change what the parent cached: drop the parent's memo afterwards.
                     defer { tx.context.cache.subscribers = nil }
-                    return try tx.txn.nested { child in try body(WriteTransaction(context: TransactionContext(txn: child, schema: tx.schema))) }
+                    box.result = .success(try tx.txn.nested { child in
+                        try body(WriteTransaction(context: TransactionContext(txn: child, schema: tx.schema)))
+                    })
+                } else {
+                    box.result = .success(try body(tx))
                 }
-                return try body(tx)
+            } catch let error as LMDBError {
+                throw error
+            } catch let error as IOASIDError where isolated || error.category != .storeUnusable {
+                box.result = .failure(error)
+            } catch let error as IOASIDError {
+                throw error
+            } catch {
+                guard isolated else { throw error }
+                box.result = .failure(error)
             }
         }
         finish = { continuation.resume(with: box.result ?? .failure(IOASIDError(.storageFailure, "operation did not run"))) }

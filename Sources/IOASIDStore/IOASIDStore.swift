@@ -48,6 +48,12 @@ public final class IOASIDStore: Sendable {
         } catch {
             throw IOASIDError.wrapping(error)
         }
+        guard env.options.durable == envOptions.durable else {
+            throw IOASIDError(
+                .invalidArgument,
+                "\(path) is already open in this process with \(env.options.durable ? "durable" : "relaxed") commits; open it with the same durability"
+            )
+        }
         self.env = env
         let logger = options.logger
         schema = try IOASIDError.mapping {

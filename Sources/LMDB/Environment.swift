@@ -47,8 +47,10 @@ public final class Environment: @unchecked Sendable {
     public let path: String
     /// Whether this open created the data file.
     public let wasCreated: Bool
-    /// The options the environment was opened with.
+    /// The options the environment was opened with (by whoever opened it first in this process).
     public let options: Options
+    /// The registry key: the canonical path.
+    private let key: String
 
     let handle: OpaquePointer
     let resizeLock = ReadWriteLock()
@@ -68,6 +70,8 @@ public final class Environment: @unchecked Sendable {
     ///
     /// - Throws: ``LMDBError`` (`ENOENT` when it does not exist and `create` is false).
     public static func open(path: String, options: Options = Options()) throws(LMDBError) -> Environment {
+        // Create the directory first, so that the key is the canonical path of a real directory.
+        if options.create, mkdir(path, 0o700) != 0, errno != EEXIST { throw LMDBError(code: errno) }
         let key = canonicalPath(path)
         while true {
             let result = registry.withLock { table -> Result<Environment, LMDBError>? in
@@ -76,7 +80,7 @@ public final class Environment: @unchecked Sendable {
                     return nil  // being closed right now: wait for its deinit
                 }
                 let opened = Result { () throws(LMDBError) -> Environment in
-                    try Environment(path: path, options: options)
+                    try Environment(path: path, key: key, options: options)
                 }
                 if case .success(let env) = opened { table[key] = WeakEnvironment(env) }
                 return opened
@@ -86,12 +90,10 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    private init(path: String, options: Options) throws(LMDBError) {
+    private init(path: String, key: String, options: Options) throws(LMDBError) {
         self.path = path
+        self.key = key
         self.options = options
-        if options.create {
-            if mkdir(path, 0o700) != 0, errno != EEXIST { throw LMDBError(code: errno) }
-        }
         var st = stat()
         if stat(path, &st) != 0 { throw LMDBError(code: errno) }
         wasCreated = access(path + "/data.mdb", F_OK) != 0
@@ -118,7 +120,6 @@ public final class Environment: @unchecked Sendable {
     }
 
     deinit {
-        let key = Self.canonicalPath(path)
         Self.registry.withLock { table in
             state.withLock { s in
                 for idle in s.idleReaders { mdb_txn_abort(idle.txn) }
@@ -145,6 +146,7 @@ public final class Environment: @unchecked Sendable {
     /// short read costs little more than the lookups it makes.
     @discardableResult
     public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        var clearedReaders = false
         while true {
             do {
                 return try resizeLock.withReadLock { () throws -> R in
@@ -154,6 +156,10 @@ public final class Environment: @unchecked Sendable {
                 }
             } catch let error as LMDBError where error == .mapResized {
                 try adoptGrownMap()
+            } catch let error as LMDBError where error == .readersFull && !clearedReaders {
+                // Slots of killed readers count against the table until cleared.
+                clearedReaders = true
+                try clearStaleReaders()
             }
         }
     }

@@ -215,3 +215,75 @@ struct BackupAccessTests {
         #expect(try CLI.run(["--store", path, "status"]).status == 0)
     }
 }
+
+@Suite("Review regressions")
+struct ReviewRegressionTests {
+    @Test("One environment per path, however the path is spelled")
+    func oneEnvironmentPerPath() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let first = try Environment.open(path: dir.child("store"))
+        let second = try Environment.open(path: dir.path + "/./store/")
+        #expect(first === second)
+    }
+
+    @Test("A store already open in this process with other durability is refused")
+    func durabilityMismatch() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var relaxed = IOASIDStore.Options()
+        relaxed.durability = .relaxed
+        let store = try IOASIDStore(path: dir.child("store"), options: relaxed)
+        expectError(.invalidArgument) { try IOASIDStore(path: dir.child("store")) }
+        _ = store
+    }
+
+    @Test("Group-committed operations grow a full map instead of failing")
+    func groupCommitGrowsMap() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var options = IOASIDStore.Options()
+        options.mapSize = 256 * 1024
+        let store = try IOASIDStore(path: dir.child("store"), options: options)
+        let vm = try await store.createSet(token: "vm", quota: 10_000)
+        let ids = try await withThrowingTaskGroup(of: IOASID.self) { group in
+            for _ in 0..<400 {
+                group.addTask { try await store.allocate(in: vm, data: [UInt8](repeating: 7, count: 1024)) }
+            }
+            return try await group.reduce(into: [IOASID]()) { $0.append($1) }
+        }
+        #expect(Set(ids).count == 400)
+        #expect(try store.verify().isClean)
+    }
+
+    @Test("Repair reclaims a stuck free-pending ID of a destroyed set and removes the set")
+    func repairStuckDestroyPending() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        let store = try IOASIDStore(path: path)
+        let vm = try store.createSet(token: "vm", quota: 10)
+        let id = try store.allocate(in: vm)
+        try store.retain(id, in: vm, holder: "dev")
+        try store.freeSet(vm, destroy: true)
+        let env = try Environment.open(path: path)
+        let holds = try env.openDatabase(named: "holds")
+        try env.write { txn in _ = try txn.delete([0, 0, 0, UInt8(id.rawValue)] + Array("dev".utf8), in: holds) }
+        #expect(try store.verify().violations.map(\.code) == ["pendingStuck"])
+        let report = try store.repair()
+        #expect(report.changes.contains("reclaimed ID \(id), which nothing held back"))
+        #expect(try store.verify().isClean)
+        expectError(.noSuchSet) { try store.set(vm) }
+    }
+
+    @Test("Operations that change nothing commit no event")
+    func noOpNoEvent() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            try store.subscribe("s")
+            try store.adjustQuota(of: vm, to: 10)
+            try store.freeSet(vm, destroy: false)
+            #expect(try store.pendingEvents(for: "s") == [])
+        }
+    }
+}

@@ -68,6 +68,10 @@ extension IOASIDStore {
             try write { try $0.freeze(set) }
             return try read { tx in
                 let record = try tx.setRecord(set)
+                // Another writer may have aborted the migration between the freeze and this snapshot.
+                guard record.flags.contains(.frozen), record.count >= record.pending else {
+                    throw IOASIDError(.setNotFrozen, "set \(set) was unfrozen before it could be exported")
+                }
                 let storeID = try tx.txn.get(MetaKey.storeID, in: tx.schema.meta) ?? []
                 let allocated = Int(record.count - record.pending)
                 let header = ExportHeader(

@@ -62,6 +62,9 @@ extension IOASIDStore {
                     done += 1
                     if done % 16384 == 0 { progress?(done, header.count) }
                 }
+                guard done == header.count else {
+                    throw IOASIDError(.exportMalformed, "the export changed while it was being imported")
+                }
                 var value = ByteWriter()
                 value.u32(set.rawValue)
                 value.u64(Self.nowMillis())
@@ -166,9 +169,13 @@ extension IOASIDStore {
         defer { reader.close() }
         _ = try reader.next()
         while let (line, _) = try reader.next() {
-            guard let entry = try? ExportEntry(parsing: line) else { return }  // the trailer (already validated)
+            guard let entry = try? ExportEntry(parsing: line) else {
+                // Only the (already validated) trailer may end the entries.
+                guard let fields = try? FlatJSON.parse(line), fields["end"] == .bool(true) else { break }
+                return
+            }
             try body(entry)
         }
-        throw IOASIDError(.exportTruncated, "the export changed while it was being imported")
+        throw IOASIDError(.exportMalformed, "the export changed while it was being imported")
     }
 }

@@ -33,18 +33,20 @@ final class ChangeSignal: Sendable {
             s.nextToken &+= 1
             return s.nextToken
         }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.resume(token)
-        }
+        let timer = TimerBox()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    if s.generation != seen || Task.isCancelled { return true }
+                let registered = state.withLock { s -> Bool in
+                    if s.generation != seen || Task.isCancelled { return false }
                     s.waiters[token] = continuation
-                    return false
+                    return true
                 }
-                if resumeNow { continuation.resume() }
+                guard registered else { return continuation.resume() }
+                // The timer starts only once the waiter is registered, so it cannot fire too early and be lost.
+                timer.set(Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    self?.resume(token)
+                })
             }
         } onCancel: {
             resume(token)
@@ -55,4 +57,12 @@ final class ChangeSignal: Sendable {
     private func resume(_ token: UInt64) {
         state.withLock { $0.waiters.removeValue(forKey: token) }?.resume()
     }
+}
+
+/// The timer task of one wait, cancelled when the wait ends.
+private final class TimerBox: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    func set(_ newTask: Task<Void, Never>) { task.withLock { $0 = newTask } }
+    func cancel() { task.withLock { $0?.cancel() } }
 }

@@ -108,10 +108,13 @@ extension WriteTransaction {
     /// Removes the ID from its set, returns it to the free index and commits RECLAIM.
     private func reclaim(_ id: IOASID, record: IDRecord, wasPending: Bool) throws {
         let owner = SetID(record.set)
+        var set = try setRecord(owner)
+        guard set.count > 0, !wasPending || set.pending > 0 else {
+            throw IOASIDError(.corruptStore, "set \(owner)'s counters do not include ID \(id); run ioasid verify --repair")
+        }
         try txn.delete(id.rawValue, in: schema.ids)
         if wasPending { try txn.delete(id.rawValue, in: schema.pending) }
         try freeIndex.give(id.rawValue...id.rawValue)
-        var set = try setRecord(owner)
         set.count -= 1
         if wasPending { set.pending -= 1 }
         try putSet(set, owner)

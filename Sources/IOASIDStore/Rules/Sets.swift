@@ -44,6 +44,7 @@ extension WriteTransaction {
         guard quota >= record.count else {
             throw IOASIDError(.quotaBelowUsage, "set \(set) holds \(record.count) IDs; quota \(quota) is below that")
         }
+        if quota == record.quota { return }  // no change, no event
         let reserved = try reservedQuota()
         if quota > record.quota {
             let capacity = try capacity()
@@ -52,6 +53,9 @@ extension WriteTransaction {
             guard delta <= unreserved else {
                 throw IOASIDError(.capacityExhausted, "raising the quota by \(delta) exceeds unreserved capacity \(unreserved)")
             }
+        }
+        guard reserved >= UInt64(record.quota) else {
+            throw IOASIDError(.corruptStore, "the reserved total \(reserved) is below set \(set)'s quota \(record.quota)")
         }
         let newReserved = reserved - UInt64(record.quota) + UInt64(quota)
         record.quota = quota
@@ -83,7 +87,7 @@ extension WriteTransaction {
             freed.append(id)
         }
         guard destroy else {
-            try emit(.setFree, set: set, token: record.token, destroy: false)
+            if !freed.isEmpty { try emit(.setFree, set: set, token: record.token, destroy: false) }
             return FreeSetResult(freed: freed, destroyed: false)
         }
         record = try setRecord(set)
@@ -99,8 +103,12 @@ extension WriteTransaction {
     func finishDestroyIfEmpty(_ set: SetID) throws -> Bool {
         let record = try setRecord(set)
         guard record.flags.contains(.destroyPending), record.count == 0 else { return false }
+        let reserved = try reservedQuota()
+        guard reserved >= UInt64(record.quota) else {
+            throw IOASIDError(.corruptStore, "the reserved total \(reserved) is below set \(set)'s quota \(record.quota)")
+        }
         try txn.delete(Key.set(set.rawValue), in: schema.control)
-        try putReserved(try reservedQuota() - UInt64(record.quota))
+        try putReserved(reserved - UInt64(record.quota))
         return true
     }
 

@@ -13,26 +13,35 @@ extension WriteTransaction {
         let capacity = try capacity()
 
         // Primary records: sets and IDs.
+        var unrepairable = ViolationLog()
         var sets: [UInt32: SetRecord] = [:]
+        var undecodableSets = false
         try txn.withCursor(on: schema.control) { cursor in
             try cursor.scan(from: [ControlTag.set]) { key, reader in
                 guard key.first == ControlTag.set else { return false }
                 if key.count == 5, let id = Key.decodeU32(key, at: 1), let record = try? SetRecord(decoding: &reader) {
                     sets[id] = record
+                } else {
+                    undecodableSets = true
+                    unrepairable.add("recordUndecodable", "a set record does not decode; quotas and tokens are left as they are", "control \(key)")
                 }
                 return true
             }
         }
         var ids: [(UInt32, IDRecord)] = []
+        var occupied: [UInt32] = []  // every ID key, decodable or not: never handed out again by the rebuilt free index
         try txn.withCursor(on: schema.ids) { cursor in
             try cursor.scan(from: []) { key, reader in
-                if key.count == 4, let id = Key.decodeU32(key), let record = try? IDRecord(decoding: &reader) {
+                guard key.count == 4, let id = Key.decodeU32(key) else { return true }
+                occupied.append(id)
+                if let record = try? IDRecord(decoding: &reader) {
                     ids.append((id, record))
+                } else {
+                    unrepairable.add("recordUndecodable", "the record of ID \(id) does not decode; the ID stays allocated", "id \(id)")
                 }
                 return true
             }
         }
-        var unrepairable = ViolationLog()
         for (id, record) in ids where sets[record.set] == nil {
             unrepairable.add("orphanID", "ID \(id) belongs to set \(record.set), which does not exist", "id \(id)")
         }
@@ -132,7 +141,7 @@ extension WriteTransaction {
             }
             reserved += UInt64(record.quota)
         }
-        if reserved != (try reservedQuota()) {
+        if !undecodableSets, reserved != (try reservedQuota()) {
             changes.append("reserved quota \(try reservedQuota()) → \(reserved)")
             try putReserved(reserved)
         }
@@ -153,7 +162,7 @@ extension WriteTransaction {
                 return true
             }
         }
-        if existingTokens != tokens {
+        if !undecodableSets, existingTokens != tokens {
             try txn.removeAll(in: schema.tokens)
             for (token, id) in tokens { try txn.put(Key.u32(id), forKey: Array(token.utf8), in: schema.tokens) }
             changes.append("rebuilt \(tokens.count) owner tokens")
@@ -162,24 +171,29 @@ extension WriteTransaction {
         // The free index: the complement of the IDs, as maximal extents.
         var expected: [(UInt32, UInt32)] = []
         var next: UInt32 = 1
-        for (id, _) in ids where id >= 1 && id < capacity {
+        for id in occupied where id >= 1 && id < capacity {
             if id > next { expected.append((next, id - 1)) }
             next = id + 1
         }
         if next < capacity { expected.append((next, capacity - 1)) }
-        let actual = try freeIndex.extents().map { ($0.lowerBound, $0.upperBound) }
-        if !actual.elementsEqual(expected, by: ==) {
-            for range in actual { try txn.delete(Key.free(range.0), in: schema.control) }
-            try txn.withCursor(on: schema.control) { cursor in
-                // Drop any malformed free-index keys too.
-                var stray: [[UInt8]] = []
-                try cursor.scan(from: [ControlTag.free]) { key, _ in
-                    guard key.first == ControlTag.free else { return false }
-                    stray.append(key)
-                    return true
+        // Read the extents tolerantly: malformed ones are exactly what may need rebuilding.
+        var actual: [(UInt32, UInt32)] = []
+        var extentKeys: [[UInt8]] = []
+        var malformedExtents = false
+        try txn.withCursor(on: schema.control) { cursor in
+            try cursor.scan(from: [ControlTag.free]) { key, reader in
+                guard key.first == ControlTag.free else { return false }
+                extentKeys.append(key)
+                if key.count == 5, let first = Key.decodeU32(key, at: 1), reader.remaining == 4, let last = try? reader.u32() {
+                    actual.append((first, last))
+                } else {
+                    malformedExtents = true
                 }
-                for key in stray { try txn.delete(key, in: schema.control) }
+                return true
             }
+        }
+        if malformedExtents || !actual.elementsEqual(expected, by: ==) {
+            for key in extentKeys { try txn.delete(key, in: schema.control) }
             for (first, last) in expected { try txn.put(Key.u32(last), forKey: Key.free(first), in: schema.control) }
             changes.append("rebuilt the free index: \(actual.count) → \(expected.count) extents")
         }
@@ -210,10 +224,13 @@ extension WriteTransaction {
         if pruned > 0 { changes.append("deleted \(pruned) events no subscriber wants") }
 
         // Free-pending IDs nothing holds back go back to the pool; empty destroyed sets go away.
-        for id in pendingIDs.sorted() where try reclaimIfReleased(IOASID(id)) {
-            changes.append("reclaimed ID \(id), which nothing held back")
+        let owners = Dictionary(ids.map { ($0.0, $0.1.set) }, uniquingKeysWith: { first, _ in first })
+        for id in pendingIDs.sorted() where sets[owners[id] ?? 0] != nil {  // orphans are reported, not touched
+            if try reclaimIfReleased(IOASID(id)) { changes.append("reclaimed ID \(id), which nothing held back") }
         }
-        for (id, record) in sets where record.flags.contains(.destroyPending) {
+        for (id, record) in sets.sorted(by: { $0.key < $1.key }) where record.flags.contains(.destroyPending) {
+            // Reclaiming may already have removed it.
+            guard (try? setRecord(SetID(id))) != nil else { continue }
             if try finishDestroyIfEmpty(SetID(id)) { changes.append("destroyed set \(id), which held no IDs") }
         }
         return RepairReport(changes: changes, unrepairable: unrepairable.list)
