@@ -1,5 +1,4 @@
 internal import CLMDB
-internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
 #elseif canImport(Darwin)
@@ -54,9 +53,9 @@ public final class Environment: @unchecked Sendable {
 
     let handle: OpaquePointer
     let resizeLock = ReadWriteLock()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
-    private let databases = Mutex([String: Database]())
+    private let databases = Locked([String: Database]())
 
     private struct State {
         var idleReaders: [IdleReader] = []
@@ -64,7 +63,7 @@ public final class Environment: @unchecked Sendable {
 
     // MARK: Opening
 
-    private static let registry = Mutex([String: WeakEnvironment]())
+    private static let registry = Locked([String: WeakEnvironment]())
 
     /// Opens the environment at `path`, or returns the one this process already has open there.
     ///

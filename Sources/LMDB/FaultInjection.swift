@@ -21,7 +21,7 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 /// (so a test can fault one store while others in the process work normally).
 public enum FaultInjection {
     private static let enabled = Atomic<Bool>(false)
-    private static let hook = Mutex<(@Sendable (FaultPoint, String) -> Int32?)?>(nil)
+    private static let hook = Locked<(@Sendable (FaultPoint, String) -> Int32?)?>(nil)
 
     /// Installs `hook` for every environment in this process; `nil` removes it.
     public static func install(_ newHook: (@Sendable (FaultPoint, String) -> Int32?)?) {

@@ -1,7 +1,6 @@
 import Foundation
 import IOASIDStore
 import LMDB
-import Synchronization
 import Testing
 
 @Suite("Fault injection", .serialized)
@@ -19,14 +18,10 @@ struct FaultInjectionTests {
             let vm = try store.createSet(token: "vm", quota: 10)
             let id = try store.allocate(in: vm, guest: 1)
             let before = try store.rawDump()
-            let armed = Mutex(true)
+            let armed = Armed()
             FaultInjection.install { p, target in
-                guard p == point, target.hasSuffix("/store"), target == path else { return nil }
-                return armed.withLock { live in
-                    guard live else { return nil }
-                    if !always { live = false }
-                    return code
-                }
+                guard p == point, target == path else { return nil }
+                return armed.fire(once: !always) ? code : nil
             }
             defer { FaultInjection.install(nil) }
             // Freeing a bound ID with no subscriber reclaims it at once: it begins a write,
@@ -39,9 +34,7 @@ struct FaultInjectionTests {
                 #expect((error.cause as? LMDBError)?.code == code)
             }
             #expect(try store.rawDump() == before, "\(point): a failed commit changed the store")
-            if always {
-                armed.withLock { $0 = false }
-            }
+            if always { armed.disarm() }
             // The next operation works.
             #expect(try store.free(id, in: vm))
             #expect(try store.verify().isClean)
@@ -285,5 +278,26 @@ struct ReviewRegressionTests {
             try store.freeSet(vm, destroy: false)
             #expect(try store.pendingEvents(for: "s") == [])
         }
+    }
+}
+
+/// Whether an injected fault is live (guarded by an NSLock, which ThreadSanitizer understands).
+final class Armed: @unchecked Sendable {
+    private let lock = NSLock()
+    private var live = true
+
+    /// Whether to fail this call; with `once`, disarms after the first failure.
+    func fire(once: Bool) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard live else { return false }
+        if once { live = false }
+        return true
+    }
+
+    func disarm() {
+        lock.lock()
+        live = false
+        lock.unlock()
     }
 }

@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 
 /// Wakes event streams of this process after each write commit.
 ///
@@ -12,7 +12,7 @@ final class ChangeSignal: Sendable {
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = LockedState(State())
 
     /// The current generation.
     var generation: UInt64 { state.withLock { $0.generation } }
@@ -61,8 +61,22 @@ final class ChangeSignal: Sendable {
 
 /// The timer task of one wait, cancelled when the wait ends.
 private final class TimerBox: Sendable {
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let task = LockedState<Task<Void, Never>?>(nil)
 
     func set(_ newTask: Task<Void, Never>) { task.withLock { $0 = newTask } }
     func cancel() { task.withLock { $0?.cancel() } }
+}
+
+/// A value guarded by an `NSLock` (a pthread mutex, which ThreadSanitizer understands).
+final class LockedState<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
 }
