@@ -45,7 +45,8 @@ struct TortureChild {
         var operation = 0
         while true {
             operation += 1
-            let live = try store.sets().filter { !$0.isDestroyPending && !$0.isFrozen }
+            let all = try store.sets()
+            let live = all.filter { !$0.isDestroyPending && !$0.isFrozen }
             let vms = live.filter { !$0.isSystem }
             let set = live.randomElement(using: &rng)!
             let ids = try store.ids(in: set.id, limit: 64)
@@ -68,10 +69,13 @@ struct TortureChild {
                 let id = allocated.randomElement(using: &rng)!
                 let holder = "h\(rng.next() % 3)"
                 try perform(log, "hold \(set.id) \(id) \(holder)") { try store.retain(id, in: set.id, holder: holder); return "\(set.id) \(id) \(holder)" }
-            case 10 where !ids.isEmpty:
-                let id = ids.randomElement(using: &rng)!
-                guard let holder = try store.holders(of: id).first else { continue }
-                try perform(log, "release \(set.id) \(id) \(holder)") { try store.release(id, in: set.id, holder: holder); return "\(set.id) \(id) \(holder)" }
+            case 10:
+                // Holds keep freed IDs (and destroyed sets) pending: release from any set, live or not.
+                let owner = all.randomElement(using: &rng)!
+                guard let id = try store.ids(in: owner.id, limit: 64).randomElement(using: &rng),
+                    let holder = try store.holders(of: id).first
+                else { continue }
+                try perform(log, "release \(owner.id) \(id) \(holder)") { try store.release(id, in: owner.id, holder: holder); return "\(owner.id) \(id) \(holder)" }
             case 11:
                 let quota = max(1, set.allocated + UInt32(rng.next() % 16))
                 try perform(log, "quota \(set.id) \(quota)") { try store.adjustQuota(of: set.id, to: quota); return "\(set.id) \(quota)" }
@@ -94,7 +98,7 @@ struct TortureChild {
                 log.append("S-end", sync: true)
                 if point == "before-ack", Self.hit(point) == target { raise(SIGKILL) }
                 try perform(log, "ack \(last.sequence)") { try store.acknowledge("torture", through: last.sequence); return "\(last.sequence)" }
-            case 18 where !set.isSystem && set.allocated > 0:
+            case 18 where !set.isSystem && set.allocated > 0 && vms.count < 10:
                 // Live migration into the same store: freeze and export, import as a new set, then complete or abort.
                 let file = scratch + "-\(operation).jsonl"
                 defer { try? FileManager.default.removeItem(atPath: file) }
@@ -105,7 +109,7 @@ struct TortureChild {
                     _ = try store.exportSet(set.id, to: { handle.write($0) })
                     return "\(set.id)"
                 }
-                let token = set.token + "~\(rng.next() % 100_000)"
+                let token = String(set.token.split(separator: "~")[0]) + "~\(rng.next() % 100_000)"
                 try perform(log, "import \(token)") {
                     Self.importing.store(true, ordering: .relaxed)
                     defer { Self.importing.store(false, ordering: .relaxed) }

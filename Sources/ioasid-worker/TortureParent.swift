@@ -64,7 +64,7 @@ struct TortureParent {
             try child.run()
             // Random kills land anywhere from start-up to deep in the workload; failpoint
             // runs get time to reach their point and are killed anyway if they do not.
-            let delay = mode == "random" ? Double(rng.next() % 120 + 5) / 1000 : 3.0
+            let delay = mode == "random" ? Double(rng.next() % 120 + 5) / 1000 : 1.5
             let deadline = Date().addingTimeInterval(delay)
             while child.isRunning && Date() < deadline { usleep(1000) }
             var how = mode
