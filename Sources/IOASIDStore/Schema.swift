@@ -2,7 +2,7 @@ import IOASIDMigrations
 import LMDB
 
 /// Handles of the store's named databases (created by the migrations in `migrations/`).
-struct Schema: Sendable {
+final class Schema: Sendable {
     let meta: Database
     let control: Database
     let tokens: Database

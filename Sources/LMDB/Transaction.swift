@@ -11,7 +11,9 @@ internal import CLMDB
 /// so encode integers big-endian to get numeric order.
 public struct Transaction {
     let handle: OpaquePointer
-    let environment: Environment
+    // Unowned: a transaction lives inside its environment's read/write closure, and
+    // skipping the reference count keeps lookups cheap.
+    unowned(unsafe) let environment: Environment
     /// Whether this is a read-only transaction.
     public let isReadOnly: Bool
 

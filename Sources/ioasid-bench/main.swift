@@ -17,6 +17,7 @@ struct Options {
     var quick = false
     var dir = NSTemporaryDirectory()
     var only: String?
+    var keep = false
 }
 
 var options = Options()
@@ -26,6 +27,7 @@ while let arg = arguments.popFirst() {
     case "--quick": options.quick = true
     case "--dir": options.dir = arguments.popFirst() ?? options.dir
     case "--only": options.only = arguments.popFirst()
+    case "--keep": options.keep = true
     default:
         FileHandle.standardError.write(Data("usage: ioasid-bench [--quick] [--dir DIR] [--only NAME]\n".utf8))
         exit(64)
@@ -35,7 +37,7 @@ while let arg = arguments.popFirst() {
 let scratch = (options.dir as NSString).appendingPathComponent("ioasid-bench-\(getpid())")
 try? FileManager.default.removeItem(atPath: scratch)
 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-defer { try? FileManager.default.removeItem(atPath: scratch) }
+defer { if !options.keep { try? FileManager.default.removeItem(atPath: scratch) } }
 var counter = 0
 @MainActor func freshPath(_ name: String) -> String {
     counter += 1
