@@ -96,6 +96,18 @@ func openRaw(_ path: String) throws -> (Environment, Database) {
     return (env, db)
 }
 
+/// Times `count` raw durable commits of one put each, with ascending keys from `next`.
+func rawSingleCommits(_ env: Environment, _ db: Database, _ count: Int, from next: inout UInt32) throws -> Double {
+    var key32 = next
+    defer { next = key32 }
+    return try time {
+        for _ in 0..<count {
+            try env.write { txn in _ = try txn.put(rawValue, forKey: key(key32), in: db) }
+            key32 += 1
+        }
+    }
+}
+
 func openStore(_ path: String, capacity: UInt32 = 1 << 21) throws -> (IOASIDStore, SetID) {
     var o = IOASIDStore.Options()
     o.capacity = capacity
@@ -118,12 +130,7 @@ if shouldRun("single") {
     var rawSeconds = 0.0, storeSeconds = 0.0
     var next: UInt32 = 1
     for _ in 0..<blocks {
-        rawSeconds += try time {
-            for _ in 0..<50 {
-                try env.write { txn in _ = try txn.put(rawValue, forKey: key(next), in: db) }
-                next += 1
-            }
-        }
+        rawSeconds += try rawSingleCommits(env, db, 50, from: &next)
         storeSeconds += try time { for _ in 0..<50 { _ = try store.allocate(in: set) } }
     }
     let n = Double(blocks * 50)
@@ -311,12 +318,7 @@ if shouldRun("outbox") {
     var blockRaw = 0.0, noneSeconds = 0.0, oneSeconds = 0.0
     var rawKey: UInt32 = 1
     for _ in 0..<blocks {
-        blockRaw += try time {
-            for _ in 0..<50 {
-                try outboxEnv.write { txn in _ = try txn.put(rawValue, forKey: key(rawKey), in: outboxDB) }
-                rawKey += 1
-            }
-        }
+        blockRaw += try rawSingleCommits(outboxEnv, outboxDB, 50, from: &rawKey)
         noneSeconds += try time { for _ in 0..<50 { _ = try plain.allocate(in: plainSet) } }
         oneSeconds += try time { for _ in 0..<50 { _ = try watched.allocate(in: watchedSet) } }
     }
