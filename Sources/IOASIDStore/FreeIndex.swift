@@ -13,24 +13,29 @@ struct FreeIndex {
     let txn: Transaction
     let db: Database
 
-    /// The extent that contains `id`, if `id` is free.
-    func extent(containing id: UInt32) throws -> ClosedRange<UInt32>? {
-        guard let range = try extent(atOrBefore: id) else { return nil }
-        return range.contains(id) ? range : nil
+    /// A free ID and the extent that holds it, as found by a lookup, so that
+    /// taking it needs no second lookup.
+    struct Slot {
+        let id: UInt32
+        let extent: ClosedRange<UInt32>
     }
 
-    /// The lowest free ID in `lower...upper`.
-    func lowestFree(in lower: UInt32, _ upper: UInt32) throws -> UInt32? {
-        if let range = try extent(atOrBefore: lower), range.upperBound >= lower { return lower }
-        guard let next = try extent(atOrAfter: lower) else { return nil }
-        return next.lowerBound <= upper ? next.lowerBound : nil
+    /// `id` with its extent, if `id` is free.
+    func slot(for id: UInt32) throws -> Slot? {
+        guard let range = try extent(atOrBefore: id), range.contains(id) else { return nil }
+        return Slot(id: id, extent: range)
     }
 
-    /// Removes `id` from the free index; it must be free.
-    func take(_ id: UInt32) throws {
-        guard let range = try extent(containing: id) else {
-            throw IOASIDError(.corruptStore, "free index does not hold ID \(id)")
-        }
+    /// The lowest free ID in `lower...upper`, with its extent.
+    func lowestFree(in lower: UInt32, _ upper: UInt32) throws -> Slot? {
+        if let range = try extent(atOrBefore: lower), range.upperBound >= lower { return Slot(id: lower, extent: range) }
+        guard let next = try extent(atOrAfter: lower), next.lowerBound <= upper else { return nil }
+        return Slot(id: next.lowerBound, extent: next)
+    }
+
+    /// Removes a free ID, found by ``slot(for:)`` or ``lowestFree(in:_:)`` in this transaction, from the index.
+    func take(_ slot: Slot) throws {
+        let id = slot.id, range = slot.extent
         try txn.delete(Key.free(range.lowerBound), in: db)
         if range.lowerBound < id { try put(range.lowerBound...(id - 1)) }
         if id < range.upperBound { try put((id + 1)...range.upperBound) }
@@ -66,19 +71,6 @@ struct FreeIndex {
         while let range = try extent(atOrBefore: .max), range.upperBound >= limit {
             try txn.delete(Key.free(range.lowerBound), in: db)
             if range.lowerBound < limit { try put(range.lowerBound...(limit - 1)) }
-        }
-    }
-
-    /// Every extent in order (for verification and tests).
-    func extents() throws -> [ClosedRange<UInt32>] {
-        try txn.withCursor(on: db) { cursor in
-            var result: [ClosedRange<UInt32>] = []
-            var entry = try cursor.seek(atOrAfter: [ControlTag.free])
-            while let e = entry, e.key.first == ControlTag.free {
-                result.append(try decode(e))
-                entry = try cursor.next()
-            }
-            return result
         }
     }
 

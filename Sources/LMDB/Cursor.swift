@@ -19,9 +19,6 @@ public struct Cursor: ~Copyable {
     public func next() throws(LMDBError) -> Entry? { try move(MDB_NEXT) }
     /// The entry before the current one.
     public func previous() throws(LMDBError) -> Entry? { try move(MDB_PREV) }
-    /// The entry the cursor is on.
-    public func current() throws(LMDBError) -> Entry? { try move(MDB_GET_CURRENT) }
-
     /// The first entry whose key is greater than or equal to `key` (`MDB_SET_RANGE`).
     public func seek(atOrAfter key: [UInt8]) throws(LMDBError) -> Entry? {
         let (rc, entry) = key.withUnsafeBytes { k -> (Int32, Entry?) in

@@ -231,15 +231,6 @@ public final class Environment: @unchecked Sendable {
         return info.me_mapsize
     }
 
-    /// Bytes of the data file in use: (last page number + 1) × page size.
-    public var usedBytes: Int {
-        var info = MDB_envinfo()
-        var st = MDB_stat()
-        mdb_env_info(handle, &info)
-        mdb_env_stat(handle, &st)
-        return (info.me_last_pgno + 1) * Int(st.ms_psize)
-    }
-
     private func growMap() throws(LMDBError) {
         try resizeLock.withWriteLock { () throws(LMDBError) in
             let current = mapSize
@@ -286,11 +277,6 @@ public final class Environment: @unchecked Sendable {
     }
 
     // MARK: Maintenance
-
-    /// Flushes buffers to disk (`mdb_env_sync(env, 1)`).
-    public func sync() throws(LMDBError) {
-        try LMDBError.check(mdb_env_sync(handle, 1))
-    }
 
     /// Clears reader slots left by processes that died; returns how many were cleared.
     @discardableResult

@@ -144,15 +144,6 @@ public struct Transaction {
         try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE), &dbi))
     }
 
-    /// Whether the named database exists, as seen by this transaction.
-    public func databaseExists(named name: String) throws(LMDBError) -> Bool {
-        var dbi = MDB_dbi()
-        let rc = mdb_dbi_open(handle, name, 0, &dbi)
-        if rc == MDB_NOTFOUND { return false }
-        try LMDBError.check(rc)
-        return true
-    }
-
     /// Runs `body` with a cursor over `db`; the cursor is closed when `body` returns.
     public func withCursor<R>(on db: Database, _ body: (borrowing Cursor) throws -> R) throws -> R {
         var raw: OpaquePointer?

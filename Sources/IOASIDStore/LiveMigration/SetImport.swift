@@ -41,9 +41,9 @@ extension IOASIDStore {
                 var done = 0
                 // Pass 1: keep every host ID that is free here.
                 try Self.forEachEntry(at: path) { entry in
-                    if entry.id < capacity, try tx.freeIndex.extent(containing: entry.id) != nil {
+                    if entry.id < capacity, let slot = try tx.freeIndex.slot(for: entry.id) {
                         if let guest = entry.guest { try tx.checkGuestFree(guest, in: set) }
-                        try tx.place(IOASID(entry.id), in: set, record: &record, data: entry.data, guest: entry.guest)
+                        try tx.place(slot, in: set, record: &record, data: entry.data, guest: entry.guest)
                         done += 1
                         if done % 16384 == 0 { progress?(done, header.count) }
                     }
@@ -57,8 +57,8 @@ extension IOASIDStore {
                     guard let target = try tx.freeIndex.lowestFree(in: 1, capacity - 1) else {
                         throw IOASIDError(.cannotPlace, "no free ID for exported ID \(entry.id)")
                     }
-                    try tx.place(IOASID(target), in: set, record: &record, data: entry.data, guest: entry.guest)
-                    remapped.append(Remap(from: IOASID(entry.id), to: IOASID(target), guest: entry.guest))
+                    try tx.place(target, in: set, record: &record, data: entry.data, guest: entry.guest)
+                    remapped.append(Remap(from: IOASID(entry.id), to: IOASID(target.id), guest: entry.guest))
                     done += 1
                     if done % 16384 == 0 { progress?(done, header.count) }
                 }

@@ -24,16 +24,17 @@ extension WriteTransaction {
             throw IOASIDError(.quotaExceeded, "set \(set) is at its quota of \(record.quota)")
         }
         if let guest { try checkGuestFree(guest, in: set) }
-        guard let id = try freeIndex.lowestFree(in: range.lowerBound, range.upperBound) else {
+        guard let slot = try freeIndex.lowestFree(in: range.lowerBound, range.upperBound) else {
             throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
         }
-        try place(IOASID(id), in: set, record: &record, data: data, guest: guest)
-        return IOASID(id)
+        try place(slot, in: set, record: &record, data: data, guest: guest)
+        return IOASID(slot.id)
     }
 
-    /// Takes a free `id` for `set`: writes its record (and guest mapping) and commits ALLOC (and BIND).
-    func place(_ id: IOASID, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
-        try freeIndex.take(id.rawValue)
+    /// Takes a free ID for `set`: writes its record (and guest mapping) and commits ALLOC (and BIND).
+    func place(_ slot: FreeIndex.Slot, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
+        let id = IOASID(slot.id)
+        try freeIndex.take(slot)
         try txn.put(IDRecord(set: set.rawValue, guest: guest, data: data).encoded(), forKey: id.rawValue, in: schema.ids)
         if let guest { try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests) }
         record.count += 1
