@@ -30,6 +30,22 @@ struct NotificationTests {
         }
     }
 
+    @Test("Free-set commits one FREE per ID it frees and one SET_FREE; pending IDs are not freed twice")
+    func freeSetEvents() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm", quota: 10)
+            let ids = try (0..<4).map { _ in try store.allocate(in: vm) }
+            try store.subscribe("s")
+            try store.free(ids[1], in: vm)
+            let result = try store.freeSet(vm, destroy: true)
+            #expect(result.freed == [ids[0], ids[2], ids[3]])
+            let events = try store.pendingEvents(for: "s")
+            #expect(events.map(\.kind) == [.free, .free, .free, .free, .setFree])
+            #expect(events.filter { $0.kind == .free }.compactMap(\.id).sorted() == ids.sorted())
+            #expect(events.last?.destroy == true)
+        }
+    }
+
     @Test("With no subscriber and no holder, a free reclaims at once and the outbox stays empty")
     func noSubscribers() throws {
         try withStore { store in
