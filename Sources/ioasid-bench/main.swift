@@ -108,6 +108,21 @@ func rawSingleCommits(_ env: Environment, _ db: Database, _ count: Int, from nex
     }
 }
 
+/// Sorted latencies of `n` durable one-call allocations in each of two stores, sampled
+/// alternately so that disk noise hits both alike; each ID is freed again to keep the fill.
+func interleavedLatencies(_ a: (IOASIDStore, SetID), _ b: (IOASIDStore, SetID), _ n: Int) throws -> ([Double], [Double]) {
+    var first: [Double] = [], second: [Double] = []
+    for _ in 0..<n {
+        for (index, (store, set)) in [a, b].enumerated() {
+            var id: IOASID = 0
+            let sample = try time { id = try store.allocate(in: set) }
+            if index == 0 { first.append(sample) } else { second.append(sample) }
+            try store.free(id, in: set)
+        }
+    }
+    return (first.sorted(), second.sorted())
+}
+
 func openStore(_ path: String, capacity: UInt32 = 1 << 21) throws -> (IOASIDStore, SetID) {
     var o = IOASIDStore.Options()
     o.capacity = capacity
@@ -232,21 +247,9 @@ if shouldRun("fill") {
 
     // (a) What a caller sees: one durable allocation per call, p50/p99 latency.
     // Samples alternate between the two stores so that disk noise hits both alike.
-    func latencies(_ a: (IOASIDStore, SetID), _ b: (IOASIDStore, SetID), _ n: Int) throws -> ([Double], [Double]) {
-        var first: [Double] = [], second: [Double] = []
-        for _ in 0..<n {
-            for (index, (store, set)) in [a, b].enumerated() {
-                var id: IOASID = 0
-                let sample = try time { id = try store.allocate(in: set) }
-                if index == 0 { first.append(sample) } else { second.append(sample) }
-                try store.free(id, in: set)
-            }
-        }
-        return (first.sorted(), second.sorted())
-    }
     let n = options.quick ? 300 : 1000
-    _ = try latencies((empty, emptySet), (full, fullSet), 50)
-    let (emptyLatency, fullLatency) = try latencies((empty, emptySet), (full, fullSet), n)
+    _ = try interleavedLatencies((empty, emptySet), (full, fullSet), 50)
+    let (emptyLatency, fullLatency) = try interleavedLatencies((empty, emptySet), (full, fullSet), n)
     func pct(_ xs: [Double], _ p: Double) -> Double { xs[min(xs.count - 1, Int(Double(xs.count) * p))] }
     let micro: (Double) -> String = { String(format: "%.0f µs", $0 * 1e6) }
     record("durable allocate p50 latency: empty / 99% full", store: pct(emptyLatency, 0.5), raw: pct(fullLatency, 0.5), floor: 0.5, format: micro)
@@ -512,17 +515,7 @@ if shouldRun("scale") {
     let n = options.quick ? 300 : 1000
     /// p50 and p99 of one durable allocation, sampled alternately in two stores (disk noise hits both alike).
     func latencies(_ a: (IOASIDStore, SetID), _ b: (IOASIDStore, SetID)) throws -> ((Double, Double), (Double, Double)) {
-        var first: [Double] = [], second: [Double] = []
-        for _ in 0..<n {
-            for (index, (store, set)) in [a, b].enumerated() {
-                var id: IOASID = 0
-                let sample = try time { id = try store.allocate(in: set) }
-                if index == 0 { first.append(sample) } else { second.append(sample) }
-                try store.free(id, in: set)
-            }
-        }
-        first.sort()
-        second.sort()
+        let (first, second) = try interleavedLatencies(a, b, n)
         return ((first[n / 2], first[min(n - 1, n * 99 / 100)]), (second[n / 2], second[min(n - 1, n * 99 / 100)]))
     }
     let micro: (Double) -> String = { String(format: "%.0f µs", $0 * 1e6) }

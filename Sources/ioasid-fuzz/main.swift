@@ -88,6 +88,20 @@ default:
     var accepted = 0, imported = 0, rejected = 0, deepChecks = 0, failures = 0
     var outcomes = Set<String>()
 
+    /// Imports `input` into the scratch destination: the refusal code (nil on success) and
+    /// whether a refusal changed the store.
+    func importForReal(_ input: [UInt8]) throws -> (IOASIDError.Code?, Bool) {
+        let file = scratch + "/input.jsonl"
+        try Data(input).write(to: URL(fileURLWithPath: file))
+        let before = try destination.rawDump()
+        do {
+            _ = try destination.importSet(from: file)
+            return (nil, false)
+        } catch {
+            return (error.code, try destination.rawDump() != before)
+        }
+    }
+
     for run in 0..<options.runs {
         var input = seeds[Int(rng.next() % UInt64(seeds.count))]
         for _ in 0...(rng.next() % 4) { mutate(&input, seeds: seeds) }
@@ -97,22 +111,19 @@ default:
         case .success:
             accepted += 1
             // Accepted by the validator: the import itself must succeed or refuse cleanly.
-            let file = scratch + "/input.jsonl"
-            try Data(input).write(to: URL(fileURLWithPath: file))
-            let before = try destination.rawDump()
-            do {
-                _ = try destination.importSet(from: file)
+            switch try importForReal(input) {
+            case (nil, _):
                 imported += 1
                 outcome = "imported"
                 if !(try destination.verify().isClean) {
                     failures += 1
                     print("run \(run): an accepted import broke an invariant")
                 }
-            } catch {
-                outcome = "import:\(error.code.rawValue)"
-                if try destination.rawDump() != before {
+            case (let code?, let changed):
+                outcome = "import:\(code.rawValue)"
+                if changed {
                     failures += 1
-                    print("run \(run): a refused import (\(error.code.rawValue)) changed the store")
+                    print("run \(run): a refused import (\(code.rawValue)) changed the store")
                 }
             }
         case .failure(let error):
@@ -126,19 +137,10 @@ default:
             if run % 997 == 0 {
                 // Now and then, import the rejected input for real: same refusal, nothing changed.
                 deepChecks += 1
-                let file = scratch + "/input.jsonl"
-                try Data(input).write(to: URL(fileURLWithPath: file))
-                let before = try destination.rawDump()
-                do {
-                    _ = try destination.importSet(from: file)
+                let (code, changed) = try importForReal(input)
+                if code != error.code || changed {
                     failures += 1
-                    print("run \(run): the validator rejected an input that importSet accepted")
-                } catch let again {
-                    let changed = try destination.rawDump() != before
-                    if again.code != error.code || changed {
-                        failures += 1
-                        print("run \(run): importSet refused with \(again.code), changed: \(changed)")
-                    }
+                    print("run \(run): importSet answered \(code.map(\.rawValue) ?? "success"), changed: \(changed)")
                 }
             }
         }
