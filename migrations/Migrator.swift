@@ -18,50 +18,71 @@ public enum Migrator {
     public static let historyDatabaseName = "migrations"
 
     /// The numbers of the migrations the store has applied, in order (empty for a new store).
+    ///
+    /// Reads in a read transaction: works on a read-only environment.
     public static func appliedVersions(in env: Environment) throws -> [UInt32] {
-        let history = try env.openDatabase(named: historyDatabaseName, create: true)
+        guard let history = try historyDatabase(env, create: false) else { return [] }
         return try env.read { txn in try recordedVersions(txn, history) }
     }
 
+    /// The migrations the store still needs, checked in a read transaction
+    /// (nothing is written, so this works on read-only media).
+    ///
+    /// - Throws: ``MigrationError`` for a newer or damaged history; ``LMDBError`` from storage.
+    public static func pendingMigrations(in env: Environment, migrations: [Migration] = Migrations.all) throws -> [Migration] {
+        let versions = try appliedVersions(in: env)
+        try check(versions, against: migrations)
+        return migrations.filter { !versions.contains($0.number) }
+    }
+
     /// Checks the history and applies every pending migration, each in its own
-    /// write transaction together with its record.
+    /// write transaction together with its record. A store that needs none is
+    /// only read: no write transaction is begun.
     ///
     /// - Returns: the migrations applied by this call.
     /// - Throws: ``MigrationError`` for a newer or damaged history; ``LMDBError`` from storage.
     @discardableResult
     public static func migrate(_ env: Environment, migrations: [Migration] = Migrations.all, now: () -> UInt64) throws -> [Migration] {
-        let history = try env.openDatabase(named: historyDatabaseName, create: true)
-        let known = migrations.map(\.number)
-        let supported = known.last ?? 0
+        guard try !pendingMigrations(in: env, migrations: migrations).isEmpty else { return [] }
+        guard let history = try historyDatabase(env, create: true) else { return [] }
         var applied: [Migration] = []
         for migration in migrations {
             let ran = try env.write { txn -> Bool in
                 // Read the history inside the write transaction: another process may
                 // be migrating at the same time, and LMDB's write lock orders us.
                 let versions = try recordedVersions(txn, history)
-                if let newest = versions.last, newest > supported {
-                    throw MigrationError.newerSchema(storeVersion: newest, supportedVersion: supported)
-                }
-                guard versions == Array(known.prefix(versions.count)) else {
-                    throw MigrationError.corruptHistory("recorded \(versions), expected a prefix of \(known)")
-                }
+                try check(versions, against: migrations)
                 if versions.contains(migration.number) { return false }
                 try migration.apply(txn)
                 var value = withUnsafeBytes(of: now().bigEndian) { [UInt8]($0) }
                 value += Array(migration.name.utf8)
-                try txn.put(value, forKey: withUnsafeBytes(of: migration.number.bigEndian) { [UInt8]($0) }, in: history)
+                try txn.put(value, forKey: StoreLayout.migrationKey(migration.number), in: history)
                 return true
             }
             if ran { applied.append(migration) }
         }
-        // A store with no migrations to run may still be newer than this code.
-        if applied.isEmpty {
-            let versions = try appliedVersions(in: env)
-            if let newest = versions.last, newest > supported {
-                throw MigrationError.newerSchema(storeVersion: newest, supportedVersion: supported)
-            }
-        }
         return applied
+    }
+
+    /// Refuses a history that is newer than `migrations` or not a prefix of them.
+    private static func check(_ versions: [UInt32], against migrations: [Migration]) throws {
+        let known = migrations.map(\.number)
+        let supported = known.last ?? 0
+        if let newest = versions.last, newest > supported {
+            throw MigrationError.newerSchema(storeVersion: newest, supportedVersion: supported)
+        }
+        guard versions == Array(known.prefix(versions.count)) else {
+            throw MigrationError.corruptHistory("recorded \(versions), expected a prefix of \(known)")
+        }
+    }
+
+    /// The history database, or `nil` when it does not exist and `create` is false.
+    private static func historyDatabase(_ env: Environment, create: Bool) throws -> Database? {
+        let result = Result { () throws(LMDBError) -> Database in
+            try env.openDatabase(named: historyDatabaseName, create: create)
+        }
+        if case .failure(let error) = result, error == .notFound, !create { return nil }
+        return try result.get()
     }
 
     private static func recordedVersions(_ txn: borrowing Transaction, _ history: Database) throws -> [UInt32] {
@@ -69,8 +90,10 @@ public enum Migrator {
             var versions: [UInt32] = []
             var entry = try cursor.first()
             while let e = entry {
-                guard e.key.count == 4 else { throw MigrationError.corruptHistory("bad key length \(e.key.count)") }
-                versions.append(e.key.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) })
+                guard let version = StoreLayout.decodeMigrationKey(e.key) else {
+                    throw MigrationError.corruptHistory("bad key length \(e.key.count)")
+                }
+                versions.append(version)
                 entry = try cursor.next()
             }
             return versions

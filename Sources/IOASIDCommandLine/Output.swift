@@ -71,16 +71,36 @@ struct Output {
 
     static func report(_ error: IOASIDError, json: Bool) {
         let text: String
+        let hint = Advice.hint(for: error)
         if json {
             struct Body: Encodable {
-                struct Inner: Encodable { let code: String; let message: String; let cause: String? }
+                struct Inner: Encodable { let code: String; let message: String; let cause: String?; let hint: String? }
                 let error: Inner
             }
-            text = encode(Body(error: .init(code: error.code.rawValue, message: error.message, cause: error.cause.map { "\($0)" })))
+            text = encode(Body(error: .init(code: error.code.name, message: error.message, cause: error.cause.map { "\($0)" }, hint: hint)))
         } else {
-            text = "error: \(error.message) [\(error.code.rawValue)]" + (error.cause.map { " (\($0))" } ?? "")
+            var lines = "ioasid: error: \(error.message) (\(error.code.name))"
+            if let cause = error.cause { lines += "\nioasid: cause: \(cause)" }
+            if let hint { lines += "\nioasid: hint: \(hint)" }
+            text = lines
         }
         FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
+
+/// What an operator can do about an error: the CLI's advice, kept out of the library's messages.
+enum Advice {
+    static func hint(for error: IOASIDError) -> String? {
+        switch error.code {
+        case .notInitialized: "create a store with `ioasid init` (or pass --store / set $IOASID_STORE to an existing one)"
+        case .newerSchema: "this store was written by a newer ioasid; upgrade the tool"
+        case .corruptStore: "run `ioasid verify` for details; restore the last good backup, or salvage what still reads with mdb_dump/mdb_load"
+        case .readOnly: "open the store from a writable location, or as a user who may write it"
+        case .storageFailure: "check free disk space and the system log"
+        case .setFrozen: "finish the migration with `ioasid migrate complete SID` or undo it with `ioasid migrate abort SID`"
+        case .internalError: "this is a bug in ioasid; nothing was changed, please report it"
+        default: nil
+        }
     }
 }
 

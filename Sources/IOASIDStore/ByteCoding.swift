@@ -1,3 +1,6 @@
+import IOASIDMigrations
+import LMDB
+
 /// Appends fixed-width big-endian integers and length-prefixed bytes.
 struct ByteWriter {
     private(set) var bytes: [UInt8] = []
@@ -26,29 +29,35 @@ struct DecodingFailure: Error {}
 
 /// Big-endian key encodings, so that LMDB's bytewise order is numeric order.
 enum Key {
-    static func u32(_ v: UInt32) -> [UInt8] {
-        [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16),
-         UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
-    }
+    static func u32(_ v: UInt32) -> [UInt8] { BigEndian.bytes(v) }
 
     static func pair(_ a: UInt32, _ b: UInt32) -> [UInt8] { u32(a) + u32(b) }
 
     /// `0x01 ‖ set`: a set record in `control`.
-    static func set(_ id: UInt32) -> [UInt8] { [ControlTag.set, UInt8(truncatingIfNeeded: id >> 24), UInt8(truncatingIfNeeded: id >> 16), UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)] }
+    static func set(_ id: UInt32) -> [UInt8] { [ControlTag.set] + u32(id) }
 
     /// `0x02 ‖ first`: a free extent in `control`.
-    static func free(_ first: UInt32) -> [UInt8] { [ControlTag.free, UInt8(truncatingIfNeeded: first >> 24), UInt8(truncatingIfNeeded: first >> 16), UInt8(truncatingIfNeeded: first >> 8), UInt8(truncatingIfNeeded: first)] }
+    static func free(_ first: UInt32) -> [UInt8] { [ControlTag.free] + u32(first) }
 
-    static func u64(_ v: UInt64) -> [UInt8] { u32(UInt32(truncatingIfNeeded: v >> 32)) + u32(UInt32(truncatingIfNeeded: v)) }
+    static func u64(_ v: UInt64) -> [UInt8] { BigEndian.bytes(v) }
 
-    static func decodeU64(_ bytes: [UInt8]) -> UInt64? {
-        guard bytes.count == 8, let high = decodeU32(bytes), let low = decodeU32(bytes, at: 4) else { return nil }
-        return UInt64(high) << 32 | UInt64(low)
+    static func decodeU64(_ bytes: [UInt8]) -> UInt64? { BigEndian.u64(bytes) }
+
+    static func decodeU32(_ bytes: [UInt8], at offset: Int = 0) -> UInt32? { BigEndian.u32(bytes, at: offset) }
+}
+
+/// `UInt32`-keyed access (keys big-endian) for the databases keyed by an ID.
+extension Transaction {
+    func get(_ key: UInt32, in db: Database) throws(LMDBError) -> [UInt8]? { try get(Key.u32(key), in: db) }
+
+    func put(_ value: [UInt8], forKey key: UInt32, in db: Database) throws(LMDBError) {
+        try put(value, forKey: Key.u32(key), in: db)
     }
 
-    static func decodeU32(_ bytes: [UInt8], at offset: Int = 0) -> UInt32? {
-        guard bytes.count >= offset + 4 else { return nil }
-        return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
-            | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    @discardableResult
+    func delete(_ key: UInt32, in db: Database) throws(LMDBError) -> Bool { try delete(Key.u32(key), in: db) }
+
+    func withValue<R>(forKey key: UInt32, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        try withUnsafeBytes(of: key.bigEndian) { k in try withValue(rawKey: k, in: db, body) }
     }
 }

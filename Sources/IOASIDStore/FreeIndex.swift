@@ -9,40 +9,39 @@ import LMDB
 /// store of 2^20 IDs is a single record. The extents sort right after the set
 /// records, so an allocation of the lowest free ID usually dirties one page of
 /// `control` for both its set's count and the extent it takes from.
-struct FreeIndex {
-    let txn: Transaction
-    let db: Database
+/// A free ID and the extent that holds it, as found by a lookup, so that
+/// taking it needs no second lookup.
+struct FreeSlot {
+    let id: UInt32
+    let extent: ClosedRange<UInt32>
+}
 
-    /// A free ID and the extent that holds it, as found by a lookup, so that
-    /// taking it needs no second lookup.
-    struct Slot {
-        let id: UInt32
-        let extent: ClosedRange<UInt32>
-    }
+extension WriteTransaction {
+    private var db: Database { schema.control }
 
     /// `id` with its extent, if `id` is free.
-    func slot(for id: UInt32) throws -> Slot? {
+    func freeSlot(for id: UInt32) throws -> FreeSlot? {
         guard let range = try extent(atOrBefore: id), range.contains(id) else { return nil }
-        return Slot(id: id, extent: range)
+        return FreeSlot(id: id, extent: range)
     }
 
     /// The lowest free ID in `lower...upper`, with its extent.
-    func lowestFree(in lower: UInt32, _ upper: UInt32) throws -> Slot? {
-        if let range = try extent(atOrBefore: lower), range.upperBound >= lower { return Slot(id: lower, extent: range) }
+    func lowestFreeSlot(in lower: UInt32, _ upper: UInt32) throws -> FreeSlot? {
+        if let range = try extent(atOrBefore: lower), range.upperBound >= lower { return FreeSlot(id: lower, extent: range) }
         guard let next = try extent(atOrAfter: lower), next.lowerBound <= upper else { return nil }
-        return Slot(id: next.lowerBound, extent: next)
+        return FreeSlot(id: next.lowerBound, extent: next)
     }
 
-    /// Removes a free ID, found by ``slot(for:)`` or ``lowestFree(in:_:)`` in this transaction, from the index.
-    func take(_ slot: Slot) throws {
+    /// Removes a free ID, found by ``freeSlot(for:)`` or ``lowestFreeSlot(in:_:)`` in this transaction, from the index.
+    func takeFree(_ slot: FreeSlot) throws {
         let id = slot.id, range = slot.extent
         try txn.delete(Key.free(range.lowerBound), in: db)
-        if range.lowerBound < id { try put(range.lowerBound...(id - 1)) }
-        if id < range.upperBound { try put((id + 1)...range.upperBound) }
+        if range.lowerBound < id { try putExtent(range.lowerBound...(id - 1)) }
+        if id < range.upperBound { try putExtent((id + 1)...range.upperBound) }
     }
 
     /// Returns `ids` (none of which may be free) to the index, merging with neighbours.
-    func give(_ ids: ClosedRange<UInt32>) throws {
+    func giveFree(_ ids: ClosedRange<UInt32>) throws {
         var first = ids.lowerBound
         var last = ids.upperBound
         if let before = try extent(atOrBefore: first) {
@@ -63,14 +62,14 @@ struct FreeIndex {
                 try txn.delete(Key.free(after.lowerBound), in: db)
             }
         }
-        try put(first...last)
+        try putExtent(first...last)
     }
 
     /// Drops every free ID at or above `limit`.
-    func truncate(below limit: UInt32) throws {
+    func truncateFree(below limit: UInt32) throws {
         while let range = try extent(atOrBefore: .max), range.upperBound >= limit {
             try txn.delete(Key.free(range.lowerBound), in: db)
-            if range.lowerBound < limit { try put(range.lowerBound...(limit - 1)) }
+            if range.lowerBound < limit { try putExtent(range.lowerBound...(limit - 1)) }
         }
     }
 
@@ -92,7 +91,7 @@ struct FreeIndex {
         }
     }
 
-    private func put(_ range: ClosedRange<UInt32>) throws {
+    private func putExtent(_ range: ClosedRange<UInt32>) throws {
         try txn.put(Key.u32(range.upperBound), forKey: Key.free(range.lowerBound), in: db)
     }
 

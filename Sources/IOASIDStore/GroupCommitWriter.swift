@@ -8,24 +8,31 @@ import LMDB
 ///
 /// - A caller resumes only after the commit that holds its operation returned,
 ///   so a success is durable (in ``IOASIDStore/Durability/durable`` mode).
-/// - Store operations check every rule before they write, so an operation that
-///   is refused (quota, range, wrong set…) has written nothing and fails alone;
-///   the others in its group commit. Caller-supplied closures, which promise no
-///   such thing, run in a nested transaction that is rolled back when they throw.
-/// - If the group's transaction itself fails (an I/O error at commit, say), each
-///   of its operations is retried alone, so one bad operation cannot fail others.
+/// - Store operations check every rule before they write, and the transaction
+///   enforces it (``WriteTransaction/operation(_:)``): an operation that is
+///   refused (quota, range, wrong set…) has written nothing and fails alone; the
+///   others in its group commit. One that breaks the rule throws a
+///   non-refusal error, which aborts the group. Caller-supplied closures, which
+///   promise nothing, run in a nested transaction that is rolled back when they throw.
+/// - Any other error (an LMDB error such as `MDB_MAP_FULL`, a corrupt record)
+///   aborts the whole group's transaction, so nothing half-done is committed:
+///   the environment grows the map and reruns it, or each operation of the
+///   group is retried alone, so one bad operation cannot fail the others.
 /// - No transaction ever crosses an `await`: the transaction lives and dies on
 ///   the writer thread.
-final class GroupCommitWriter: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var queue: [Job] = []
-    private var started = false
-    private var stopping = false
+final class GroupCommitWriter: Sendable {
+    private struct State {
+        var queue: [Job] = []
+        var started = false
+        var stopping = false
+    }
+
+    private let state = Locked(State())
     private let maxBatch: Int
-    private let commit: @Sendable ((WriteTransaction) throws -> Void) throws -> Void
+    private let commit: @Sendable ((borrowing WriteTransaction) throws -> Void) throws -> Void
 
     /// - Parameter commit: runs a closure in one write transaction and commits it.
-    init(maxBatch: Int, commit: @escaping @Sendable ((WriteTransaction) throws -> Void) throws -> Void) {
+    init(maxBatch: Int, commit: @escaping @Sendable ((borrowing WriteTransaction) throws -> Void) throws -> Void) {
         self.maxBatch = max(1, maxBatch)
         self.commit = commit
     }
@@ -33,42 +40,37 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Runs `body` in the next group commit and returns its result once that commit is durable.
     func submit<R: Sendable>(
         isolated: Bool,
-        _ body: @escaping @Sendable (WriteTransaction) throws -> R
+        _ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R
     ) async throws -> R {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, any Error>) in
             let job = Job(isolated: isolated, body: body, continuation: continuation)
-            condition.lock()
-            queue.append(job)
-            if !started {
-                started = true
+            let start = state.withLockSignalling { s -> Bool in
+                s.queue.append(job)
+                defer { s.started = true }
+                return !s.started
+            }
+            if start {
                 let thread = Thread { [self] in run() }
                 thread.name = "ioasid-writer"
                 thread.start()
             }
-            condition.signal()
-            condition.unlock()
         }
     }
 
     /// Stops the thread once the queue is empty.
     func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        condition.unlock()
+        state.withLockSignalling { $0.stopping = true }
     }
 
     private func run() {
         while true {
-            condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty && stopping {
-                condition.unlock()
-                return
+            let batch = state.withLock(waitingUntil: { !$0.queue.isEmpty || $0.stopping }) { s -> [Job]? in
+                if s.queue.isEmpty { return nil }
+                let batch = Array(s.queue.prefix(maxBatch))
+                s.queue.removeFirst(batch.count)
+                return batch
             }
-            let batch = Array(queue.prefix(maxBatch))
-            queue.removeFirst(batch.count)
-            condition.unlock()
+            guard let batch else { return }
             execute(batch)
         }
     }
@@ -91,19 +93,19 @@ final class GroupCommitWriter: @unchecked Sendable {
 
 /// One queued operation and the caller waiting for it.
 ///
-/// `run` keeps a clean failure — a store refusal (which wrote nothing), or any
-/// error of a closure whose nested transaction was rolled back — as the job's
-/// result, and rethrows everything else (an LMDB error such as `MDB_MAP_FULL`,
-/// a corrupt store), which aborts the whole group: the environment can then grow
-/// the map and rerun it, or the writer retries each job alone.
+/// `run` keeps a clean failure — an error that promises no writes (a store
+/// refusal), or any error of a closure whose nested transaction was rolled
+/// back — as the job's result, and rethrows everything else (an LMDB error, a
+/// corrupt store, an operation that wrote before refusing), which aborts the
+/// whole group.
 private final class Job: @unchecked Sendable {
-    let run: (WriteTransaction) throws -> Void
+    let run: (borrowing WriteTransaction) throws -> Void
     let finish: () -> Void
     let fail: (any Error) -> Void
 
     init<R: Sendable>(
         isolated: Bool,
-        body: @escaping @Sendable (WriteTransaction) throws -> R,
+        body: @escaping @Sendable (borrowing WriteTransaction) throws -> R,
         continuation: CheckedContinuation<R, any Error>
     ) {
         let box = ResultBox<R>()
@@ -111,16 +113,20 @@ private final class Job: @unchecked Sendable {
             do {
                 if isolated {
                     // The child may change what the parent cached: drop the parent's memo afterwards.
-                    defer { tx.context.cache.subscribers = nil }
+                    defer { tx.context.state.subscribers = nil }
+                    let schema = tx.schema
                     box.result = .success(try tx.txn.nested { child in
-                        try body(WriteTransaction(context: TransactionContext(txn: child, schema: tx.schema)))
+                        let childTx = WriteTransaction(context: TransactionContext(txn: child, schema: schema))
+                        let result = try body(childTx)
+                        try childTx.checkNotBroken()
+                        return result
                     })
                 } else {
                     box.result = .success(try body(tx))
                 }
             } catch let error as LMDBError {
                 throw error
-            } catch let error as IOASIDError where isolated || error.category != .storeUnusable {
+            } catch let error as IOASIDError where isolated || error.promisesNoWrites {
                 box.result = .failure(error)
             } catch let error as IOASIDError {
                 throw error

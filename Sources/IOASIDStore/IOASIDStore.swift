@@ -2,6 +2,7 @@ import Foundation
 import IOASIDMigrations
 import LMDB
 import Logging
+import Synchronization
 
 /// A persistent, crash-consistent IOASID (PCIe PASID / Arm SSID) allocator kept in LMDB.
 ///
@@ -25,26 +26,34 @@ public final class IOASIDStore: Sendable {
     let writer: GroupCommitWriter
     let changeSignal = ChangeSignal()
 
+    /// Whether this store was opened read-only (see ``Options/readOnly``).
+    public let isReadOnly: Bool
+
     /// Opens the store at `path` (a directory), creating it when `options` allow.
     ///
-    /// Applies pending schema migrations. A new store is synced to disk before this returns.
+    /// Checks the schema in a read transaction and applies pending migrations
+    /// only when there are any (and the store may be written). A new store is
+    /// synced to disk before this returns. A read-only open never writes.
     ///
     /// - Throws: ``IOASIDError`` — `notInitialized`, `alreadyInitialized`,
-    ///   `newerSchema`, `corruptStore`, `accessDenied`, `storageFailure`.
+    ///   `newerSchema`, `corruptStore`, `accessDenied`, `readOnly`, `storageFailure`, `invalidArgument`.
     public init(path: String, options: Options = Options()) throws(IOASIDError) {
+        guard !path.isEmpty else { throw IOASIDError(.invalidArgument, "the store path is empty") }
         self.path = path
         logger = options.logger
+        isReadOnly = options.readOnly
         var envOptions = Environment.Options()
         envOptions.mapSize = options.mapSize
         envOptions.maxMapSize = max(options.maxMapSize, options.mapSize)
         envOptions.durable = options.durability == .durable
-        envOptions.create = options.creation != .openExisting
+        envOptions.create = options.creation != .openExisting && !options.readOnly
+        envOptions.readOnly = options.readOnly
         try Self.checkAccess(path)
         let env: Environment
         do {
             env = try Environment.open(path: path, options: envOptions)
         } catch where error == .noEntry {
-            throw IOASIDError(.notInitialized, "no store at \(path); run `ioasid init`", cause: error)
+            throw IOASIDError(.notInitialized, "there is no store at \(path)", cause: error)
         } catch {
             throw IOASIDError.wrapping(error)
         }
@@ -54,19 +63,35 @@ public final class IOASIDStore: Sendable {
                 "\(path) is already open in this process with \(env.options.durable ? "durable" : "relaxed") commits; open it with the same durability"
             )
         }
+        if env.options.readOnly && !options.readOnly {
+            throw IOASIDError(.readOnly, "\(path) is already open read-only in this process")
+        }
         self.env = env
         let logger = options.logger
+        let readOnly = options.readOnly
         schema = try IOASIDError.mapping {
-            let applied = try Migrator.migrate(env, now: { Self.nowMillis() })
-            for migration in applied {
-                logger.info("applied migration", metadata: ["number": "\(migration.number)", "name": "\(migration.name)"])
+            let pending = try Migrator.pendingMigrations(in: env)
+            if let first = pending.first {
+                if readOnly {
+                    throw IOASIDError(
+                        .readOnly,
+                        "the store at \(path) has schema version \(first.number - 1) and needs migrating to \(Migrations.latestVersion), which a read-only open cannot do"
+                    )
+                }
+                for migration in try Migrator.migrate(env, now: { Self.nowMillis() }) {
+                    logger.info("applied migration", metadata: ["number": "\(migration.number)", "name": "\(migration.name)"])
+                }
             }
             return try Schema(env)
         }
         let schema = schema
         let signal = changeSignal
         writer = GroupCommitWriter(maxBatch: options.maxBatchSize) { body in
-            try env.write { txn in try body(WriteTransaction(context: TransactionContext(txn: txn, schema: schema))) }
+            try env.write { txn in
+                let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
+                try body(tx)
+                try tx.checkNotBroken()
+            }
             signal.notify()
         }
         let initialized = try IOASIDError.mapping {
@@ -74,9 +99,11 @@ public final class IOASIDStore: Sendable {
         }
         switch (options.creation, initialized) {
         case (.openExisting, false):
-            throw IOASIDError(.notInitialized, "the store at \(path) is not initialised; run `ioasid init`")
+            throw IOASIDError(.notInitialized, "the store at \(path) is not initialised")
         case (.createNew, true):
             throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)")
+        case (_, false) where readOnly:
+            throw IOASIDError(.notInitialized, "the store at \(path) is not initialised")
         case (_, false):
             try writeMapped { tx in
                 // Another process may have initialised it meanwhile; the write lock orders us.
@@ -105,8 +132,13 @@ public final class IOASIDStore: Sendable {
 
     /// Runs `body` in a read transaction: one consistent snapshot, concurrent with writers.
     ///
-    /// Store errors are thrown as ``IOASIDError``; errors `body` throws itself pass through.
-    public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+    /// The transaction is lent to `body` and cannot leave it. Store errors are
+    /// thrown as ``IOASIDError``; errors `body` throws itself pass through.
+    ///
+    /// - Precondition: not called from inside another `read` or `write` closure
+    ///   of this store (use the transaction you were given), nor in a child
+    ///   process after `fork()`: both trap.
+    public func read<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
         let schema = schema
         do {
             return try env.read { txn in try body(ReadTransaction(context: TransactionContext(txn: txn, schema: schema))) }
@@ -120,14 +152,25 @@ public final class IOASIDStore: Sendable {
     ///
     /// Runs synchronously on the calling thread (and waits for other writers,
     /// including other processes). `body` may run more than once if the map
-    /// must grow, so it should have no effects outside the transaction. Never
-    /// call ``read(_:)`` or `write(_:)` from inside `body`.
+    /// must grow, so it should have no effects outside the transaction. The
+    /// transaction is lent to `body` and cannot leave it. If an operation
+    /// inside broke the check-before-write rule, nothing is committed and
+    /// ``IOASIDError/Code/internalError`` is thrown.
     /// Store errors are thrown as ``IOASIDError``; errors `body` throws itself pass through.
+    ///
+    /// - Precondition: not called from inside another `read` or `write` closure
+    ///   of this store, nor after `fork()`: both trap.
     @discardableResult
-    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+    public func write<R>(_ body: (borrowing WriteTransaction) throws -> R) throws -> R {
+        try checkWritable()
         let schema = schema
         do {
-            let result = try env.write { txn in try body(WriteTransaction(context: TransactionContext(txn: txn, schema: schema))) }
+            let result = try env.write { txn in
+                let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
+                let result = try body(tx)
+                try tx.checkNotBroken()
+                return result
+            }
             changeSignal.notify()
             return result
         } catch let error as LMDBError {
@@ -139,7 +182,8 @@ public final class IOASIDStore: Sendable {
     /// returns once that commit is durable. `body` runs in a nested transaction:
     /// if it throws, only its own changes are undone.
     @discardableResult
-    public func write<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
+    public func write<R: Sendable>(_ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R) async throws -> R {
+        try checkWritable()
         do {
             return try await writer.submit(isolated: true, body)
         } catch let error as LMDBError {
@@ -148,17 +192,31 @@ public final class IOASIDStore: Sendable {
     }
 
     /// Submits a store operation (which checks before it writes) to the group-commit writer.
-    func submit<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws(IOASIDError) -> R {
+    func submit<R: Sendable>(_ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R) async throws(IOASIDError) -> R {
+        try checkWritable()
         do { return try await writer.submit(isolated: false, body) } catch { throw IOASIDError.wrapping(error) }
     }
 
-    func readMapped<R>(_ body: (ReadTransaction) throws -> R) throws(IOASIDError) -> R {
+    func readMapped<R>(_ body: (borrowing ReadTransaction) throws -> R) throws(IOASIDError) -> R {
         try IOASIDError.mapping { try read(body) }
     }
 
-    func writeMapped<R>(_ body: (WriteTransaction) throws -> R) throws(IOASIDError) -> R {
+    func writeMapped<R>(_ body: (borrowing WriteTransaction) throws -> R) throws(IOASIDError) -> R {
         try IOASIDError.mapping { try write(body) }
     }
+
+    private func checkWritable() throws(IOASIDError) {
+        if isReadOnly { throw IOASIDError(.readOnly, "the store at \(path) is open read-only") }
+    }
+
+    /// Whether operations that break the check-before-write rule trap in debug
+    /// builds (they are always rolled back). Tests that break the rule on
+    /// purpose turn this off.
+    package static var assertOnBrokenOperations: Bool {
+        get { brokenOperationAssertions.load(ordering: .relaxed) }
+        set { brokenOperationAssertions.store(newValue, ordering: .relaxed) }
+    }
+    private static let brokenOperationAssertions = Atomic<Bool>(true)
 
     // MARK: Helpers
 

@@ -1,10 +1,7 @@
 import LMDB
 
 /// Lookups, available in read and write transactions.
-extension IOASIDReading {
-    var txn: Transaction { context.txn }
-    var schema: Schema { context.schema }
-
+extension IOASIDReading where Self: ~Copyable {
     /// IDs run from 1 to `capacity − 1`.
     public func capacity() throws -> UInt32 {
         guard let raw = try txn.get(MetaKey.capacity, in: schema.meta), raw.count == 4, let value = Key.decodeU32(raw) else {

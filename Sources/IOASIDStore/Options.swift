@@ -40,6 +40,12 @@ extension IOASIDStore {
         public var maxMapSize: Int = 1 << 40
         /// The most operations the writer puts into one group commit.
         public var maxBatchSize: Int = 512
+        /// Open the store read-only: nothing is ever written (the environment is
+        /// opened with `MDB_RDONLY`, the schema is checked in a read transaction),
+        /// so it works on read-only media, with read-only files and alongside a
+        /// long write by another process. Writes fail with ``IOASIDError/Code/readOnly``;
+        /// a store that needs a migration cannot be opened this way.
+        public var readOnly: Bool = false
         /// Where the store logs (opens, migrations, map growth). Logs nothing by default.
         public var logger: Logger = Logger(label: "ioasid.store", factory: { _ in SwiftLogNoOpLogHandler() })
 

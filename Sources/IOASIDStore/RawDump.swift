@@ -1,11 +1,11 @@
 import LMDB
 
 /// One key/value pair of the store's underlying databases.
-public struct RawRecord: Sendable, Hashable {
+package struct RawRecord: Sendable, Hashable {
     /// The key's bytes.
-    public let key: [UInt8]
+    package let key: [UInt8]
     /// The value's bytes.
-    public let value: [UInt8]
+    package let value: [UInt8]
 }
 
 extension IOASIDStore {
@@ -13,7 +13,7 @@ extension IOASIDStore {
     ///
     /// For diagnostics and tests ("a refused operation changed nothing" is
     /// `rawDump()` before == after). Reads one consistent snapshot.
-    public func rawDump() throws(IOASIDError) -> [String: [RawRecord]] {
+    package func rawDump() throws(IOASIDError) -> [String: [RawRecord]] {
         let databases = schema.all
         return try readMapped { tx in
             var result: [String: [RawRecord]] = [:]

@@ -6,8 +6,12 @@ internal import CLMDB
 /// there is none.
 public struct Cursor: ~Copyable {
     let handle: OpaquePointer
+    let writes: WriteCounter?
 
-    init(handle: OpaquePointer) { self.handle = handle }
+    init(handle: OpaquePointer, writes: WriteCounter?) {
+        self.handle = handle
+        self.writes = writes
+    }
 
     deinit { mdb_cursor_close(handle) }
 

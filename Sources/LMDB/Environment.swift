@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
 #elseif canImport(Darwin)
@@ -16,8 +17,16 @@ internal import Darwin
 /// - `MDB_MAP_FULL` grows the map and reruns the write; `MDB_MAP_RESIZED`
 ///   (another process grew it) adopts the new size and retries.
 ///
-/// Transactions are only reachable inside ``read(_:)`` and ``write(_:)``, so
-/// none outlives its closure and none is held across `await`.
+/// Transactions are only reachable inside ``read(_:)`` and ``write(_:)``, which
+/// lend a `~Copyable` ``Transaction`` that cannot outlive its closure; no
+/// transaction is held across `await`. Misuse traps with a message instead of
+/// deadlocking or touching freed memory:
+/// - starting a transaction inside a ``read(_:)`` or ``write(_:)`` closure of the
+///   same environment on the same thread (LMDB would wait forever for the write
+///   lock, or for the map to be free to grow);
+/// - using an environment in a child process after `fork()` (its memory map,
+///   locks and reader slots belong to the parent). A child that opens the same
+///   path gets a new environment of its own.
 public final class Environment: @unchecked Sendable {
     /// How to open an environment.
     public struct Options: Sendable {
@@ -33,8 +42,14 @@ public final class Environment: @unchecked Sendable {
         /// `MDB_NOSYNC`: a commit may be lost on power failure (never corrupting
         /// the file, but losing the last transactions).
         public var durable: Bool = true
-        /// Create the directory and files when missing.
+        /// Create the directory and files when missing (ignored when ``readOnly``).
         public var create: Bool = true
+        /// Open with `MDB_RDONLY`: nothing is ever written to `data.mdb`, write
+        /// transactions fail with `EACCES`, and a missing file is not created.
+        /// On a read-only file system, or when `lock.mdb` cannot be opened for
+        /// writing, the environment is opened without the lock file (`MDB_NOLOCK`):
+        /// then no other process can be writing it either.
+        public var readOnly: Bool = false
         /// Permission bits for the files LMDB creates (owner read/write by default).
         public var fileMode: UInt32 = 0o600
 
@@ -44,22 +59,21 @@ public final class Environment: @unchecked Sendable {
 
     /// The directory of the environment.
     public let path: String
-    /// Whether this open created the data file.
-    public let wasCreated: Bool
     /// The options the environment was opened with (by whoever opened it first in this process).
     public let options: Options
+    /// Whether the environment runs without `lock.mdb` (read-only media or files).
+    public let isLockless: Bool
+    /// Whether this open created the data file.
+    package let wasCreated: Bool
     /// The registry key: the canonical path.
     private let key: String
+    /// The fork generation of the process that opened it.
+    private let generation: Int
 
     let handle: OpaquePointer
     let resizeLock = ReadWriteLock()
-    private let state = Locked(State())
-
+    private let idleReaders = Locked([IdleReader]())
     private let databases = Locked([String: Database]())
-
-    private struct State {
-        var idleReaders: [IdleReader] = []
-    }
 
     // MARK: Opening
 
@@ -70,18 +84,20 @@ public final class Environment: @unchecked Sendable {
     /// - Throws: ``LMDBError`` (`ENOENT` when it does not exist and `create` is false).
     public static func open(path: String, options: Options = Options()) throws(LMDBError) -> Environment {
         // Create the directory first, so that the key is the canonical path of a real directory.
-        if options.create, mkdir(path, 0o700) != 0, errno != EEXIST { throw LMDBError(code: errno) }
+        if options.create, !options.readOnly, mkdir(path, 0o700) != 0, errno != EEXIST { throw LMDBError(code: errno) }
         let key = canonicalPath(path)
+        let generation = ForkGeneration.current
         while true {
             let result = registry.withLock { table -> Result<Environment, LMDBError>? in
-                if let entry = table[key] {
+                // An entry made before a fork() belongs to the parent: never hand it out.
+                if let entry = table[key], entry.generation == generation {
                     if let env = entry.value { return .success(env) }
                     return nil  // being closed right now: wait for its deinit
                 }
                 let opened = Result { () throws(LMDBError) -> Environment in
-                    try Environment(path: path, key: key, options: options)
+                    try Environment(path: path, key: key, options: options, generation: generation)
                 }
-                if case .success(let env) = opened { table[key] = WeakEnvironment(env) }
+                if case .success(let env) = opened { table[key] = WeakEnvironment(env, generation: generation) }
                 return opened
             }
             if let result { return try result.get() }
@@ -89,40 +105,59 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    private init(path: String, key: String, options: Options) throws(LMDBError) {
+    private init(path: String, key: String, options: Options, generation: Int) throws(LMDBError) {
         self.path = path
         self.key = key
         self.options = options
+        self.generation = generation
         var st = stat()
         if stat(path, &st) != 0 { throw LMDBError(code: errno) }
         wasCreated = access(path + "/data.mdb", F_OK) != 0
-        if wasCreated && !options.create { throw LMDBError.noEntry }
+        if wasCreated && (!options.create || options.readOnly) { throw LMDBError.noEntry }
 
+        var flags = UInt32(MDB_NOTLS)
+        if !options.durable { flags |= UInt32(MDB_NOSYNC) }
+        if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+        var result = Self.create(path: path, options: options, flags: flags)
+        var lockless = false
+        if options.readOnly, case .failure(let error) = result, error == .accessDenied || error == .readOnlyFileSystem {
+            // 0444 files or a read-only mount: nobody can be writing, so no lock file is needed.
+            result = Self.create(path: path, options: options, flags: flags | UInt32(MDB_NOLOCK))
+            lockless = true
+        }
+        handle = try result.get()
+        isLockless = lockless
+    }
+
+    private static func create(path: String, options: Options, flags: UInt32) -> Result<OpaquePointer, LMDBError> {
         var env: OpaquePointer?
-        try LMDBError.check(mdb_env_create(&env))
-        guard let env else { throw LMDBError.invalidArgument }
+        let rc = mdb_env_create(&env)
+        guard rc == 0, let env else { return .failure(LMDBError(code: rc == 0 ? LMDBError.invalidArgument.code : rc)) }
         do {
             try LMDBError.check(mdb_env_set_maxdbs(env, MDB_dbi(options.maxDatabases)))
             try LMDBError.check(mdb_env_set_maxreaders(env, UInt32(options.maxReaders)))
             try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize))
-            var flags = UInt32(MDB_NOTLS)
-            if !options.durable { flags |= UInt32(MDB_NOSYNC) }
             try LMDBError.check(mdb_env_open(env, path, flags, mdb_mode_t(options.fileMode)))
-            var dead: Int32 = 0
-            try LMDBError.check(mdb_reader_check(env, &dead))
-            if wasCreated { try LMDBError.check(mdb_env_sync(env, 1)) }
+            if flags & UInt32(MDB_NOLOCK) == 0 {
+                var dead: Int32 = 0
+                try LMDBError.check(mdb_reader_check(env, &dead))
+            }
+            if flags & UInt32(MDB_RDONLY) == 0 { try LMDBError.check(mdb_env_sync(env, 1)) }
+            return .success(env)
         } catch {
             mdb_env_close(env)
-            throw error
+            return .failure(error)
         }
-        handle = env
     }
 
     deinit {
+        // After fork(), the map, locks and reader slots belong to the parent:
+        // closing them here would release the parent's reader slots. Leak them.
+        guard generation == ForkGeneration.current else { return }
         Self.registry.withLock { table in
-            state.withLock { s in
-                for idle in s.idleReaders { mdb_txn_abort(idle.txn) }
-                s.idleReaders.removeAll()
+            idleReaders.withLock { idle in
+                for reader in idle { mdb_txn_abort(reader.txn) }
+                idle.removeAll()
             }
             mdb_env_close(handle)
             if let entry = table[key], entry.value == nil || entry.value === self {
@@ -143,15 +178,20 @@ public final class Environment: @unchecked Sendable {
     ///
     /// Read transactions are pooled (`mdb_txn_reset`/`mdb_txn_renew`), so a
     /// short read costs little more than the lookups it makes.
+    ///
+    /// - Precondition: not called inside another ``read(_:)`` or ``write(_:)``
+    ///   closure of this environment on this thread, and not after `fork()`.
     @discardableResult
     public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        let mark = TransactionMark(self)
+        defer { mark.end() }
         var clearedReaders = false
         while true {
             do {
                 return try resizeLock.withReadLock { () throws -> R in
                     let txn = try acquireReader()
                     defer { releaseReader(txn) }
-                    return try body(Transaction(handle: txn, environment: self, isReadOnly: true))
+                    return try body(Transaction(handle: txn, environment: self, writes: nil))
                 }
             } catch let error as LMDBError where error == .mapResized {
                 try adoptGrownMap()
@@ -169,10 +209,14 @@ public final class Environment: @unchecked Sendable {
     /// When `body` throws, the transaction is aborted and nothing it wrote remains.
     /// When the map is full, the transaction is aborted, the map doubled and
     /// `body` run again from the start, so `body` must not have side effects
-    /// outside the transaction. Do not call ``write(_:)`` or ``read(_:)`` from
-    /// inside `body`: use the transaction you were given.
+    /// outside the transaction.
+    ///
+    /// - Precondition: not called inside another ``read(_:)`` or ``write(_:)``
+    ///   closure of this environment on this thread, and not after `fork()`.
     @discardableResult
     public func write<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        let mark = TransactionMark(self)
+        defer { mark.end() }
         while true {
             do {
                 return try resizeLock.withReadLock { () throws -> R in
@@ -181,7 +225,7 @@ public final class Environment: @unchecked Sendable {
                     guard let raw else { throw LMDBError.invalidArgument }
                     let result: R
                     do {
-                        result = try body(Transaction(handle: raw, environment: self, isReadOnly: false))
+                        result = try body(Transaction(handle: raw, environment: self, writes: WriteCounter()))
                     } catch {
                         mdb_txn_abort(raw)
                         throw error
@@ -199,8 +243,17 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Traps unless this environment may start a transaction on this thread now.
+    fileprivate func checkUsable() {
+        if generation != ForkGeneration.current {
+            preconditionFailure(
+                "LMDB environment \(path) was opened before fork() and used in the child process; open the store again in the child"
+            )
+        }
+    }
+
     private func acquireReader() throws(LMDBError) -> OpaquePointer {
-        if let idle = state.withLock({ $0.idleReaders.popLast() })?.txn {
+        if let idle = idleReaders.withLock({ $0.popLast() })?.txn {
             let rc = mdb_txn_renew(idle)
             if rc == 0 { return idle }
             mdb_txn_abort(idle)
@@ -214,9 +267,9 @@ public final class Environment: @unchecked Sendable {
 
     private func releaseReader(_ txn: OpaquePointer) {
         mdb_txn_reset(txn)
-        let kept = state.withLock { s -> Bool in
-            guard s.idleReaders.count < 8 else { return false }
-            s.idleReaders.append(IdleReader(txn: txn))
+        let kept = idleReaders.withLock { idle -> Bool in
+            guard idle.count < 8 else { return false }
+            idle.append(IdleReader(txn: txn))
             return true
         }
         if !kept { mdb_txn_abort(txn) }
@@ -300,5 +353,69 @@ private struct IdleReader: @unchecked Sendable {
 
 private struct WeakEnvironment {
     weak var value: Environment?
-    init(_ value: Environment) { self.value = value }
+    let generation: Int
+    init(_ value: Environment, generation: Int) {
+        self.value = value
+        self.generation = generation
+    }
+}
+
+/// Counts the `fork()`s this process has gone through (its children see a
+/// higher number than the parent had), so an environment opened before a fork
+/// is recognised in the child.
+enum ForkGeneration {
+    private static let counter: Atomic<Int> = {
+        pthread_atfork(nil, nil, { ForkGeneration.bump() })
+        return Atomic<Int>(0)
+    }()
+
+    private static func bump() { counter.add(1, ordering: .relaxed) }
+
+    static var current: Int { counter.load(ordering: .relaxed) }
+}
+
+/// Marks, per thread, the environments that have a transaction open, so that a
+/// nested `read`/`write` on the same environment traps instead of deadlocking.
+struct TransactionMark {
+    private let environment: ObjectIdentifier
+
+    init(_ env: Environment) {
+        env.checkUsable()
+        environment = ObjectIdentifier(env)
+        let marks = ThreadMarks.current
+        if marks.active.contains(environment) {
+            preconditionFailure(
+                "nested transaction on LMDB environment \(env.path): read or write was called inside a read or write closure of the same store on this thread; use the transaction you were given"
+            )
+        }
+        marks.active.append(environment)
+    }
+
+    func end() {
+        let marks = ThreadMarks.current
+        if let index = marks.active.lastIndex(of: environment) { marks.active.remove(at: index) }
+    }
+}
+
+/// The environments with an open transaction on one thread (a pthread-specific value).
+private final class ThreadMarks {
+    var active: [ObjectIdentifier] = []
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            guard let pointer else { return }
+            Unmanaged<ThreadMarks>.fromOpaque(pointer).release()
+        }
+        return key
+    }()
+
+    static var current: ThreadMarks {
+        if let pointer = pthread_getspecific(key) {
+            return Unmanaged<ThreadMarks>.fromOpaque(pointer).takeUnretainedValue()
+        }
+        let marks = ThreadMarks()
+        pthread_setspecific(key, Unmanaged.passRetained(marks).toOpaque())
+        return marks
+    }
 }

@@ -1,7 +1,7 @@
 internal import Synchronization
 
 /// The LMDB calls at which a test can inject a failure.
-public enum FaultPoint: String, Sendable, CaseIterable {
+package enum FaultPoint: String, Sendable, CaseIterable {
     /// `mdb_txn_begin` of a write transaction.
     case beginWrite
     /// `mdb_put`.
@@ -19,12 +19,12 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 /// A hook receives the fault point and the environment's path, and returns an
 /// error code to make the call fail without running it, or `nil` to let it run
 /// (so a test can fault one store while others in the process work normally).
-public enum FaultInjection {
+package enum FaultInjection {
     private static let enabled = Atomic<Bool>(false)
     private static let hook = Locked<(@Sendable (FaultPoint, String) -> Int32?)?>(nil)
 
     /// Installs `hook` for every environment in this process; `nil` removes it.
-    public static func install(_ newHook: (@Sendable (FaultPoint, String) -> Int32?)?) {
+    package static func install(_ newHook: (@Sendable (FaultPoint, String) -> Int32?)?) {
         hook.withLock { $0 = newHook }
         enabled.store(newHook != nil, ordering: .sequentiallyConsistent)
     }

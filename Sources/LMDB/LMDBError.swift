@@ -42,6 +42,7 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
         case Self.noEntry.code: "ENOENT"
         case Self.invalidArgument.code: "EINVAL"
         case Self.busy.code: "EBUSY"
+        case Self.readOnlyFileSystem.code: "EROFS"
         default: "errno \(code)"
         }
     }
@@ -87,6 +88,8 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let noEntry = LMDBError(code: 2)
     /// `EINVAL`: invalid argument.
     public static let invalidArgument = LMDBError(code: 22)
+    /// `EROFS`: the file system is mounted read-only.
+    public static let readOnlyFileSystem = LMDBError(code: 30)
     /// `EBUSY`: the resource is busy.
     public static let busy = LMDBError(code: 16)
 

@@ -4,29 +4,61 @@ internal import Glibc
 internal import Darwin
 #endif
 
-/// A value guarded by a `pthread_mutex_t`.
+/// A value guarded by a `pthread_mutex_t`, with a condition variable for
+/// waiting until the value changes: the package's one lock type.
 ///
 /// Used instead of `Synchronization.Mutex` because ThreadSanitizer understands
 /// pthread mutexes, so `Tools/test --tsan` sees the synchronisation.
-final class Locked<Value>: @unchecked Sendable {
+package final class Locked<Value>: @unchecked Sendable {
     private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
 
-    init(_ value: Value) {
+    /// Guards `value`.
+    package init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, nil)
     }
 
     deinit {
+        pthread_cond_destroy(condition)
+        condition.deallocate()
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
 
-    func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    /// Runs `body` with the value while holding the lock.
+    package func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+
+    /// Waits (releasing the lock meanwhile) until `ready` holds for the value,
+    /// then runs `body` with the lock held.
+    package func withLock<R, E: Error>(
+        waitingUntil ready: (borrowing Value) -> Bool,
+        _ body: (inout Value) throws(E) -> R
+    ) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !ready(value) { pthread_cond_wait(condition, mutex) }
+        return try body(&value)
+    }
+
+    /// Runs `body` with the lock held, then wakes every thread waiting in
+    /// ``withLock(waitingUntil:_:)``.
+    package func withLockSignalling<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
         return try body(&value)
     }
 }

@@ -1,27 +1,49 @@
 internal import CLMDB
 
-/// A read or write transaction, valid only inside the closure that received it.
+/// A read or write transaction, lent to the closure of ``Environment/read(_:)``
+/// or ``Environment/write(_:)``.
 ///
-/// A `Transaction` is a plain handle so that higher layers can wrap it; the
-/// closures of ``Environment/read(_:)`` and ``Environment/write(_:)`` bound its
-/// life. Never let one escape its closure.
+/// A transaction is `~Copyable` and only ever *borrowed* by those closures, so
+/// the compiler refuses to let it be returned, stored or captured by an escaping
+/// closure: it cannot outlive the LMDB transaction it stands for.
 ///
 /// Values are copied out as `[UInt8]` before they are returned, so nothing
-/// points into the map after the transaction ends. Keys are compared bytewise,
-/// so encode integers big-endian to get numeric order.
-public struct Transaction {
+/// points into the map after the transaction ends; ``withValue(forKey:in:_:)``
+/// reads in place. Keys are compared bytewise, so encode integers big-endian to
+/// get numeric order.
+public struct Transaction: ~Copyable {
     let handle: OpaquePointer
-    // Unowned: a transaction lives inside its environment's read/write closure, and
-    // skipping the reference count keeps lookups cheap.
+    // Safe without a reference count: the environment's `read`/`write` keeps the
+    // environment alive for the whole closure, and a borrowed ~Copyable
+    // transaction cannot leave that closure.
     unowned(unsafe) let environment: Environment
-    /// Whether this is a read-only transaction.
-    public let isReadOnly: Bool
+    /// Counts the writes of a write transaction; `nil` for a read transaction.
+    let writes: WriteCounter?
 
-    init(handle: OpaquePointer, environment: Environment, isReadOnly: Bool) {
+    init(handle: OpaquePointer, environment: Environment, writes: WriteCounter?) {
         self.handle = handle
         self.environment = environment
-        self.isReadOnly = isReadOnly
+        self.writes = writes
     }
+
+    /// A second handle on the same LMDB transaction, for a wrapper that keeps it
+    /// in its own `~Copyable` value (the store's transactions do). The wrapper
+    /// must be as confined as the transaction it was lent.
+    package init(lending other: borrowing Transaction) {
+        handle = other.handle
+        environment = other.environment
+        writes = other.writes
+    }
+
+    /// Whether this is a read-only transaction.
+    public var isReadOnly: Bool { writes == nil }
+
+    /// How many puts, deletes and drops this transaction has made so far
+    /// (including those of committed nested transactions). Lets a caller check
+    /// that a step which failed wrote nothing.
+    package var writeCount: Int { writes?.count ?? 0 }
+
+    // MARK: Reading
 
     /// The value stored under `key`, or `nil`.
     public func get(_ key: [UInt8], in db: Database) throws(LMDBError) -> [UInt8]? {
@@ -42,12 +64,8 @@ public struct Transaction {
         try key.withUnsafeBytes { k in try withValue(rawKey: k, in: db, body) }
     }
 
-    /// ``withValue(forKey:in:_:)`` for a `UInt32` key stored big-endian.
-    public func withValue<R>(forKey key: UInt32, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
-        try withUnsafeBytes(of: key.bigEndian) { k in try withValue(rawKey: k, in: db, body) }
-    }
-
-    private func withValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+    /// ``withValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
+    public func withValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
         var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
         var mv = MDB_val()
         let rc = mdb_get(handle, db.dbi, &mk, &mv)
@@ -55,27 +73,6 @@ public struct Transaction {
         try LMDBError.check(rc)
         var reader = ValueReader(UnsafeRawBufferPointer(start: mv.mv_data, count: mv.mv_size))
         return try body(&reader)
-    }
-
-    /// The value stored under a `UInt32` key (big-endian), or `nil`.
-    public func get(_ key: UInt32, in db: Database) throws(LMDBError) -> [UInt8]? {
-        try get(Self.bytes(key), in: db)
-    }
-
-    /// Stores `value` under a `UInt32` key (big-endian).
-    public func put(_ value: [UInt8], forKey key: UInt32, in db: Database) throws(LMDBError) {
-        try put(value, forKey: Self.bytes(key), in: db)
-    }
-
-    /// Deletes a `UInt32` key (big-endian). Returns whether it was present.
-    @discardableResult
-    public func delete(_ key: UInt32, in db: Database) throws(LMDBError) -> Bool {
-        try delete(Self.bytes(key), in: db)
-    }
-
-    static func bytes(_ key: UInt32) -> [UInt8] {
-        [UInt8(truncatingIfNeeded: key >> 24), UInt8(truncatingIfNeeded: key >> 16),
-         UInt8(truncatingIfNeeded: key >> 8), UInt8(truncatingIfNeeded: key)]
     }
 
     /// Whether `key` is present.
@@ -89,6 +86,24 @@ public struct Transaction {
         try LMDBError.check(rc)
         return true
     }
+
+    /// The number of entries in `db`, read from its B-tree header (constant time).
+    public func count(of db: Database) throws(LMDBError) -> Int {
+        var st = MDB_stat()
+        try LMDBError.check(mdb_stat(handle, db.dbi, &st))
+        return st.ms_entries
+    }
+
+    /// Runs `body` with a cursor over `db`; the cursor is closed when `body` returns.
+    public func withCursor<R>(on db: Database, _ body: (borrowing Cursor) throws -> R) throws -> R {
+        var raw: OpaquePointer?
+        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &raw))
+        guard let raw else { throw LMDBError.invalidArgument }
+        let cursor = Cursor(handle: raw, writes: writes)
+        return try body(cursor)
+    }
+
+    // MARK: Writing
 
     /// Stores `value` under `key`.
     ///
@@ -107,6 +122,7 @@ public struct Transaction {
         }
         if rc == MDB_KEYEXIST && !overwrite { return false }
         try LMDBError.check(rc)
+        writes?.count += 1
         return true
     }
 
@@ -119,19 +135,14 @@ public struct Transaction {
         }
         if rc == MDB_NOTFOUND { return false }
         try LMDBError.check(rc)
+        writes?.count += 1
         return true
-    }
-
-    /// The number of entries in `db`, read from its B-tree header (constant time).
-    public func count(of db: Database) throws(LMDBError) -> Int {
-        var st = MDB_stat()
-        try LMDBError.check(mdb_stat(handle, db.dbi, &st))
-        return st.ms_entries
     }
 
     /// Deletes every entry of `db`, keeping the database itself.
     public func removeAll(in db: Database) throws(LMDBError) {
         try LMDBError.check(mdb_drop(handle, db.dbi, 0))
+        writes?.count += 1
     }
 
     /// Creates (if missing) the named database inside this write transaction.
@@ -142,36 +153,37 @@ public struct Transaction {
     public func createDatabase(named name: String) throws(LMDBError) {
         var dbi = MDB_dbi()
         try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE), &dbi))
-    }
-
-    /// Runs `body` with a cursor over `db`; the cursor is closed when `body` returns.
-    public func withCursor<R>(on db: Database, _ body: (borrowing Cursor) throws -> R) throws -> R {
-        var raw: OpaquePointer?
-        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &raw))
-        guard let raw else { throw LMDBError.invalidArgument }
-        let cursor = Cursor(handle: raw)
-        return try body(cursor)
+        writes?.count += 1
     }
 
     /// Runs `body` in a nested write transaction: when `body` throws, only
     /// what it wrote is undone and the error is rethrown; the parent
     /// transaction stays usable unless LMDB itself failed.
+    ///
+    /// - Throws: `EINVAL` in a read-only transaction; whatever `body` throws.
     @discardableResult
     public func nested<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
-        precondition(!isReadOnly, "nested transactions need a write transaction")
+        guard let writes else { throw LMDBError.invalidArgument }
         var raw: OpaquePointer?
         try LMDBError.check(mdb_txn_begin(environment.handle, handle, 0, &raw))
         guard let raw else { throw LMDBError.invalidArgument }
+        let childWrites = WriteCounter()
         let result: R
         do {
-            result = try body(Transaction(handle: raw, environment: environment, isReadOnly: false))
+            result = try body(Transaction(handle: raw, environment: environment, writes: childWrites))
         } catch {
             mdb_txn_abort(raw)
             throw error
         }
         try LMDBError.check(mdb_txn_commit(raw))
+        writes.count += childWrites.count
         return result
     }
+}
+
+/// The write count of one write transaction (written only by the thread that owns it).
+final class WriteCounter {
+    var count = 0
 }
 
 @inline(__always)

@@ -201,14 +201,14 @@ if shouldRun("find") {
     for _ in 0..<rounds {
         batchRaw.append(Double(lookups) / (try time {
             try env.read { txn in
-                for id in order { guard try txn.withValue(forKey: id, in: db, { $0.remaining }) != nil else { fatalError("raw key missing") } }
+                for id in order { guard try txn.withValue(forKey: key(id), in: db, { $0.remaining }) != nil else { fatalError("raw key missing") } }
             }
         }))
         batchStore.append(Double(lookups) / (try time {
             try store.read { tx in for id in order { _ = try tx.find(IOASID(id), in: set) } }
         }))
         oneRaw.append(Double(single) / (try time {
-            for id in order.prefix(single) { _ = try env.read { txn in try txn.withValue(forKey: id, in: db) { $0.remaining } } }
+            for id in order.prefix(single) { _ = try env.read { txn in try txn.withValue(forKey: key(id), in: db) { $0.remaining } } }
         }))
         oneStore.append(Double(single) / (try time {
             for id in order.prefix(single) { _ = try store.find(IOASID(id), in: set) }
@@ -494,7 +494,7 @@ if shouldRun("lookup") {
     var raw: [Double] = [], find: [Double] = [], findSet: [Double] = [], guest: [Double] = []
     for _ in 0..<rounds {
         raw.append(Double(lookups) / (try time {
-            try env.read { txn in for id in order { _ = try txn.withValue(forKey: id, in: db) { $0.remaining } } }
+            try env.read { txn in for id in order { _ = try txn.withValue(forKey: key(id), in: db) { $0.remaining } } }
         }))
         find.append(Double(lookups) / (try time { try store.read { tx in for id in order { _ = try tx.find(IOASID(id), in: set) } } }))
         findSet.append(Double(lookups) / (try time { try store.read { tx in for id in order { _ = try tx.findSet(IOASID(id)) } } }))

@@ -120,16 +120,16 @@ default:
                     print("run \(run): an accepted import broke an invariant")
                 }
             case (let code?, let changed):
-                outcome = "import:\(code.rawValue)"
+                outcome = "import:\(code.name)"
                 if changed {
                     failures += 1
-                    print("run \(run): a refused import (\(code.rawValue)) changed the store")
+                    print("run \(run): a refused import (\(code.name)) changed the store")
                 }
             }
         case .failure(let error):
             rejected += 1
             // Outcome = code and message shape (numbers dropped), to tell new paths from old ones.
-            outcome = "\(error.code.rawValue):" + String(error.message.filter { !$0.isNumber }.prefix(40))
+            outcome = "\(error.code.name):" + String(error.message.filter { !$0.isNumber }.prefix(40))
             if error.category != .refused {
                 failures += 1
                 print("run \(run): rejected with a non-refusal \(error)")
@@ -140,7 +140,7 @@ default:
                 let (code, changed) = try importForReal(input)
                 if code != error.code || changed {
                     failures += 1
-                    print("run \(run): importSet answered \(code.map(\.rawValue) ?? "success"), changed: \(changed)")
+                    print("run \(run): importSet answered \(code.map(\.name) ?? "success"), changed: \(changed)")
                 }
             }
         }

@@ -306,7 +306,7 @@ struct FuzzCorpusTests {
             _ = try store.importSet(from: Self.corpus + "/" + file)
             #expect(try store.verify().isClean)
         } else {
-            let code = try #require(IOASIDError.Code(rawValue: String(name[0] == "import" ? name[1] : name[0])))
+            let code = try #require(IOASIDError.Code(name: String(name[0] == "import" ? name[1] : name[0])))
             expectError(code) { try store.importSet(from: Self.corpus + "/" + file) }
             #expect(try store.rawDump() == before)
         }

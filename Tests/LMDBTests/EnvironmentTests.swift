@@ -124,9 +124,9 @@ struct EnvironmentTests {
     @Test("Values are decoded in place with bounds checks")
     func valueReader() throws {
         try withEnvironment { env, db in
-            try env.write { txn in try txn.put([0, 0, 1, 2, 9], forKey: 7, in: db) }
+            try env.write { txn in try txn.put([0, 0, 1, 2, 9], forKey: key(7), in: db) }
             let (n, tail, overrun) = try env.read { txn in
-                try txn.withValue(forKey: 7, in: db) { reader -> (UInt32, UInt8, Bool) in
+                try txn.withValue(forKey: key(7), in: db) { reader -> (UInt32, UInt8, Bool) in
                     let n = try reader.u32()
                     let tail = try reader.u8()
                     let overrun = (try? reader.u8()) == nil

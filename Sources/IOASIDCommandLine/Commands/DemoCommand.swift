@@ -124,7 +124,7 @@ struct DemoCommand: ParsableCommand {
             try body()
             return "unexpectedly allowed"
         } catch {
-            return "\(error.code.rawValue): \(error.message)"
+            return "\(error.code.name): \(error.message)"
         }
     }
 

@@ -11,13 +11,15 @@ extension WriteTransaction {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/systemSetProtected``.
     public func freeze(_ set: SetID) throws {
-        var record = try liveSetRecord(set)
-        guard !record.flags.contains(.system) else {
-            throw IOASIDError(.systemSetProtected, "the system set cannot be migrated")
+        try operation {
+            var record = try liveSetRecord(set)
+            guard !record.flags.contains(.system) else {
+                throw IOASIDError(.systemSetProtected, "the system set cannot be migrated")
+            }
+            guard !record.flags.contains(.frozen) else { return }
+            record.flags.insert(.frozen)
+            try putSet(record, set)
         }
-        guard !record.flags.contains(.frozen) else { return }
-        record.flags.insert(.frozen)
-        try putSet(record, set)
     }
 
     /// Ends a migration at the source: unfreezes the set, then frees and
@@ -26,15 +28,19 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setNotFrozen``.
     @discardableResult
     public func completeMigration(of set: SetID) throws -> FreeSetResult {
-        try unfreeze(set)
-        return try freeSet(set, destroy: true)
+        try operation {
+            try unfreeze(set)
+            return try freeSet(set, destroy: true)
+        }
     }
 
     /// Abandons a migration at the source: the set is unfrozen and carries on.
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setNotFrozen``.
     public func abortMigration(of set: SetID) throws {
-        try unfreeze(set)
+        try operation {
+            try unfreeze(set)
+        }
     }
 
     private func unfreeze(_ set: SetID) throws {

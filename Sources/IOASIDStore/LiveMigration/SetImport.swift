@@ -41,7 +41,7 @@ extension IOASIDStore {
                 var done = 0
                 // Pass 1: keep every host ID that is free here.
                 try Self.forEachEntry(at: path) { entry in
-                    if entry.id < capacity, let slot = try tx.freeIndex.slot(for: entry.id) {
+                    if entry.id < capacity, let slot = try tx.freeSlot(for: entry.id) {
                         if let guest = entry.guest { try tx.checkGuestFree(guest, in: set) }
                         try tx.place(slot, in: set, record: &record, data: entry.data, guest: entry.guest)
                         done += 1
@@ -54,7 +54,7 @@ extension IOASIDStore {
                 try Self.forEachEntry(at: path) { entry in
                     if entry.id < capacity, try tx.idRecord(IOASID(entry.id))?.set == set.rawValue { return }
                     if let guest = entry.guest { try tx.checkGuestFree(guest, in: set) }
-                    guard let target = try tx.freeIndex.lowestFree(in: 1, capacity - 1) else {
+                    guard let target = try tx.lowestFreeSlot(in: 1, capacity - 1) else {
                         throw IOASIDError(.cannotPlace, "no free ID for exported ID \(entry.id)")
                     }
                     try tx.place(target, in: set, record: &record, data: entry.data, guest: entry.guest)

@@ -62,8 +62,8 @@ public struct Event: Sendable, Codable, Equatable, Hashable {
     /// Whether the set was destroyed (SET_FREE).
     public let destroy: Bool?
 
-    /// Creates an event (for tests and tools; the store creates its own).
-    public init(
+    /// Creates an event (the store creates its own; tests and tools use this).
+    package init(
         sequence: UInt64, kind: Kind, timestamp: UInt64, set: SetID, token: String,
         id: IOASID? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil
     ) {

@@ -2,7 +2,7 @@ import LMDB
 
 /// Holds: the persistent form of the kernel's `ioasid_get`/`ioasid_put`.
 /// A held ID that its owner frees stays free-pending until every holder releases it.
-extension IOASIDReading {
+extension IOASIDReading where Self: ~Copyable {
     /// The names of the holders of `id`, in order.
     public func holders(of id: IOASID) throws -> [String] {
         let prefix = Key.u32(id.rawValue)
@@ -42,14 +42,16 @@ extension WriteTransaction {
     ///   ``IOASIDError/Code/idFreePending`` (kernel `-EBUSY`), ``IOASIDError/Code/invalidArgument``.
     @discardableResult
     public func retain(_ id: IOASID, in set: SetID, holder: String) throws -> Bool {
-        guard !holder.isEmpty, holder.utf8.count <= 128 else {
-            throw IOASIDError(.invalidArgument, "a holder name must be 1 to 128 bytes long")
+        try operation {
+            guard !holder.isEmpty, holder.utf8.count <= 128 else {
+                throw IOASIDError(.invalidArgument, "a holder name must be 1 to 128 bytes long")
+            }
+            let record = try ownedRecord(id, in: set)
+            guard record.state == .allocated else {
+                throw IOASIDError(.idFreePending, "ID \(id) is free-pending and cannot be retained")
+            }
+            return try txn.put([], forKey: Key.u32(id.rawValue) + Array(holder.utf8), in: schema.holds, overwrite: false)
         }
-        let record = try ownedRecord(id, in: set)
-        guard record.state == .allocated else {
-            throw IOASIDError(.idFreePending, "ID \(id) is free-pending and cannot be retained")
-        }
-        return try txn.put([], forKey: Key.u32(id.rawValue) + Array(holder.utf8), in: schema.holds, overwrite: false)
     }
 
     /// Releases `holder`'s hold (kernel `ioasid_put`); a free-pending ID that
@@ -58,10 +60,12 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
     ///   ``IOASIDError/Code/noSuchHold``.
     public func release(_ id: IOASID, in set: SetID, holder: String) throws {
-        let record = try ownedRecord(id, in: set)
-        guard try txn.delete(Key.u32(id.rawValue) + Array(holder.utf8), in: schema.holds) else {
-            throw IOASIDError(.noSuchHold, "\"\(holder)\" does not hold ID \(id)")
+        try operation {
+            let record = try ownedRecord(id, in: set)
+            guard try txn.delete(Key.u32(id.rawValue) + Array(holder.utf8), in: schema.holds) else {
+                throw IOASIDError(.noSuchHold, "\"\(holder)\" does not hold ID \(id)")
+            }
+            if record.state == .freePending { try reclaimIfReleased(id) }
         }
-        if record.state == .freePending { try reclaimIfReleased(id) }
     }
 }

@@ -8,10 +8,10 @@ import LMDB
 /// deleted once every such subscriber has acknowledged it, so the outbox holds
 /// exactly the events someone still has to see. Sequence numbers are dense
 /// across stored events and never go backwards, even when the outbox empties.
-extension IOASIDReading {
+extension IOASIDReading where Self: ~Copyable {
     /// Every subscriber with its record, in name order.
     func subscriberRecords() throws -> [(name: String, record: SubscriberRecord)] {
-        if let cached = context.cache.subscribers { return cached }
+        if let cached = context.state.subscribers { return cached }
         let records = try txn.withCursor(on: schema.subscribers) { cursor in
             var result: [(String, SubscriberRecord)] = []
             try cursor.scan(from: []) { key, reader in
@@ -23,7 +23,7 @@ extension IOASIDReading {
             }
             return result
         }
-        context.cache.subscribers = records
+        context.state.subscribers = records
         return records
     }
 

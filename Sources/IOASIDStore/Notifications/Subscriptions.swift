@@ -2,7 +2,7 @@ import LMDB
 
 /// Durable, named subscribers: at-least-once, in-order delivery with
 /// cumulative acknowledgement.
-extension IOASIDReading {
+extension IOASIDReading where Self: ~Copyable {
     /// Every subscriber, with its lag and the age of its oldest unacknowledged event.
     public func subscribers() throws -> [SubscriberInfo] {
         try subscriberRecords().map { try info($0.name, $0.record) }
@@ -62,16 +62,18 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/invalidArgument`` (a name of 0 or more than 128 bytes),
     ///   ``IOASIDError/Code/duplicateSubscriber``, ``IOASIDError/Code/noSuchSet``.
     public func subscribe(_ name: String, filter: EventFilter = .all) throws {
-        guard !name.isEmpty, name.utf8.count <= 128 else {
-            throw IOASIDError(.invalidArgument, "a subscriber name must be 1 to 128 bytes long")
+        try operation {
+            guard !name.isEmpty, name.utf8.count <= 128 else {
+                throw IOASIDError(.invalidArgument, "a subscriber name must be 1 to 128 bytes long")
+            }
+            if try txn.contains(Array(name.utf8), in: schema.subscribers) {
+                throw IOASIDError(.duplicateSubscriber, "a subscriber named \"\(name)\" exists")
+            }
+            for set in filter.sets ?? [] { _ = try setRecord(set) }
+            let record = SubscriberRecord(acknowledgedThrough: try lastSequence(), filter: filter)
+            try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
+            context.state.subscribers = nil
         }
-        if try txn.contains(Array(name.utf8), in: schema.subscribers) {
-            throw IOASIDError(.duplicateSubscriber, "a subscriber named \"\(name)\" exists")
-        }
-        for set in filter.sets ?? [] { _ = try setRecord(set) }
-        let record = SubscriberRecord(acknowledgedThrough: try lastSequence(), filter: filter)
-        try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
-        context.cache.subscribers = nil
     }
 
     /// Acknowledges every event up to and including `sequence` (cumulative).
@@ -83,34 +85,38 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/invalidArgument``
     ///   (a sequence number not handed out yet).
     public func acknowledge(_ name: String, through sequence: UInt64) throws {
-        var record = try subscriberRecord(name)
-        let last = try lastSequence()
-        guard sequence <= last else {
-            throw IOASIDError(.invalidArgument, "cannot acknowledge \(sequence): the last event is \(last)")
+        try operation {
+            var record = try subscriberRecord(name)
+            let last = try lastSequence()
+            guard sequence <= last else {
+                throw IOASIDError(.invalidArgument, "cannot acknowledge \(sequence): the last event is \(last)")
+            }
+            guard sequence > record.acknowledgedThrough else { return }
+            let range = (record.acknowledgedThrough + 1)...sequence
+            let freed = try freedIDs(in: range, filter: record.filter)
+            record.acknowledgedThrough = sequence
+            try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
+            context.state.subscribers = nil
+            try pruneEvents(in: range)
+            for id in freed { try reclaimIfReleased(id) }
         }
-        guard sequence > record.acknowledgedThrough else { return }
-        let range = (record.acknowledgedThrough + 1)...sequence
-        let freed = try freedIDs(in: range, filter: record.filter)
-        record.acknowledgedThrough = sequence
-        try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
-        context.cache.subscribers = nil
-        try pruneEvents(in: range)
-        for id in freed { try reclaimIfReleased(id) }
     }
 
     /// Removes a subscriber, releasing every ID it was holding back.
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSubscriber``.
     public func unsubscribe(_ name: String) throws {
-        let record = try subscriberRecord(name)
-        try txn.delete(Array(name.utf8), in: schema.subscribers)
-        context.cache.subscribers = nil
-        let last = try lastSequence()
-        guard record.acknowledgedThrough < last else { return }
-        let range = (record.acknowledgedThrough + 1)...last
-        let freed = try freedIDs(in: range, filter: record.filter)
-        try pruneEvents(in: range)
-        for id in freed { try reclaimIfReleased(id) }
+        try operation {
+            let record = try subscriberRecord(name)
+            try txn.delete(Array(name.utf8), in: schema.subscribers)
+            context.state.subscribers = nil
+            let last = try lastSequence()
+            guard record.acknowledgedThrough < last else { return }
+            let range = (record.acknowledgedThrough + 1)...last
+            let freed = try freedIDs(in: range, filter: record.filter)
+            try pruneEvents(in: range)
+            for id in freed { try reclaimIfReleased(id) }
+        }
     }
 
     /// The IDs of the FREE events in `range` that `filter` takes.

@@ -14,27 +14,29 @@ extension WriteTransaction {
     ///   ``IOASIDError/Code/invalidArgument`` (a range outside `1 … capacity − 1`),
     ///   ``IOASIDError/Code/rangeExhausted``, ``IOASIDError/Code/duplicateGuest``.
     public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = [], guest: UInt32? = nil) throws -> IOASID {
-        var record = try changeableSetRecord(set)
-        let capacity = try capacity()
-        let range = range ?? 1...(capacity - 1)
-        guard range.lowerBound >= 1, range.upperBound <= capacity - 1 else {
-            throw IOASIDError(.invalidArgument, "range \(range.lowerBound)…\(range.upperBound) is outside 1…\(capacity - 1)")
+        try operation {
+            var record = try changeableSetRecord(set)
+            let capacity = try capacity()
+            let range = range ?? 1...(capacity - 1)
+            guard range.lowerBound >= 1, range.upperBound <= capacity - 1 else {
+                throw IOASIDError(.invalidArgument, "range \(range.lowerBound)…\(range.upperBound) is outside 1…\(capacity - 1)")
+            }
+            guard record.count < record.quota else {
+                throw IOASIDError(.quotaExceeded, "set \(set) is at its quota of \(record.quota)")
+            }
+            if let guest { try checkGuestFree(guest, in: set) }
+            guard let slot = try lowestFreeSlot(in: range.lowerBound, range.upperBound) else {
+                throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
+            }
+            try place(slot, in: set, record: &record, data: data, guest: guest)
+            return IOASID(slot.id)
         }
-        guard record.count < record.quota else {
-            throw IOASIDError(.quotaExceeded, "set \(set) is at its quota of \(record.quota)")
-        }
-        if let guest { try checkGuestFree(guest, in: set) }
-        guard let slot = try freeIndex.lowestFree(in: range.lowerBound, range.upperBound) else {
-            throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
-        }
-        try place(slot, in: set, record: &record, data: data, guest: guest)
-        return IOASID(slot.id)
     }
 
     /// Takes a free ID for `set`: writes its record (and guest mapping) and commits ALLOC (and BIND).
-    func place(_ slot: FreeIndex.Slot, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
+    func place(_ slot: FreeSlot, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
         let id = IOASID(slot.id)
-        try freeIndex.take(slot)
+        try takeFree(slot)
         try txn.put(IDRecord(set: set.rawValue, guest: guest, data: data).encoded(), forKey: id.rawValue, in: schema.ids)
         if let guest { try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests) }
         record.count += 1
@@ -47,13 +49,15 @@ extension WriteTransaction {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``.
     public func setData(_ data: [UInt8], for id: IOASID, in set: SetID) throws {
-        _ = try changeableSetRecord(set)
-        var record = try ownedRecord(id, in: set)
-        guard record.state == .allocated else {
-            throw IOASIDError(.noSuchID, "ID \(id) has been freed")
+        try operation {
+            _ = try changeableSetRecord(set)
+            var record = try ownedRecord(id, in: set)
+            guard record.state == .allocated else {
+                throw IOASIDError(.noSuchID, "ID \(id) has been freed")
+            }
+            record.data = data
+            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
         }
-        record.data = data
-        try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
     }
 
     /// Frees `id`, which must belong to `set`. Never waits: the ID becomes
@@ -67,9 +71,11 @@ extension WriteTransaction {
     /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``, ``IOASIDError/Code/setFrozen``.
     @discardableResult
     public func free(_ id: IOASID, in set: SetID) throws -> Bool {
-        _ = try changeableSetRecord(set)
-        _ = try ownedRecord(id, in: set)
-        return try free(id, owner: set)
+        try operation {
+            _ = try changeableSetRecord(set)
+            _ = try ownedRecord(id, in: set)
+            return try free(id, owner: set)
+        }
     }
 
     /// Frees an ID of `owner`: commits its FREE, then reclaims it at once when
@@ -115,7 +121,7 @@ extension WriteTransaction {
         }
         try txn.delete(id.rawValue, in: schema.ids)
         if wasPending { try txn.delete(id.rawValue, in: schema.pending) }
-        try freeIndex.give(id.rawValue...id.rawValue)
+        try giveFree(id.rawValue...id.rawValue)
         set.count -= 1
         if wasPending { set.pending -= 1 }
         try putSet(set, owner)

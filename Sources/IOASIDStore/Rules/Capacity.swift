@@ -26,7 +26,7 @@ extension WriteTransaction {
         let system = SetRecord(token: "system", quota: systemQuota, flags: .system)
         try putSet(system, .system)
         try txn.put(Key.u32(SetID.system.rawValue), forKey: Array(system.token.utf8), in: schema.tokens)
-        try freeIndex.give(1...(capacity - 1))
+        try giveFree(1...(capacity - 1))
     }
 
     /// Changes the capacity.
@@ -37,27 +37,29 @@ extension WriteTransaction {
     ///
     /// - Throws: ``IOASIDError/Code/capacityInUse``, ``IOASIDError/Code/invalidArgument``.
     public func setCapacity(_ newCapacity: UInt32) throws {
-        let old = try capacity()
-        guard newCapacity >= 2 else {
-            throw IOASIDError(.invalidArgument, "capacity must be at least 2 (ID 0 is reserved), got \(newCapacity)")
-        }
-        if newCapacity == old { return }
-        if newCapacity > old {
+        try operation {
+            let old = try capacity()
+            guard newCapacity >= 2 else {
+                throw IOASIDError(.invalidArgument, "capacity must be at least 2 (ID 0 is reserved), got \(newCapacity)")
+            }
+            if newCapacity == old { return }
+            if newCapacity > old {
+                try txn.put(Key.u32(newCapacity), forKey: MetaKey.capacity, in: schema.meta)
+                try giveFree(old...(newCapacity - 1))
+                return
+            }
+            let reserved = try reservedQuota()
+            guard reserved <= UInt64(newCapacity) - 1 else {
+                throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): \(reserved) IDs of quota are reserved")
+            }
+            if let highest = try txn.withCursor(on: schema.ids, { try $0.last() }), let id = Key.decodeU32(highest.key),
+                id >= newCapacity
+            {
+                throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): ID \(id) is in use")
+            }
             try txn.put(Key.u32(newCapacity), forKey: MetaKey.capacity, in: schema.meta)
-            try freeIndex.give(old...(newCapacity - 1))
-            return
+            try truncateFree(below: newCapacity)
         }
-        let reserved = try reservedQuota()
-        guard reserved <= UInt64(newCapacity) - 1 else {
-            throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): \(reserved) IDs of quota are reserved")
-        }
-        if let highest = try txn.withCursor(on: schema.ids, { try $0.last() }), let id = Key.decodeU32(highest.key),
-            id >= newCapacity
-        {
-            throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): ID \(id) is in use")
-        }
-        try txn.put(Key.u32(newCapacity), forKey: MetaKey.capacity, in: schema.meta)
-        try freeIndex.truncate(below: newCapacity)
     }
 
     func putReserved(_ value: UInt64) throws {

@@ -3,7 +3,7 @@ import LMDB
 /// Guest IDs (the kernel series' SPIDs): inside a set, a guest ID maps one-to-one
 /// to a host ID. The guest owns its namespace, so two sets may use the same
 /// guest ID, and a migrated VM keeps its guest IDs while the host IDs may change.
-extension IOASIDReading {
+extension IOASIDReading where Self: ~Copyable {
     /// The host ID that `guest` maps to in `set` (kernel `ioasid_find_by_spid`).
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/noSuchGuest``.
@@ -31,17 +31,19 @@ extension WriteTransaction {
     ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/idFreePending``,
     ///   ``IOASIDError/Code/guestAlreadyAttached``, ``IOASIDError/Code/duplicateGuest``.
     public func attach(guest: UInt32, to id: IOASID, in set: SetID) throws {
-        let setRecord = try changeableSetRecord(set)
-        var record = try ownedRecord(id, in: set)
-        guard record.state == .allocated else { throw IOASIDError(.idFreePending, "ID \(id) is free-pending") }
-        if let existing = record.guest {
-            throw IOASIDError(.guestAlreadyAttached, "ID \(id) already has guest ID \(existing)")
+        try operation {
+            let setRecord = try changeableSetRecord(set)
+            var record = try ownedRecord(id, in: set)
+            guard record.state == .allocated else { throw IOASIDError(.idFreePending, "ID \(id) is free-pending") }
+            if let existing = record.guest {
+                throw IOASIDError(.guestAlreadyAttached, "ID \(id) already has guest ID \(existing)")
+            }
+            try checkGuestFree(guest, in: set)
+            record.guest = guest
+            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
+            try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests)
+            try emit(.bind, set: set, token: setRecord.token, id: id, guest: guest)
         }
-        try checkGuestFree(guest, in: set)
-        record.guest = guest
-        try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
-        try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests)
-        try emit(.bind, set: set, token: setRecord.token, id: id, guest: guest)
     }
 
     /// Detaches the guest ID of `id` in `set` and commits UNBIND.
@@ -51,14 +53,16 @@ extension WriteTransaction {
     ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/noSuchGuest``.
     @discardableResult
     public func detach(_ id: IOASID, in set: SetID) throws -> UInt32 {
-        let setRecord = try changeableSetRecord(set)
-        var record = try ownedRecord(id, in: set)
-        guard let guest = record.guest else { throw IOASIDError(.noSuchGuest, "ID \(id) has no guest ID") }
-        record.guest = nil
-        try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
-        try txn.delete(Key.pair(set.rawValue, guest), in: schema.guests)
-        try emit(.unbind, set: set, token: setRecord.token, id: id, guest: guest)
-        return guest
+        try operation {
+            let setRecord = try changeableSetRecord(set)
+            var record = try ownedRecord(id, in: set)
+            guard let guest = record.guest else { throw IOASIDError(.noSuchGuest, "ID \(id) has no guest ID") }
+            record.guest = nil
+            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
+            try txn.delete(Key.pair(set.rawValue, guest), in: schema.guests)
+            try emit(.unbind, set: set, token: setRecord.token, id: id, guest: guest)
+            return guest
+        }
     }
 
     func checkGuestFree(_ guest: UInt32, in set: SetID) throws {

@@ -41,7 +41,7 @@ struct ViolationLog {
     }
 }
 
-extension IOASIDReading {
+extension IOASIDReading where Self: ~Copyable {
     /// Checks every invariant of the store in this one snapshot:
     ///
     /// 1. no ID is allocated twice and every allocated or free-pending ID belongs to exactly one existing set;
