@@ -1,14 +1,6 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// Strict settings shared by every Swift target: Swift 6 language mode with
-/// complete concurrency checking is the default for tools version 6; these add
-/// the upcoming features we rely on.
-let strictSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("InternalImportsByDefault"),
-    .enableUpcomingFeature("MemberImportVisibility"),
-]
 
 let package = Package(
     name: "ioasid",
@@ -37,15 +29,13 @@ let package = Package(
         // The only module that imports CLMDB and touches pointers.
         .target(
             name: "LMDB",
-            dependencies: ["CLMDB"],
-            swiftSettings: strictSettings
+            dependencies: ["CLMDB"]
         ),
         // Ordered, immutable schema migrations.
         .target(
             name: "IOASIDMigrations",
             dependencies: ["LMDB"],
-            path: "migrations",
-            swiftSettings: strictSettings
+            path: "migrations"
         ),
         // The library: domain rules over LMDB.
         .target(
@@ -55,8 +45,7 @@ let package = Package(
                 "IOASIDMigrations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            swiftSettings: strictSettings
+            ]
         ),
         // The command-line tool's commands (a library, so the fuzzer can parse in-process).
         .target(
@@ -65,8 +54,7 @@ let package = Package(
                 "IOASIDStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strictSettings
+            ]
         ),
         // The command-line tool.
         .executableTarget(
@@ -74,46 +62,52 @@ let package = Package(
             dependencies: [
                 "IOASIDCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: strictSettings
+            ]
         ),
         // Mutation fuzzer for the export parser and the CLI's argument handling.
         .executableTarget(
             name: "ioasid-fuzz",
             dependencies: [
-                "IOASIDStore", "IOASIDCommandLine", "ToolSupport",
+                "IOASIDStore", "IOASIDCommandLine", "IOASIDTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: strictSettings
+            ]
         ),
         // Benchmarks: store operations as ratios against raw LMDB in the same run.
         .executableTarget(
             name: "ioasid-bench",
-            dependencies: ["IOASIDStore", "LMDB"],
-            swiftSettings: strictSettings
+            dependencies: ["IOASIDStore", "LMDB"]
         ),
-        // Helpers shared by the tools and tests (a replayable random generator).
+        // Helpers shared by the tests and the tools: temporary stores that end
+        // verified, refusal checks, fixtures, the CLI runner, a replayable RNG.
         .target(
-            name: "ToolSupport",
-            swiftSettings: strictSettings
+            name: "IOASIDTestSupport",
+            dependencies: ["IOASIDStore", "LMDB"]
         ),
         // A workload process for multi-process and crash tests.
         .executableTarget(
             name: "ioasid-worker",
-            dependencies: ["IOASIDStore", "LMDB", "ToolSupport"],
-            swiftSettings: strictSettings
+            dependencies: ["IOASIDStore", "LMDB", "IOASIDTestSupport"]
         ),
         .testTarget(
             name: "LMDBTests",
-            dependencies: ["LMDB"],
-            swiftSettings: strictSettings
+            dependencies: ["LMDB", "IOASIDTestSupport"]
         ),
         .testTarget(
             name: "IOASIDStoreTests",
-            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations", "ToolSupport"],
-            exclude: ["Fixtures"],
-            swiftSettings: strictSettings
+            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport"],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// Strict settings applied to every Swift target in one place: Swift 6 language
+/// mode with complete concurrency checking is the default for tools version 6;
+/// these add the upcoming features the code relies on.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}

@@ -191,8 +191,9 @@ public final class IOASIDStore: Sendable {
         }
     }
 
-    /// Submits a store operation (which checks before it writes) to the group-commit writer.
-    func submit<R: Sendable>(_ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R) async throws(IOASIDError) -> R {
+    /// Submits a store operation (which checks before it writes) to the group-commit writer,
+    /// without the nested transaction of ``write(_:)-(WriteTransaction)->R``: the one-call async methods use it.
+    package func submit<R: Sendable>(_ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R) async throws(IOASIDError) -> R {
         try checkWritable()
         do { return try await writer.submit(isolated: false, body) } catch { throw IOASIDError.wrapping(error) }
     }

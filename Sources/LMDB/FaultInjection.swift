@@ -15,23 +15,28 @@ package enum FaultPoint: String, Sendable, CaseIterable {
 /// A test hook that every fault-capable `mdb_*` call passes through, the way
 /// swift-system's mocking passes every syscall through one place.
 ///
-/// With no hook installed (the normal case) the cost is one relaxed atomic load.
-/// A hook receives the fault point and the environment's path, and returns an
-/// error code to make the call fail without running it, or `nil` to let it run
-/// (so a test can fault one store while others in the process work normally).
+/// Hooks are installed per environment path, so tests running side by side
+/// fault (or count) only their own stores. With no hook installed (the normal
+/// case) the cost is one relaxed atomic load. A hook receives the fault point
+/// and returns an error code to make the call fail without running it, or
+/// `nil` to let it run.
 package enum FaultInjection {
-    private static let enabled = Atomic<Bool>(false)
-    private static let hook = Locked<(@Sendable (FaultPoint, String) -> Int32?)?>(nil)
+    private static let installed = Atomic<Int>(0)
+    private static let hooks = Locked([String: @Sendable (FaultPoint) -> Int32?]())
 
-    /// Installs `hook` for every environment in this process; `nil` removes it.
-    package static func install(_ newHook: (@Sendable (FaultPoint, String) -> Int32?)?) {
-        hook.withLock { $0 = newHook }
-        enabled.store(newHook != nil, ordering: .sequentiallyConsistent)
+    /// Installs `hook` for the environment opened at `path` (as given to
+    /// `Environment.open`), replacing any hook there; `nil` removes it.
+    package static func install(at path: String, _ hook: (@Sendable (FaultPoint) -> Int32?)?) {
+        let count = hooks.withLock { table -> Int in
+            table[path] = hook
+            return table.count
+        }
+        installed.store(count, ordering: .sequentiallyConsistent)
     }
 
     @inline(__always)
     static func call(_ point: FaultPoint, _ path: String, onInject: () -> Void = {}, _ body: () -> Int32) -> Int32 {
-        if enabled.load(ordering: .relaxed), let hook = hook.withLock({ $0 }), let code = hook(point, path) {
+        if installed.load(ordering: .relaxed) > 0, let hook = hooks.withLock({ $0[path] }), let code = hook(point) {
             onInject()
             return code
         }

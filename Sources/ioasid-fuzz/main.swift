@@ -19,7 +19,7 @@ import Crypto
 import Foundation
 import IOASIDCommandLine
 import IOASIDStore
-import ToolSupport
+import IOASIDTestSupport
 
 struct Options {
     var mode = ""

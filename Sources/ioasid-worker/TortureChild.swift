@@ -1,6 +1,6 @@
 import Foundation
 import IOASIDStore
-import ToolSupport
+import IOASIDTestSupport
 import LMDB
 import Synchronization
 
@@ -14,13 +14,13 @@ struct TortureChild {
     let failpoint: String?
 
     /// Counters of the failpoints, shared with the LMDB fault hook.
-    private static let hits = Mutex([String: Int]())
+    private static let hits = Locked([String: Int]())
     private static let importing = Atomic<Bool>(false)
 
     func run() throws {
         let (point, target) = parseFailpoint()
         if point == "before-commit" || point == "mid-import" {
-            FaultInjection.install { lmdbPoint, _ in
+            FaultInjection.install(at: store) { lmdbPoint in
                 if point == "before-commit", lmdbPoint == .commit, Self.hit(point) == target { raise(SIGKILL) }
                 if point == "mid-import", lmdbPoint == .put, Self.importing.load(ordering: .relaxed), Self.hit(point) == target {
                     raise(SIGKILL)

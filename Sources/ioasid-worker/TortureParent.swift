@@ -1,6 +1,6 @@
 import Foundation
 import IOASIDStore
-import ToolSupport
+import IOASIDTestSupport
 
 /// The crash-torture parent: starts the child again and again, kills it with
 /// SIGKILL at random moments or lets it kill itself at a named failpoint, then

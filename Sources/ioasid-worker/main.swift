@@ -9,6 +9,11 @@
 //       ID handed to two processes at once is caught (exit 2).
 //   ioasid-worker hold-reader STORE
 //       Opens a read transaction and sleeps in it (to be killed: a stale reader).
+//   ioasid-worker fork STORE reuse|reopen
+//       Opens STORE, reads it, then fork()s. The child either uses the parent's
+//       store (which must trap: "reuse") or opens the path again (which must give
+//       it an environment of its own: "reopen") and reads. The parent waits,
+//       reads again, and prints "child exit N" or "child signal N".
 //   ioasid-worker torture STORE JOURNAL SEED [FAILPOINT:N]
 //       The crash-torture child: a random workload of every operation, journaling
 //       each operation it has seen succeed (fsynced after the reply).
@@ -53,13 +58,15 @@ do {
             emit("reading")
             while true { sleep(60) }
         }
+    case "fork" where args.count == 3 && ["reuse", "reopen"].contains(args[2]):
+        try forkCheck(path: args[1], reopen: args[2] == "reopen")
     case "torture" where args.count == 4 || args.count == 5:
         guard let seed = UInt64(args[3]) else { fail("SEED must be a number", code: 64) }
         try TortureChild(store: args[1], journal: args[2], seed: seed, failpoint: args.count == 5 ? args[4] : nil).run()
     case "torture-parent":
         exit(try TortureParent(arguments: Array(args.dropFirst())).run())
     default:
-        fail("usage: ioasid-worker alloc|churn|hold-reader|torture|torture-parent … (see the source header)", code: 64)
+        fail("usage: ioasid-worker alloc|churn|hold-reader|fork|torture|torture-parent … (see the source header)", code: 64)
     }
 } catch {
     fail("\(error)", code: 1)
@@ -83,4 +90,27 @@ func churn(store: IOASIDStore, set: SetID, seconds: Double) throws {
             try store.free(id, in: set)
         }
     }
+}
+
+/// Forks with an open store; see the header.
+func forkCheck(path: String, reopen: Bool) throws {
+    let store = try openExisting(path)
+    _ = try store.capacity()
+    let pid = fork()
+    if pid < 0 { fail("fork failed: errno \(errno)", code: 1) }
+    if pid == 0 {
+        if reopen {
+            let again = try openExisting(path)
+            _ = try again.capacity()
+            exit(again === store ? 3 : 0)
+        }
+        _ = try store.capacity()  // must trap: the environment belongs to the parent
+        exit(4)
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    // The parent's environment, its map and reader slots, are untouched by the child.
+    _ = try store.capacity()
+    let signal = status & 0x7f
+    emit(signal == 0 ? "child exit \((status >> 8) & 0xff)" : "child signal \(signal)")
 }

@@ -1,14 +1,17 @@
 import Foundation
 import IOASIDStore
 import LMDB
+import IOASIDTestSupport
 import Testing
 
 @Suite("ioasid command-line tool")
 struct CLITests {
     /// Runs `ioasid --store <tmp>/store ARGS`.
     struct Session {
-        let dir = TemporaryDirectory()
+        let dir: TemporaryDirectory
         var store: String { dir.child("store") }
+
+        init() throws { dir = try TemporaryDirectory() }
 
         func run(_ args: String...) throws -> CLI.Result {
             try CLI.run(["--store", store] + args)
@@ -21,7 +24,7 @@ struct CLITests {
 
     @Test("init, then commands that answer with one number print just that number")
     func plainNumbers() throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         #expect(try s.run("init", "--capacity", "4096", "--system-quota", "100").status == 0)
         let set = try s.run("set", "create", "--token", "vm:1", "--quota", "3")
@@ -40,7 +43,7 @@ struct CLITests {
 
     @Test("--json prints sorted keys; status lists sets")
     func jsonStatus() throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         _ = try s.run("init")
         let status = try s.json("status")
@@ -52,7 +55,7 @@ struct CLITests {
 
     @Test("Refusals exit 1 with their code, unknown sets and IDs exit 2")
     func exitCodes() throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         _ = try s.run("init", "--capacity", "64", "--system-quota", "8")
         _ = try s.run("set", "create", "--token", "vm:a", "--quota", "1")
@@ -96,7 +99,7 @@ struct CLITests {
         ["init", "--capacity", "1"],
     ])
     func usageErrors(args: [String]) throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         _ = try s.run("init")
         let before = try s.json("status").stdout
@@ -107,7 +110,7 @@ struct CLITests {
 
     @Test("A missing, newer or corrupt store exits 3")
     func unusableStores() throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         let missing = try s.json("status")
         #expect(missing.status == 3)
@@ -137,7 +140,7 @@ struct CLITests {
 
     @Test("events and holds: subscribe, tail, ack, hold, release, with their exit codes")
     func eventsAndHolds() throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         _ = try s.run("init")
         #expect(try s.run("events", "subscribe", "kvm", "--kind", "free", "--kind", "reclaim").status == 0)
@@ -169,7 +172,7 @@ struct CLITests {
 
     @Test("$IOASID_STORE chooses the store when --store is absent")
     func environmentVariable() throws {
-        let s = Session()
+        let s = try Session()
         defer { s.dir.cleanup() }
         #expect(try CLI.run(["init"], environment: ["IOASID_STORE": s.store]).status == 0)
         #expect(try CLI.run(["alloc", "--set", "1"], environment: ["IOASID_STORE": s.store]).out == "1")
@@ -195,7 +198,7 @@ struct CLITests {
 struct MultiProcessTests {
     @Test("Two processes allocating from one store at once never hand out the same ID")
     func concurrentAllocators() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         do {
@@ -219,7 +222,7 @@ struct MultiProcessTests {
 
     @Test("Several processes allocating and freeing for a bounded time never hold the same ID at once")
     func churningProcesses() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         do {
@@ -245,7 +248,7 @@ struct MultiProcessTests {
 
     @Test("A reader killed with SIGKILL does not pin the file's growth: stale readers are cleared at open")
     func staleReader() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         do { _ = try IOASIDStore(path: path).createSet(token: "vm", quota: 100) }

@@ -1,5 +1,6 @@
 import Foundation
 import IOASIDStore
+import IOASIDTestSupport
 import Testing
 
 /// Real processes killed with SIGKILL, then the store reopened.
@@ -23,7 +24,7 @@ struct CrashReplayTests {
 
     @Test("Killed mid-workload: every committed change has its event, numbered without gaps, and nothing else", arguments: [1, 2, 3])
     func killedWriter(round: Int) throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         do {
@@ -68,7 +69,7 @@ struct CrashReplayTests {
 
     @Test("A consumer killed after delivery but before its acknowledgement gets the same events again")
     func killedConsumer() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         do {

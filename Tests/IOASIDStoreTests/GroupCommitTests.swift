@@ -1,11 +1,13 @@
 import IOASIDStore
+import IOASIDTestSupport
+import LMDB
 import Testing
 
 @Suite("Async API and group commit")
 struct GroupCommitTests {
     @Test("Concurrent async allocations are distinct, durable and counted", arguments: [1, 16, 64])
     func concurrentAllocations(callers: Int) async throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try IOASIDStore(path: dir.child("store"))
         let vm = try await store.createSet(token: "vm", quota: 10_000)
@@ -26,7 +28,7 @@ struct GroupCommitTests {
 
     @Test("A refused operation in a group fails alone")
     func refusalFailsAlone() async throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try IOASIDStore(path: dir.child("store"))
         let small = try await store.createSet(token: "small", quota: 5)
@@ -62,7 +64,7 @@ struct GroupCommitTests {
     @Test("An async write closure that throws rolls back only its own changes")
     func isolatedClosures() async throws {
         struct Abort: Error {}
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try IOASIDStore(path: dir.child("store"))
         let vm = try await store.createSet(token: "vm", quota: 100)
@@ -81,5 +83,46 @@ struct GroupCommitTests {
         #expect(throws: Abort.self) { try outcome.get() }
         let held = try store.read { tx in try tx.ids(in: vm) }
         #expect(held == [kept])
+    }
+}
+
+@Suite("Group commit batching", .serialized)
+struct GroupCommitBatchingTests {
+    @Test("64 concurrent callers share commits, and every acknowledged allocation is there after reopening")
+    func batchingIsRealAndDurable() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        let commits = Locked(0)
+        var ids: [IOASID] = []
+        do {
+            let store = try IOASIDStore(path: path)
+            let vm = try await store.createSet(token: "vm", quota: 100_000)
+            FaultInjection.install(at: path) { point in
+                if point == .commit { commits.withLock { $0 += 1 } }
+                return nil
+            }
+            defer { FaultInjection.install(at: path, nil) }
+            ids = try await withThrowingTaskGroup(of: [IOASID].self) { group in
+                for _ in 0..<64 {
+                    group.addTask {
+                        var mine: [IOASID] = []
+                        for _ in 0..<20 { mine.append(try await store.allocate(in: vm)) }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        let operations = ids.count
+        let count = commits.withLock { $0 }
+        #expect(operations == 64 * 20)
+        // Batching happened: far fewer durable commits than operations.
+        #expect(count > 0 && count <= operations / 4, "\(operations) operations in \(count) commits")
+        // The store object is gone; a new open reads what the commits made durable.
+        let reopened = try IOASIDStore(path: path)
+        let vm = try #require(try reopened.set(withToken: "vm")).id
+        #expect(Set(try reopened.ids(in: vm)) == Set(ids))
+        try expectClean(reopened)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IOASIDStore
+import IOASIDTestSupport
 import Testing
 
 @Suite("Guest IDs")
@@ -18,14 +19,14 @@ struct GuestIDTests {
             #expect(try store.hostID(forGuest: 101, in: b) == hostB)
             #expect(try store.guestID(for: hostB) == 101)
             let other = try store.allocate(in: a)
-            try expectRefusal(.duplicateGuest, in: store) { try store.attach(guest: 101, to: other, in: a) }
-            try expectRefusal(.duplicateGuest, in: store) { try store.allocate(in: a, guest: 101) }
-            try expectRefusal(.guestAlreadyAttached, in: store) { try store.attach(guest: 5, to: hostA, in: a) }
-            try expectRefusal(.wrongSet, in: store) { try store.attach(guest: 7, to: hostA, in: b) }
-            try expectRefusal(.wrongSet, in: store) { try store.detach(hostA, in: b) }
+            try expectRefusal(.duplicateGuest, in: store) { tx in try tx.attach(guest: 101, to: other, in: a) }
+            try expectRefusal(.duplicateGuest, in: store) { tx in try tx.allocate(in: a, guest: 101) }
+            try expectRefusal(.guestAlreadyAttached, in: store) { tx in try tx.attach(guest: 5, to: hostA, in: a) }
+            try expectRefusal(.wrongSet, in: store) { tx in try tx.attach(guest: 7, to: hostA, in: b) }
+            try expectRefusal(.wrongSet, in: store) { tx in try tx.detach(hostA, in: b) }
             expectError(.noSuchGuest) { try store.hostID(forGuest: 999, in: a) }
             #expect(try store.detach(hostB, in: b) == 101)
-            try expectRefusal(.noSuchGuest, in: store) { try store.detach(hostB, in: b) }
+            try expectRefusal(.noSuchGuest, in: store) { tx in try tx.detach(hostB, in: b) }
             let kinds = try store.pendingEvents(for: "kvm").map(\.kind)
             #expect(kinds.filter { $0 == .bind }.count == 2)
             #expect(kinds.filter { $0 == .unbind }.count == 1)
@@ -53,36 +54,28 @@ struct GuestIDTests {
             let id = try store.allocate(in: vm, guest: 1)
             let other = try store.allocate(in: vm)
             try store.write { try $0.freeze(vm) }
-            try expectRefusal(.setFrozen, in: store) { try store.allocate(in: vm) }
-            try expectRefusal(.setFrozen, in: store) { try store.free(id, in: vm) }
-            try expectRefusal(.setFrozen, in: store) { try store.attach(guest: 2, to: other, in: vm) }
-            try expectRefusal(.setFrozen, in: store) { try store.detach(id, in: vm) }
-            try expectRefusal(.setFrozen, in: store) { try store.adjustQuota(of: vm, to: 20) }
-            try expectRefusal(.setFrozen, in: store) { try store.freeSet(vm, destroy: true) }
-            try expectRefusal(.systemSetProtected, in: store) { try store.write { try $0.freeze(.system) } }
+            try expectRefusal(.setFrozen, in: store) { tx in try tx.allocate(in: vm) }
+            try expectRefusal(.setFrozen, in: store) { tx in try tx.free(id, in: vm) }
+            try expectRefusal(.setFrozen, in: store) { tx in try tx.attach(guest: 2, to: other, in: vm) }
+            try expectRefusal(.setFrozen, in: store) { tx in try tx.detach(id, in: vm) }
+            try expectRefusal(.setFrozen, in: store) { tx in try tx.adjustQuota(of: vm, to: 20) }
+            try expectRefusal(.setFrozen, in: store) { tx in try tx.freeSet(vm, destroy: true) }
+            try expectRefusal(.systemSetProtected, in: store) { tx in try tx.freeze(.system) }
             #expect(try store.find(id, in: vm).guest == 1)
             #expect(try store.hostID(forGuest: 1, in: vm) == id)
             try store.abortMigration(of: vm)
-            try expectRefusal(.setNotFrozen, in: store) { try store.abortMigration(of: vm) }
+            try expectRefusal(.setNotFrozen, in: store) { tx in try tx.abortMigration(of: vm) }
             _ = try store.allocate(in: vm)
         }
     }
 }
 
 /// Exports `set` of `store` into a file and returns its path and bytes.
-func exportToFile(_ store: IOASIDStore, _ set: SetID, in dir: TemporaryDirectory, name: String = "export.jsonl") throws -> (String, Data) {
-    var data = Data()
-    _ = try store.exportSet(set, to: { data.append($0) })
-    let path = dir.child(name)
-    try data.write(to: URL(fileURLWithPath: path))
-    return (path, data)
-}
-
 @Suite("Live migration")
 struct MigrationTests {
     @Test("A 100,000-ID set round-trips: guest IDs and data identical, collisions remapped and reported")
     func roundTrip() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         var options = IOASIDStore.Options()
         options.capacity = 1 << 18
@@ -129,7 +122,7 @@ struct MigrationTests {
         #expect(kinds.filter { $0 == .alloc }.count == count)
         #expect(kinds.filter { $0 == .bind }.count == count)
         // Import is idempotent: the same export again is refused and changes nothing.
-        try expectRefusal(.exportAlreadyImported, in: destination) { try destination.importSet(from: path, token: "vm:other") }
+        try expectStoreRefusal(.exportAlreadyImported, in: destination) { try destination.importSet(from: path, token: "vm:other") }
         // Complete at the source: the set is freed and destroyed.
         try source.completeMigration(of: vm)
         expectError(.noSuchSet) { try source.set(vm) }
@@ -138,12 +131,13 @@ struct MigrationTests {
 
     /// A small export and a destination that already holds some state.
     struct Fixture {
-        let dir = TemporaryDirectory()
+        let dir: TemporaryDirectory
         let destination: IOASIDStore
         let path: String
         let bytes: Data
 
         init() throws {
+            dir = try TemporaryDirectory()
             var options = IOASIDStore.Options()
             options.capacity = 4096
             options.systemQuota = 100
@@ -239,7 +233,7 @@ struct MigrationTests {
 
     @Test("export | import through the CLI, then complete at the source")
     func cliPipe() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let a = dir.child("a"), b = dir.child("b")
         _ = try CLI.run(["--store", a, "init", "--capacity", "4096", "--system-quota", "10"])
@@ -259,7 +253,7 @@ struct MigrationTests {
 
     @Test("A process killed during import leaves no set or the whole set", arguments: [0.05, 0.2, 0.4, 0.8])
     func killedImport(delay: Double) throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let source = try IOASIDStore(path: dir.child("source"))
         let vm = try source.createSet(token: "vm:kill", quota: 50_000)
@@ -294,7 +288,7 @@ struct FuzzCorpusTests {
 
     @Test("Every corpus input gets its recorded outcome, and refusals change nothing", arguments: files)
     func replay(file: String) throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         var options = IOASIDStore.Options()
         options.capacity = 4096

@@ -1,5 +1,6 @@
 import Foundation
 import IOASIDStore
+import IOASIDTestSupport
 import Testing
 
 @Suite("Outbox, subscribers, free-pending and holds")
@@ -67,8 +68,8 @@ struct NotificationTests {
             try store.free(ids[0], in: vm)
             let pending = try store.pendingEvents(for: "kvm")
             #expect(try store.allocate(in: vm) == 4, "a free-pending ID is never handed out")
-            try expectRefusal(.idFreePending, in: store) { try store.retain(ids[0], in: vm, holder: "dev") }
-            try expectRefusal(.wrongSet, in: store) { try store.free(ids[0], in: .system) }
+            try expectRefusal(.idFreePending, in: store) { tx in try tx.retain(ids[0], in: vm, holder: "dev") }
+            try expectRefusal(.wrongSet, in: store) { tx in try tx.free(ids[0], in: .system) }
             #expect(try store.status().freePending == 1)
             #expect(try store.set(vm).allocated == 4, "free-pending IDs still count against the quota")
             let freeEvent = try #require(pending.last)
@@ -110,7 +111,7 @@ struct NotificationTests {
             #expect(try store.find(id).state == .freePending)
             try store.release(id, in: vm, holder: "vfio")
             #expect(try store.find(id).state == .freePending)
-            try expectRefusal(.noSuchHold, in: store) { try store.release(id, in: vm, holder: "vfio") }
+            try expectRefusal(.noSuchHold, in: store) { tx in try tx.release(id, in: vm, holder: "vfio") }
             try store.release(id, in: vm, holder: "kvm")
             expectError(.noSuchID) { try store.find(id) }
             #expect(try store.allocate(in: vm) == id)
@@ -128,9 +129,9 @@ struct NotificationTests {
             #expect(try store.pendingEvents(for: "early").count == 2)
             let late = try store.pendingEvents(for: "late")
             #expect(late.map(\.id) == [id])
-            try expectRefusal(.duplicateSubscriber, in: store) { try store.subscribe("late") }
-            try expectRefusal(.noSuchSet, in: store) { try store.subscribe("x", filter: EventFilter(sets: [99])) }
-            try expectRefusal(.invalidArgument, in: store) { try store.subscribe("") }
+            try expectRefusal(.duplicateSubscriber, in: store) { tx in try tx.subscribe("late") }
+            try expectRefusal(.noSuchSet, in: store) { tx in try tx.subscribe("x", filter: EventFilter(sets: [99])) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.subscribe("") }
         }
     }
 
@@ -192,7 +193,7 @@ struct NotificationTests {
             try store.unsubscribe("gone")
             expectError(.noSuchID) { try store.find(id) }
             #expect(try store.rawDump()["events"] == [])
-            try expectRefusal(.noSuchSubscriber, in: store) { try store.unsubscribe("gone") }
+            try expectRefusal(.noSuchSubscriber, in: store) { tx in try tx.unsubscribe("gone") }
         }
     }
 
@@ -202,11 +203,11 @@ struct NotificationTests {
             try store.subscribe("s")
             _ = try store.allocate(in: .system)
             _ = try store.allocate(in: .system)
-            try expectRefusal(.invalidArgument, in: store) { try store.acknowledge("s", through: 3) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.acknowledge("s", through: 3) }
             try store.acknowledge("s", through: 2)
             try store.acknowledge("s", through: 1)
             #expect(try store.subscriber("s").acknowledgedThrough == 2)
-            try expectRefusal(.noSuchSubscriber, in: store) { try store.acknowledge("nobody", through: 1) }
+            try expectRefusal(.noSuchSubscriber, in: store) { tx in try tx.acknowledge("nobody", through: 1) }
         }
     }
 
@@ -216,15 +217,15 @@ struct NotificationTests {
             try store.subscribe("s")
             let vm = try store.createSet(token: "vm", quota: 1)
             _ = try store.allocate(in: vm)
-            try expectRefusal(.quotaExceeded, in: store) { try store.allocate(in: vm) }
-            try expectRefusal(.duplicateToken, in: store) { try store.createSet(token: "vm", quota: 1) }
+            try expectRefusal(.quotaExceeded, in: store) { tx in try tx.allocate(in: vm) }
+            try expectRefusal(.duplicateToken, in: store) { tx in try tx.createSet(token: "vm", quota: 1) }
             #expect(try store.pendingEvents(for: "s").count == 2)
         }
     }
 
     @Test("The event stream delivers new commits promptly, in order, from the acknowledged point")
     func eventStream() async throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try IOASIDStore(path: dir.child("store"))
         try store.subscribe("agent")
@@ -254,7 +255,7 @@ struct NotificationTests {
 
     @Test("A v1 store (fixture) is upgraded in place with its data intact")
     func upgradeFromSchemaV1() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try loadFixture("schema-v1", into: dir)
         let status = try store.status()
@@ -273,7 +274,7 @@ struct NotificationTests {
 
     @Test("A v2 store (fixture) is upgraded with its subscriber, hold and free-pending IDs intact")
     func upgradeFromSchemaV2() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try loadFixture("schema-v2", into: dir)
         // v2 fixture: set 2 holds 1 (allocated), 2 (free-pending, FREE #1 unacknowledged)
@@ -290,21 +291,4 @@ struct NotificationTests {
         #expect(try store.pendingEvents(for: "kvm").map(\.kind) == [.reclaim, .reclaim])
         #expect(try store.allocate(in: 2, guest: 9) == 2, "guest IDs (schema v3) work on the upgraded store")
     }
-}
-
-/// Loads `Fixtures/NAME.mdb_dump` into a new store directory with `mdb_load` and opens it (upgrading it).
-func loadFixture(_ name: String, into dir: TemporaryDirectory) throws -> IOASIDStore {
-    let path = dir.child("store")
-    let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/\(name).mdb_dump").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-    let load = Process()
-    load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    load.arguments = ["mdb_load", "-f", fixture, path]
-    try load.run()
-    load.waitUntilExit()
-    try #require(load.terminationStatus == 0, "mdb_load (Debian's lmdb-utils, installed by Tools/test) must be available")
-    var options = IOASIDStore.Options()
-    options.creation = .openExisting
-    return try IOASIDStore(path: path, options: options)
 }

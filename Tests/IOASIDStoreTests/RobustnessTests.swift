@@ -1,6 +1,7 @@
 import Foundation
 import IOASIDStore
 import LMDB
+import IOASIDTestSupport
 import Testing
 
 @Suite("Fault injection", .serialized)
@@ -11,19 +12,19 @@ struct FaultInjectionTests {
     )
     func faults(point: FaultPoint, code: Int32) throws {
         for always in [false, true] {
-            let dir = TemporaryDirectory()
+            let dir = try TemporaryDirectory()
             defer { dir.cleanup() }
             let path = dir.child("store")
             let store = try IOASIDStore(path: path)
             let vm = try store.createSet(token: "vm", quota: 10)
             let id = try store.allocate(in: vm, guest: 1)
             let before = try store.rawDump()
-            let armed = Armed()
-            FaultInjection.install { p, target in
-                guard p == point, target == path else { return nil }
+            let armed = FaultSwitch()
+            FaultInjection.install(at: path) { p in
+                guard p == point else { return nil }
                 return armed.fire(once: !always) ? code : nil
             }
-            defer { FaultInjection.install(nil) }
+            defer { FaultInjection.install(at: path, nil) }
             // Freeing a bound ID with no subscriber reclaims it at once: it begins a write,
             // deletes (the ID, its guest mapping) and puts (extents, the set), then commits.
             do {
@@ -43,7 +44,7 @@ struct FaultInjectionTests {
 
     @Test("A full map grows and the operation is retried transparently")
     func mapGrowth() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         var options = IOASIDStore.Options()
         options.mapSize = 256 * 1024
@@ -58,14 +59,14 @@ struct FaultInjectionTests {
 
     @Test("At the maximum map size the operation fails with storageFailure and changes nothing")
     func mapLimit() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         var options = IOASIDStore.Options()
         options.mapSize = 256 * 1024
         options.maxMapSize = 512 * 1024
         let store = try IOASIDStore(path: dir.child("store"), options: options)
         let vm = try store.createSet(token: "vm", quota: 20_000)
-        try expectRefusal(.storageFailure, in: store) {
+        try expectStoreRefusal(.storageFailure, in: store) {
             try store.write { tx in
                 for _ in 0..<10_000 { _ = try tx.allocate(in: vm, data: [UInt8](repeating: 1, count: 64)) }
             }
@@ -95,7 +96,7 @@ struct VerifyRepairTests {
 
     @Test("A healthy store verifies clean and repair changes nothing")
     func clean() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let (store, _) = try Self.populated(dir)
         #expect(try store.verify().isClean)
@@ -110,7 +111,7 @@ struct VerifyRepairTests {
         "guestMismatch", "holdDangling", "pendingMismatch", "eventUnwanted",
     ])
     func breakAndRepair(code: String) throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let (store, path) = try Self.populated(dir)
         let env = try Environment.open(path: path)
@@ -152,7 +153,7 @@ struct VerifyRepairTests {
 
     @Test("verify through the CLI: exit 0 clean, 1 with violations; --repair fixes")
     func cli() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let (_, path) = try Self.populated(dir)
         #expect(try CLI.run(["--store", path, "verify"]).status == 0)
@@ -172,7 +173,7 @@ struct VerifyRepairTests {
 struct BackupAccessTests {
     @Test("A hot backup taken while another process writes verifies clean")
     func hotBackup() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         do {
@@ -194,7 +195,7 @@ struct BackupAccessTests {
 
     @Test("A store that other users could write is refused", arguments: ["", "/data.mdb"])
     func groupWritable(file: String) throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         #expect(try CLI.run(["--store", path, "init"]).status == 0)
@@ -213,7 +214,7 @@ struct BackupAccessTests {
 struct ReviewRegressionTests {
     @Test("One environment per path, however the path is spelled")
     func oneEnvironmentPerPath() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let first = try Environment.open(path: dir.child("store"))
         let second = try Environment.open(path: dir.path + "/./store/")
@@ -222,7 +223,7 @@ struct ReviewRegressionTests {
 
     @Test("A store already open in this process with other durability is refused")
     func durabilityMismatch() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         var relaxed = IOASIDStore.Options()
         relaxed.durability = .relaxed
@@ -233,7 +234,7 @@ struct ReviewRegressionTests {
 
     @Test("Group-committed operations grow a full map instead of failing")
     func groupCommitGrowsMap() async throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         var options = IOASIDStore.Options()
         options.mapSize = 256 * 1024
@@ -251,7 +252,7 @@ struct ReviewRegressionTests {
 
     @Test("Repair reclaims a stuck free-pending ID of a destroyed set and removes the set")
     func repairStuckDestroyPending() throws {
-        let dir = TemporaryDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.child("store")
         let store = try IOASIDStore(path: path)
@@ -278,26 +279,5 @@ struct ReviewRegressionTests {
             try store.freeSet(vm, destroy: false)
             #expect(try store.pendingEvents(for: "s") == [])
         }
-    }
-}
-
-/// Whether an injected fault is live (guarded by an NSLock, which ThreadSanitizer understands).
-final class Armed: @unchecked Sendable {
-    private let lock = NSLock()
-    private var live = true
-
-    /// Whether to fail this call; with `once`, disarms after the first failure.
-    func fire(once: Bool) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        guard live else { return false }
-        if once { live = false }
-        return true
-    }
-
-    func disarm() {
-        lock.lock()
-        live = false
-        lock.unlock()
     }
 }

@@ -1,5 +1,5 @@
 import IOASIDStore
-import ToolSupport
+import IOASIDTestSupport
 import Testing
 
 @Suite("Capacity, system set and sets")
@@ -25,8 +25,8 @@ struct CapacityAndSetTests {
             var got: [IOASID] = []
             for _ in 0..<7 { got.append(try store.allocate(in: .system)) }
             #expect(got == (1...7).map { IOASID($0) })
-            try expectRefusal(.quotaExceeded, in: store) { try store.allocate(in: .system) }
-            try expectRefusal(.invalidArgument, in: store) { try store.allocate(in: .system, range: 0...3) }
+            try expectRefusal(.quotaExceeded, in: store) { tx in try tx.allocate(in: .system) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.allocate(in: .system, range: 0...3) }
         }
     }
 
@@ -35,7 +35,7 @@ struct CapacityAndSetTests {
         try withStore(capacity: 101, systemQuota: 10) { store in
             let a = try store.createSet(token: "vm:a", quota: 89)
             #expect(try store.status().unreserved == 1)
-            try expectRefusal(.capacityExhausted, in: store) { try store.createSet(token: "vm:b", quota: 2) }
+            try expectRefusal(.capacityExhausted, in: store) { tx in try tx.createSet(token: "vm:b", quota: 2) }
             let b = try store.createSet(token: "vm:b", quota: 1)
             #expect(try store.status().unreserved == 0)
             #expect(a != b)
@@ -47,7 +47,7 @@ struct CapacityAndSetTests {
     @Test("Quota 0 and empty tokens are invalid", arguments: [("vm:x", UInt32(0)), ("", UInt32(5))])
     func invalidSetArguments(token: String, quota: UInt32) throws {
         try withStore { store in
-            try expectRefusal(.invalidArgument, in: store) { try store.createSet(token: token, quota: quota) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.createSet(token: token, quota: quota) }
         }
     }
 
@@ -55,7 +55,7 @@ struct CapacityAndSetTests {
     func tokensUnique() throws {
         try withStore { store in
             let vm = try store.createSet(token: "vm:1234", quota: 1000)
-            try expectRefusal(.duplicateToken, in: store) { try store.createSet(token: "vm:1234", quota: 5) }
+            try expectRefusal(.duplicateToken, in: store) { tx in try tx.createSet(token: "vm:1234", quota: 5) }
             #expect(try store.set(withToken: "vm:1234")?.id == vm)
             try store.freeSet(vm, destroy: true)
             #expect(try store.set(withToken: "vm:1234") == nil)
@@ -70,15 +70,15 @@ struct CapacityAndSetTests {
             let a = try store.createSet(token: "vm:a", quota: 50)  // unreserved: 40
             try store.adjustQuota(of: a, to: 90)  // delta 40 fits (v1 compared 90 > 40)
             #expect(try store.status().unreserved == 0)
-            try expectRefusal(.capacityExhausted, in: store) { try store.adjustQuota(of: a, to: 91) }
+            try expectRefusal(.capacityExhausted, in: store) { tx in try tx.adjustQuota(of: a, to: 91) }
             try store.adjustQuota(of: a, to: 20)  // a decrease returns capacity
             #expect(try store.status().unreserved == 70)
             for _ in 0..<5 { _ = try store.allocate(in: a) }
-            try expectRefusal(.quotaBelowUsage, in: store) { try store.adjustQuota(of: a, to: 4) }
+            try expectRefusal(.quotaBelowUsage, in: store) { tx in try tx.adjustQuota(of: a, to: 4) }
             try store.adjustQuota(of: a, to: 5)
-            try expectRefusal(.quotaExceeded, in: store) { try store.allocate(in: a) }
-            try expectRefusal(.invalidArgument, in: store) { try store.adjustQuota(of: a, to: 0) }
-            try expectRefusal(.noSuchSet, in: store) { try store.adjustQuota(of: 99, to: 5) }
+            try expectRefusal(.quotaExceeded, in: store) { tx in try tx.allocate(in: a) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.adjustQuota(of: a, to: 0) }
+            try expectRefusal(.noSuchSet, in: store) { tx in try tx.adjustQuota(of: 99, to: 5) }
         }
     }
 
@@ -89,17 +89,17 @@ struct CapacityAndSetTests {
             for _ in 0..<5 { _ = try store.allocate(in: vm) }  // 1…5
             let last = try store.allocate(in: .system, range: 9...10)
             #expect(last == 9)
-            try expectRefusal(.capacityInUse, in: store) { try store.setCapacity(9) }  // ID 9 in use
+            try expectRefusal(.capacityInUse, in: store) { tx in try tx.setCapacity(9) }  // ID 9 in use
             try store.free(last, in: .system)
-            try expectRefusal(.capacityInUse, in: store) { try store.setCapacity(10) }  // reserved 10 > 9
+            try expectRefusal(.capacityInUse, in: store) { tx in try tx.setCapacity(10) }  // reserved 10 > 9
             try store.adjustQuota(of: .system, to: 4)
             try store.setCapacity(10)  // IDs 1…9, reserved 9
             #expect(try store.capacity() == 10)
-            try expectRefusal(.invalidArgument, in: store) { try store.allocate(in: .system, range: 9...10) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.allocate(in: .system, range: 9...10) }
             try store.setCapacity(20)
             try store.adjustQuota(of: .system, to: 14)
             #expect(try store.allocate(in: .system, range: 12...19) == 12)
-            try expectRefusal(.invalidArgument, in: store) { try store.setCapacity(1) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.setCapacity(1) }
         }
     }
 
@@ -107,7 +107,7 @@ struct CapacityAndSetTests {
     func systemSetProtected() throws {
         try withStore { store in
             let id = try store.allocate(in: .system)
-            try expectRefusal(.systemSetProtected, in: store) { try store.freeSet(.system, destroy: true) }
+            try expectRefusal(.systemSetProtected, in: store) { tx in try tx.freeSet(.system, destroy: true) }
             let result = try store.freeSet(.system, destroy: false)
             #expect(result.freed == [id])
             #expect(!result.destroyed)
@@ -139,8 +139,8 @@ struct AllocationTests {
             #expect(try store.allocate(in: .system, range: 100...200) == 101)
             #expect(try store.allocate(in: .system, range: 50...100) == 50)
             #expect(try store.allocate(in: .system, range: 5...5) == 5)
-            try expectRefusal(.rangeExhausted, in: store) { try store.allocate(in: .system, range: 5...5) }
-            try expectRefusal(.invalidArgument, in: store) { try store.allocate(in: .system, range: 1...(1 << 20)) }
+            try expectRefusal(.rangeExhausted, in: store) { tx in try tx.allocate(in: .system, range: 5...5) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.allocate(in: .system, range: 1...(1 << 20)) }
             #expect(try store.allocate(in: .system, range: (1 << 20) - 1...(1 << 20) - 1) == IOASID((1 << 20) - 1))
         }
     }
@@ -153,14 +153,14 @@ struct AllocationTests {
             try store.write { tx in
                 for _ in 0..<1000 { _ = try tx.allocate(in: vm) }
             }
-            try expectRefusal(.quotaExceeded, in: store) { try store.allocate(in: vm) }
-            try expectRefusal(.duplicateToken, in: store) { try store.createSet(token: "vm:6f1c2a", quota: 1) }
+            try expectRefusal(.quotaExceeded, in: store) { tx in try tx.allocate(in: vm) }
+            try expectRefusal(.duplicateToken, in: store) { tx in try tx.createSet(token: "vm:6f1c2a", quota: 1) }
             let result = try store.freeSet(vm, destroy: true)
             #expect(result.freed.count == 1000)
             #expect(Set(result.freed).count == 1000)
             #expect(result.destroyed)
             #expect(try store.status() == before)
-            try expectRefusal(.noSuchSet, in: store) { try store.allocate(in: vm) }
+            try expectRefusal(.noSuchSet, in: store) { tx in try tx.allocate(in: vm) }
         }
     }
 
@@ -191,7 +191,7 @@ struct AllocationTests {
             expectError(.noSuchID) { try store.findSet(0) }
             try store.setData([1, 2], for: id, in: a)
             #expect(try store.find(id).data == [1, 2])
-            try expectRefusal(.wrongSet, in: store) { try store.setData([3], for: id, in: b) }
+            try expectRefusal(.wrongSet, in: store) { tx in try tx.setData([3], for: id, in: b) }
             #expect(try store.ids(in: a) == [id])
             #expect(try store.ids(in: b) == [])
             expectError(.noSuchSet) { try store.ids(in: 77) }
@@ -204,11 +204,11 @@ struct AllocationTests {
             let a = try store.createSet(token: "vm:a", quota: 10)
             let b = try store.createSet(token: "vm:b", quota: 10)
             let id = try store.allocate(in: a)
-            try expectRefusal(.wrongSet, in: store) { try store.free(id, in: b) }
-            try expectRefusal(.noSuchID, in: store) { try store.free(42, in: a) }
+            try expectRefusal(.wrongSet, in: store) { tx in try tx.free(id, in: b) }
+            try expectRefusal(.noSuchID, in: store) { tx in try tx.free(42, in: a) }
             #expect(try store.free(id, in: a))
-            try expectRefusal(.noSuchID, in: store) { try store.free(id, in: a) }
-            try expectRefusal(.noSuchSet, in: store) { try store.freeSet(99, destroy: true) }
+            try expectRefusal(.noSuchID, in: store) { tx in try tx.free(id, in: a) }
+            try expectRefusal(.noSuchSet, in: store) { tx in try tx.freeSet(99, destroy: true) }
         }
     }
 
@@ -246,7 +246,7 @@ struct AllocationTests {
                         #expect(try store.allocate(in: .system, range: lo...hi) == IOASID(expected))
                         model.insert(expected)
                     } else {
-                        try expectRefusal(.rangeExhausted, in: store) { try store.allocate(in: .system, range: lo...hi) }
+                        try expectRefusal(.rangeExhausted, in: store) { tx in try tx.allocate(in: .system, range: lo...hi) }
                     }
                 } else {
                     let victim = model.randomElement(using: &rng)!

@@ -1,17 +1,16 @@
-import Foundation
-import Testing
+package import Foundation
 
-/// Runs a binary built next to the test bundle and collects what it printed.
-struct CLI {
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
+/// Runs a binary built next to the test bundle (or tool) and collects what it printed.
+package struct CLI {
+    package struct Result {
+        package let status: Int32
+        package let stdout: String
+        package let stderr: String
 
         /// Standard output without the trailing newline.
-        var out: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        package var out: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
         /// Standard error parsed as a JSON error document, if it is one.
-        var errorCode: String? {
+        package var errorCode: String? {
             guard let data = stderr.data(using: .utf8),
                 let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let error = object["error"] as? [String: Any]
@@ -19,19 +18,19 @@ struct CLI {
             return error["code"] as? String
         }
         /// Standard output parsed as JSON.
-        var json: Any? { stdout.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) } }
+        package var json: Any? { stdout.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) } }
     }
 
     /// The directory holding the built products (the test bundle's own directory).
-    static let productsDirectory: String = {
+    package static let productsDirectory: String = {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return (exe as NSString).deletingLastPathComponent
     }()
 
-    static func path(of product: String) -> String { productsDirectory + "/" + product }
+    package static func path(of product: String) -> String { productsDirectory + "/" + product }
 
     /// Runs `product` with `arguments` and waits for it.
-    static func run(_ arguments: [String], product: String = "ioasid", environment: [String: String] = [:]) throws -> Result {
+    package static func run(_ arguments: [String], product: String = "ioasid", environment: [String: String] = [:]) throws -> Result {
         let process = try start(product, arguments, environment: environment)
         let out = process.out.fileHandleForReading.readDataToEndOfFile()
         let err = process.err.fileHandleForReading.readDataToEndOfFile()
@@ -43,14 +42,14 @@ struct CLI {
         )
     }
 
-    struct Running {
-        let process: Process
-        let out: Pipe
-        let err: Pipe
+    package struct Running {
+        package let process: Process
+        package let out: Pipe
+        package let err: Pipe
     }
 
     /// Starts `product` without waiting for it.
-    static func start(_ product: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+    package static func start(_ product: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: product.hasPrefix("/") ? product : path(of: product))
         process.arguments = arguments
