@@ -52,6 +52,7 @@ let package = Package(
             name: "IOASIDCommandLine",
             dependencies: [
                 "IOASIDStore",
+                "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -28,6 +28,7 @@ public enum Migrations {
         migration0001InitialSchema,
         migration0002Notifications,
         migration0003GuestIDsAndImports,
+        migration0004SealedRecords,
     ]
 
     /// The schema version this code writes: the number of its newest migration.

@@ -1,37 +1,482 @@
-/// Where the store's records live and how their keys are encoded: the one home
-/// of the storage layout, shared by the store, the migrations, the tools and the tests.
+package import LMDB
+
+/// The storage layout of the current schema (version 4): which named
+/// databases hold what, how keys are encoded and how each record is laid out.
+/// The one home of the layout, used by the store, the tools and the tests.
+///
+/// Every value of every database except `migrations` is *sealed*: its payload
+/// is followed by a CRC32C of key and payload (``Sealing``), checked on every
+/// read. Integers are big-endian, so that LMDB's bytewise key order is numeric
+/// order. Migrations keep their own frozen copies of what they rewrite.
+///
+/// | database | key | payload |
+/// |---|---|---|
+/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32 |
+/// | `control` | `0x01 ‖ set` | ``SetRecord`` |
+/// | `control` | `0x02 ‖ last` | free extent `first…last`: `first` u32 |
+/// | `tokens` | owner token (UTF-8) | live set ID u32 |
+/// | `ids` | ID u32 | ``IDRecord`` |
+/// | `events` | sequence u64 | ``EventRecord`` |
+/// | `subscribers` | name (UTF-8) | ``SubscriberRecord`` |
+/// | `holds` | ID u32 ‖ holder (UTF-8) | empty |
+/// | `pending` | ID u32 | sequence of its FREE u64 (0: none) |
+/// | `guests` | set u32 ‖ guest u32 | host ID u32 |
+/// | `imports` | export ID (16 bytes) | set u32 ‖ time u64 ms |
+/// | `migrations` | number u32 | time u64 ms ‖ name (unsealed) |
 package enum StoreLayout {
-    /// The key of a migration's history record: its number, big-endian.
+    /// The named databases the store keeps, sealed.
+    package enum DB: String, CaseIterable, Sendable {
+        case meta, control, tokens, ids, events, subscribers, holds, pending, guests, imports
+    }
+
+    /// The database of the migration history (not sealed: the migrator reads it before anything else).
+    package static let historyDatabase = "migrations"
+
+    // MARK: Keys
+
+    /// The first byte of a key in `control`.
+    package enum ControlTag {
+        /// A set record.
+        package static let set: UInt8 = 0x01
+        /// A free extent.
+        package static let free: UInt8 = 0x02
+    }
+
+    /// `0x01 ‖ set`: a set record in `control`.
+    package static func setKey(_ set: UInt32) -> [UInt8] { [ControlTag.set] + BigEndian.bytes(set) }
+
+    /// `0x02 ‖ last`: the free extent ending at `last` in `control`.
+    package static func extentKey(last: UInt32) -> [UInt8] { [ControlTag.free] + BigEndian.bytes(last) }
+
+    /// An ID's key in `ids`, `pending`, and the prefix of its holds.
+    package static func idKey(_ id: UInt32) -> [UInt8] { BigEndian.bytes(id) }
+
+    /// `set ‖ guest` in `guests`.
+    package static func guestKey(set: UInt32, guest: UInt32) -> [UInt8] { BigEndian.bytes(set) + BigEndian.bytes(guest) }
+
+    /// `id ‖ holder` in `holds`.
+    package static func holdKey(id: UInt32, holder: String) -> [UInt8] { BigEndian.bytes(id) + Array(holder.utf8) }
+
+    /// An event's key in `events`.
+    package static func sequenceKey(_ sequence: UInt64) -> [UInt8] { BigEndian.bytes(sequence) }
+
+    /// A token's key in `tokens`.
+    package static func tokenKey(_ token: String) -> [UInt8] { Array(token.utf8) }
+
+    /// A subscriber's key in `subscribers`.
+    package static func subscriberKey(_ name: String) -> [UInt8] { Array(name.utf8) }
+
+    /// The key of a migration's history record: its number.
     package static func migrationKey(_ number: UInt32) -> [UInt8] { BigEndian.bytes(number) }
 
     /// The number of a history key, or `nil` when it is malformed.
     package static func decodeMigrationKey(_ key: [UInt8]) -> UInt32? { key.count == 4 ? BigEndian.u32(key) : nil }
+
+    /// Names of the values in `meta`.
+    package enum MetaKey {
+        /// u32: IDs run from 1 to capacity − 1.
+        package static let capacity = Array("capacity".utf8)
+        /// u64: Σ of every set's quota.
+        package static let reserved = Array("reserved".utf8)
+        /// u32: the ID the next set gets.
+        package static let nextSetID = Array("next-set-id".utf8)
+        /// 16 random bytes chosen at initialisation.
+        package static let storeID = Array("store-id".utf8)
+        /// u64: milliseconds since 1970 at initialisation.
+        package static let createdAt = Array("created-at".utf8)
+        /// u64: the next event sequence, kept for when the outbox is empty.
+        package static let nextSequence = Array("next-sequence".utf8)
+        /// u32: the most bytes of private data an ID may carry (absent: 4096).
+        package static let maximumDataSize = Array("max-data-size".utf8)
+    }
 }
 
-/// Big-endian integer encoding: LMDB compares keys bytewise, so big-endian
-/// integers sort in numeric order.
-package enum BigEndian {
-    /// The four bytes of `v`, most significant first.
-    package static func bytes(_ v: UInt32) -> [UInt8] {
-        [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16),
-         UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+/// A record's payload does not decode.
+package struct DecodingFailure: Error, Sendable {
+    package init() {}
+}
+
+/// Appends fixed-width big-endian integers and length-prefixed bytes.
+package struct ByteWriter {
+    package private(set) var bytes: [UInt8] = []
+
+    package init(capacity: Int = 16) { bytes.reserveCapacity(capacity) }
+
+    package mutating func u8(_ v: UInt8) { bytes.append(v) }
+    package mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
+    package mutating func blob(_ v: [UInt8]) {
+        u32(UInt32(truncatingIfNeeded: v.count))
+        bytes.append(contentsOf: v)
+    }
+    package mutating func string(_ v: String) { blob(Array(v.utf8)) }
+
+    /// The encoding of one `UInt32`.
+    package static func u32(_ v: UInt32) -> [UInt8] { BigEndian.bytes(v) }
+    /// The encoding of one `UInt64`.
+    package static func u64(_ v: UInt64) -> [UInt8] { BigEndian.bytes(v) }
+}
+
+extension ValueReader {
+    /// A length-prefixed UTF-8 string.
+    package mutating func string() throws -> String {
+        let count = Int(try u32())
+        guard count <= remaining, let text = String(validating: try bytes(count), as: UTF8.self) else { throw DecodingFailure() }
+        return text
     }
 
-    /// The eight bytes of `v`, most significant first.
-    package static func bytes(_ v: UInt64) -> [UInt8] {
-        bytes(UInt32(truncatingIfNeeded: v >> 32)) + bytes(UInt32(truncatingIfNeeded: v))
+    /// Fails unless every byte was read.
+    package func end() throws {
+        guard remaining == 0 else { throw DecodingFailure() }
+    }
+}
+
+// MARK: Records
+
+/// A set (`control`, key `0x01 ‖ set`): `u8 version (1), u8 flags, u32 quota,
+/// u32 count, u32 pending, u32 token length, token`.
+package struct SetRecord: Equatable, Sendable {
+    /// The set's flags.
+    package struct Flags: OptionSet, Equatable, Sendable {
+        package let rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The system set.
+        package static let system = Flags(rawValue: 1 << 0)
+        /// Frozen for migration.
+        package static let frozen = Flags(rawValue: 1 << 1)
+        /// Destroyed, waiting for its last free-pending ID.
+        package static let destroyPending = Flags(rawValue: 1 << 2)
     }
 
-    /// The `UInt32` at `offset`, or `nil` when the bytes run out.
-    package static func u32(_ bytes: [UInt8], at offset: Int = 0) -> UInt32? {
-        guard offset >= 0, bytes.count >= offset + 4 else { return nil }
-        return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
-            | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    package var token: String
+    package var quota: UInt32
+    /// IDs that belong to the set: allocated plus free-pending. Counts against the quota.
+    package var count: UInt32
+    /// Of ``count``, the IDs that are free-pending.
+    package var pending: UInt32
+    package var flags: Flags
+
+    /// A set is live until it is destroyed (or waits to be).
+    package var isLive: Bool { !flags.contains(.destroyPending) }
+
+    package init(token: String, quota: UInt32, count: UInt32 = 0, pending: UInt32 = 0, flags: Flags = []) {
+        self.token = token
+        self.quota = quota
+        self.count = count
+        self.pending = pending
+        self.flags = flags
     }
 
-    /// The `UInt64` of exactly eight bytes, or `nil`.
-    package static func u64(_ bytes: [UInt8]) -> UInt64? {
-        guard bytes.count == 8, let high = u32(bytes), let low = u32(bytes, at: 4) else { return nil }
-        return UInt64(high) << 32 | UInt64(low)
+    package func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 18 + token.utf8.count)
+        w.u8(1)
+        w.u8(flags.rawValue)
+        w.u32(quota)
+        w.u32(count)
+        w.u32(pending)
+        w.string(token)
+        return w.bytes
+    }
+
+    package init(decoding r: inout ValueReader) throws {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        flags = Flags(rawValue: try r.u8())
+        quota = try r.u32()
+        count = try r.u32()
+        pending = try r.u32()
+        token = try r.string()
+        try r.end()
+    }
+}
+
+/// An allocated or free-pending ID (`ids`): `u8 version (1), u8 state
+/// (0 allocated, 1 free-pending), u32 set, u8 hasGuest, [u32 guest], u32 data length, data`.
+package struct IDRecord: Equatable, Sendable {
+    package var set: UInt32
+    package var isFreePending: Bool
+    package var guest: UInt32?
+    package var data: [UInt8]
+
+    package init(set: UInt32, isFreePending: Bool = false, guest: UInt32? = nil, data: [UInt8] = []) {
+        self.set = set
+        self.isFreePending = isFreePending
+        self.guest = guest
+        self.data = data
+    }
+
+    package func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 16 + data.count)
+        w.u8(1)
+        w.u8(isFreePending ? 1 : 0)
+        w.u32(set)
+        if let guest {
+            w.u8(1)
+            w.u32(guest)
+        } else {
+            w.u8(0)
+        }
+        w.blob(data)
+        return w.bytes
+    }
+
+    package init(decoding r: inout ValueReader) throws {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        switch try r.u8() {
+        case 0: isFreePending = false
+        case 1: isFreePending = true
+        default: throw DecodingFailure()
+        }
+        set = try r.u32()
+        switch try r.u8() {
+        case 0: guest = nil
+        case 1: guest = try r.u32()
+        default: throw DecodingFailure()
+        }
+        let count = Int(try r.u32())
+        guard count <= r.remaining else { throw DecodingFailure() }
+        data = try r.bytes(count)
+        try r.end()
+    }
+
+    /// Just the owning set, without decoding the rest.
+    package static func owner(decoding r: inout ValueReader) throws -> UInt32 {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        _ = try r.u8()
+        return try r.u32()
+    }
+}
+
+/// An outbox event (`events`): `u8 version (1), u8 kind, u64 timestamp, u32 set,
+/// u8 fields, [u32 id], [u32 quota], [u32 guest], [u8 destroy], u32 token length, token`,
+/// where `fields` says which optional values follow.
+package struct EventRecord: Equatable, Sendable {
+    package var kind: UInt8
+    package var timestamp: UInt64
+    package var set: UInt32
+    package var id: UInt32?
+    package var quota: UInt32?
+    package var guest: UInt32?
+    package var destroy: Bool?
+    package var token: String
+
+    private static let hasID: UInt8 = 1 << 0
+    private static let hasQuota: UInt8 = 1 << 1
+    private static let hasGuest: UInt8 = 1 << 2
+    private static let hasDestroy: UInt8 = 1 << 3
+
+    package init(
+        kind: UInt8, timestamp: UInt64, set: UInt32, token: String,
+        id: UInt32? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil
+    ) {
+        self.kind = kind
+        self.timestamp = timestamp
+        self.set = set
+        self.token = token
+        self.id = id
+        self.quota = quota
+        self.guest = guest
+        self.destroy = destroy
+    }
+
+    package func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 32 + token.utf8.count)
+        w.u8(1)
+        w.u8(kind)
+        w.u64(timestamp)
+        w.u32(set)
+        var fields: UInt8 = 0
+        if id != nil { fields |= Self.hasID }
+        if quota != nil { fields |= Self.hasQuota }
+        if guest != nil { fields |= Self.hasGuest }
+        if destroy != nil { fields |= Self.hasDestroy }
+        w.u8(fields)
+        if let id { w.u32(id) }
+        if let quota { w.u32(quota) }
+        if let guest { w.u32(guest) }
+        if let destroy { w.u8(destroy ? 1 : 0) }
+        w.string(token)
+        return w.bytes
+    }
+
+    package init(decoding r: inout ValueReader) throws {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        kind = try r.u8()
+        timestamp = try r.u64()
+        set = try r.u32()
+        let fields = try r.u8()
+        guard fields & ~(Self.hasID | Self.hasQuota | Self.hasGuest | Self.hasDestroy) == 0 else { throw DecodingFailure() }
+        id = fields & Self.hasID != 0 ? try r.u32() : nil
+        quota = fields & Self.hasQuota != 0 ? try r.u32() : nil
+        guest = fields & Self.hasGuest != 0 ? try r.u32() : nil
+        destroy = fields & Self.hasDestroy != 0 ? try r.u8() == 1 : nil
+        token = try r.string()
+        try r.end()
+    }
+
+    /// Just the kind and set, to test a filter without decoding the rest.
+    package static func kindAndSet(decoding r: inout ValueReader) throws -> (kind: UInt8, set: UInt32) {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        let kind = try r.u8()
+        _ = try r.u64()
+        return (kind, try r.u32())
+    }
+}
+
+/// A durable subscriber (`subscribers`): `u8 version (1), u64 acknowledged-through,
+/// u8 hasSets, [u32 count, count × u32 set], u8 hasKinds, [u16 kind bitmask]`.
+package struct SubscriberRecord: Equatable, Sendable {
+    package var acknowledgedThrough: UInt64
+    /// Only these sets; `nil`: every set.
+    package var sets: Set<UInt32>?
+    /// Only the kinds whose bit (1 << kind code) is set; `nil`: every kind.
+    package var kindMask: UInt16?
+
+    package init(acknowledgedThrough: UInt64, sets: Set<UInt32>?, kindMask: UInt16?) {
+        self.acknowledgedThrough = acknowledgedThrough
+        self.sets = sets
+        self.kindMask = kindMask
+    }
+
+    /// Whether an event of `kind` (its code) about `set` passes the filter.
+    package func takes(kind: UInt8, set: UInt32) -> Bool {
+        (sets?.contains(set) ?? true) && (kindMask.map { kind < 16 && $0 & (1 << UInt16(kind)) != 0 } ?? true)
+    }
+
+    package func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(1)
+        w.u64(acknowledgedThrough)
+        if let sets {
+            w.u8(1)
+            w.u32(UInt32(sets.count))
+            for set in sets.sorted() { w.u32(set) }
+        } else {
+            w.u8(0)
+        }
+        if let kindMask {
+            w.u8(1)
+            w.u16(kindMask)
+        } else {
+            w.u8(0)
+        }
+        return w.bytes
+    }
+
+    package init(decoding r: inout ValueReader) throws {
+        guard try r.u8() == 1 else { throw DecodingFailure() }
+        acknowledgedThrough = try r.u64()
+        switch try r.u8() {
+        case 0: sets = nil
+        case 1:
+            let count = Int(try r.u32())
+            guard count <= r.remaining / 4 else { throw DecodingFailure() }
+            var sets = Set<UInt32>()
+            for _ in 0..<count { sets.insert(try r.u32()) }
+            self.sets = sets
+        default: throw DecodingFailure()
+        }
+        switch try r.u8() {
+        case 0: kindMask = nil
+        case 1: kindMask = try r.u16()
+        default: throw DecodingFailure()
+        }
+        try r.end()
+    }
+}
+
+/// An imported export (`imports`): `u32 set, u64 time`.
+package struct ImportRecord: Equatable, Sendable {
+    package var set: UInt32
+    package var importedAt: UInt64
+
+    package init(set: UInt32, importedAt: UInt64) {
+        self.set = set
+        self.importedAt = importedAt
+    }
+
+    package func encoded() -> [UInt8] { ByteWriter.u32(set) + ByteWriter.u64(importedAt) }
+
+    package init(decoding r: inout ValueReader) throws {
+        set = try r.u32()
+        importedAt = try r.u64()
+        try r.end()
+    }
+}
+
+// MARK: Text encodings
+
+/// Lowercase hex: private data in exports and on the command line.
+package enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    /// `bytes` as lowercase hex digits.
+    package static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the hex digits of `bytes` to `out` (for encoders that build bytes).
+    package static func append(_ bytes: [UInt8], to out: inout [UInt8]) {
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+    }
+
+    /// The bytes of an even number of hex digits (either case), or `nil`.
+    package static func decode<C: Collection<UInt8>>(_ utf8: C) -> [UInt8]? {
+        guard utf8.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count / 2)
+        var high: UInt8?
+        for c in utf8 {
+            let nibble: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            if let h = high {
+                out.append(h << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        return out
+    }
+
+    /// ``decode(_:)`` of a string.
+    package static func decode(_ text: String) -> [UInt8]? { decode(Array(text.utf8)) }
+}
+
+/// The 16 bytes of a UUID in its canonical text form (`8-4-4-4-12` hex digits), or `nil`.
+package enum UUIDBytes {
+    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    package static func parse(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 36, [8, 13, 18, 23].allSatisfy({ utf8[$0] == UInt8(ascii: "-") }) else { return nil }
+        let digits = utf8.enumerated().filter { ![8, 13, 18, 23].contains($0.offset) }.map(\.element)
+        guard let bytes = Hex.decode(digits), bytes.count == 16 else { return nil }
+        return bytes
+    }
+
+    /// The canonical lowercase text of 16 bytes.
+    package static func format(_ bytes: [UInt8]) -> String {
+        let hex = Array(Hex.encode(bytes).utf8)
+        var out = [UInt8]()
+        for (i, c) in hex.enumerated() {
+            if [8, 12, 16, 20].contains(i) { out.append(UInt8(ascii: "-")) }
+            out.append(c)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

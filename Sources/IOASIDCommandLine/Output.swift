@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IOASIDStore
+import LMDB
 
 #if canImport(Glibc)
 import Glibc
@@ -32,13 +33,30 @@ struct Output {
     /// Whether standard output is a terminal (for bars and progress).
     static var isTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
 
-    /// Prints `value` as JSON, or `text` in plain mode.
-    func emit<T: Encodable>(_ value: T, text: @autoclosure () -> String) {
-        if json {
-            print(Self.encode(value))
-        } else {
-            print(text())
+    /// Prints `value` as JSON, or `text` in plain mode, on standard output.
+    ///
+    /// - Throws: ``IOASIDError/Code/storageFailure`` when standard output cannot
+    ///   be written (a full disk, a reader that went away): a command whose
+    ///   output was lost must not exit 0.
+    func emit<T: Encodable>(_ value: T, text: @autoclosure () -> String) throws(IOASIDError) {
+        try Self.standardOutput(json ? Self.encode(value) : text())
+    }
+
+    /// Writes `text` and a newline to standard output, reporting a failed write.
+    static func standardOutput(_ text: String) throws(IOASIDError) {
+        try standardOutput(bytes: Array((text + "\n").utf8))
+    }
+
+    /// Writes bytes to standard output, reporting a failed write.
+    static func standardOutput(bytes: [UInt8]) throws(IOASIDError) {
+        do { try SystemFile.standardOutput.writeAll(bytes) } catch {
+            throw IOASIDError.fileFailure("cannot write to standard output", error)
         }
+    }
+
+    /// Writes `text` to standard error; a failure there has nowhere to be reported.
+    static func standardError(_ text: String) {
+        try? SystemFile.standardError.writeAll(Array(text.utf8))
     }
 
     static func encode<T: Encodable>(_ value: T) -> String {
@@ -84,7 +102,7 @@ struct Output {
             if let hint { lines += "\nioasid: hint: \(hint)" }
             text = lines
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        standardError(text + "\n")
     }
 }
 

@@ -1,104 +1,134 @@
+import IOASIDMigrations
 import LMDB
 
-/// The persistent free index: free IDs kept as extents `[first, last]` in the
-/// `control` database (key `0x02 ‖ first`, value `last`, both big-endian).
+/// The persistent free index: free IDs kept as maximal extents `first…last`
+/// in the `control` database, keyed by their **last** ID (`0x02 ‖ last` →
+/// `first`, see ``StoreLayout``).
 ///
-/// Finding the lowest free ID in a range is two cursor seeks, and taking or
-/// returning an ID touches at most three extents, so every operation is
-/// O(log n) in the number of extents whatever the fill level, and a fresh
-/// store of 2^20 IDs is a single record. The extents sort right after the set
-/// records, so an allocation of the lowest free ID usually dirties one page of
-/// `control` for both its set's count and the extent it takes from.
-/// A free ID and the extent that holds it, as found by a lookup, so that
-/// taking it needs no second lookup.
+/// Keyed by the last ID, the extent holding the lowest free ID at or above
+/// `n` is the first key at or after `n`: one seek. Taking the lowest ID of an
+/// extent rewrites its value in place (same key), and returning an ID touches
+/// at most two extents, so every operation is O(log n) in the number of
+/// extents whatever the fill level; a fresh store of 2^20 IDs is one record.
+/// The extents sort right after the set records, so an allocation of the
+/// lowest free ID usually dirties one page of `control`.
 struct FreeSlot {
+    /// The free ID.
     let id: UInt32
+    /// The extent that holds it.
     let extent: ClosedRange<UInt32>
 }
 
-extension WriteTransaction {
-    private var db: Database { schema.control }
+extension IOASIDReading where Self: ~Copyable {
+    /// The lowest free ID in `lower…upper`, with its extent.
+    func lowestFreeSlot(in lower: UInt32, _ upper: UInt32) throws -> FreeSlot? {
+        guard let extent = try extent(atOrAfter: lower) else { return nil }
+        let id = max(extent.lowerBound, lower)
+        return id <= upper ? FreeSlot(id: id, extent: extent) : nil
+    }
 
     /// `id` with its extent, if `id` is free.
     func freeSlot(for id: UInt32) throws -> FreeSlot? {
-        guard let range = try extent(atOrBefore: id), range.contains(id) else { return nil }
-        return FreeSlot(id: id, extent: range)
+        guard let extent = try extent(atOrAfter: id), extent.lowerBound <= id else { return nil }
+        return FreeSlot(id: id, extent: extent)
     }
 
-    /// The lowest free ID in `lower...upper`, with its extent.
-    func lowestFreeSlot(in lower: UInt32, _ upper: UInt32) throws -> FreeSlot? {
-        if let range = try extent(atOrBefore: lower), range.upperBound >= lower { return FreeSlot(id: lower, extent: range) }
-        guard let next = try extent(atOrAfter: lower), next.lowerBound <= upper else { return nil }
-        return FreeSlot(id: next.lowerBound, extent: next)
+    /// The extent with the least last ID ≥ `id`.
+    private func extent(atOrAfter id: UInt32) throws -> ClosedRange<UInt32>? {
+        try txn.withCursor(on: schema.control) { cursor in
+            try cursor.withEntry(atOrAfter: StoreLayout.extentKey(last: id)) { entry in try Self.extent(entry) }
+        } ?? nil
     }
 
-    /// Removes a free ID, found by ``freeSlot(for:)`` or ``lowestFreeSlot(in:_:)`` in this transaction, from the index.
+    /// Decodes an extent entry; `nil` for an entry that is not an extent (past the free index).
+    static func extent(_ entry: borrowing CursorEntry) throws -> ClosedRange<UInt32>? {
+        guard entry.keyByte(at: 0) == StoreLayout.ControlTag.free else { return nil }
+        guard entry.keyCount == 5, let last = entry.keyU32(at: 1) else {
+            throw IOASIDError.undecodable(database: "control", key: entry.keyBytes())
+        }
+        guard var reader = entry.sealedReader() else {
+            throw IOASIDError(.corruptStore, "the free extent ending at \(last) in database control is damaged (checksum mismatch)")
+        }
+        guard let first = try? reader.u32(), reader.remaining == 0, first <= last else {
+            throw IOASIDError.undecodable(database: "control", key: entry.keyBytes())
+        }
+        return first...last
+    }
+}
+
+extension WriteTransaction {
+    /// Removes a free ID, found by ``IOASIDReading/freeSlot(for:)`` or
+    /// ``IOASIDReading/lowestFreeSlot(in:_:)`` in this transaction, from the index.
     func takeFree(_ slot: FreeSlot) throws {
-        let id = slot.id, range = slot.extent
-        try txn.delete(Key.free(range.lowerBound), in: db)
-        if range.lowerBound < id { try putExtent(range.lowerBound...(id - 1)) }
-        if id < range.upperBound { try putExtent((id + 1)...range.upperBound) }
+        let id = slot.id, first = slot.extent.lowerBound, last = slot.extent.upperBound
+        if first == last {
+            try remove(StoreLayout.extentKey(last: last), in: schema.control)
+        } else if id == first {
+            try putExtent(first: id + 1, last: last)  // same key: rewritten in place
+        } else if id == last {
+            try remove(StoreLayout.extentKey(last: last), in: schema.control)
+            try putExtent(first: first, last: id - 1)
+        } else {
+            try putExtent(first: id + 1, last: last)
+            try putExtent(first: first, last: id - 1)
+        }
+    }
+
+    /// Takes the run `first…last` (all free, inside `slot`'s extent) from the index in one step.
+    func takeFreeRun(_ run: ClosedRange<UInt32>, from slot: FreeSlot) throws {
+        let first = slot.extent.lowerBound, last = slot.extent.upperBound
+        if run.upperBound < last {
+            try putExtent(first: run.upperBound + 1, last: last)
+        } else {
+            try remove(StoreLayout.extentKey(last: last), in: schema.control)
+        }
+        if first < run.lowerBound { try putExtent(first: first, last: run.lowerBound - 1) }
     }
 
     /// Returns `ids` (none of which may be free) to the index, merging with neighbours.
     func giveFree(_ ids: ClosedRange<UInt32>) throws {
-        var first = ids.lowerBound
-        var last = ids.upperBound
-        if let before = try extent(atOrBefore: first) {
-            if before.upperBound >= first {
-                throw IOASIDError(.corruptStore, "ID \(first) is already in the free index")
-            }
-            if before.upperBound == first - 1 {
-                first = before.lowerBound
-                try txn.delete(Key.free(before.lowerBound), in: db)
-            }
+        let lower = ids.lowerBound, upper = ids.upperBound
+        let (before, after) = try txn.withCursor(on: schema.control) { cursor -> (ClosedRange<UInt32>?, ClosedRange<UInt32>?) in
+            // Extents are the last keys of `control`: an entry at or after `0x02 ‖ lower` is one.
+            let found: ClosedRange<UInt32>?? = try cursor.withEntry(atOrAfter: StoreLayout.extentKey(last: lower)) { try Self.extent($0) }
+            let previous: ClosedRange<UInt32>?? = found != nil
+                ? try cursor.withPrevious { try Self.extent($0) }
+                : try cursor.withLast { try Self.extent($0) }
+            return ((previous ?? nil), (found ?? nil))
         }
-        if let after = try extent(atOrAfter: ids.lowerBound) {
-            if after.lowerBound <= last {
-                throw IOASIDError(.corruptStore, "ID \(after.lowerBound) is already in the free index")
-            }
-            if last < .max, after.lowerBound == last + 1 {
-                last = after.upperBound
-                try txn.delete(Key.free(after.lowerBound), in: db)
-            }
+        if let after, after.lowerBound <= upper {
+            throw IOASIDError(.corruptStore, "ID \(max(after.lowerBound, lower)) is already in the free index")
         }
-        try putExtent(first...last)
+        let mergeBefore = before.map { lower > 0 && $0.upperBound == lower - 1 } ?? false
+        let mergeAfter = after.map { upper < .max && $0.lowerBound == upper + 1 } ?? false
+        switch (mergeBefore, mergeAfter) {
+        case (true, true):
+            guard let before, let after else { return }
+            try remove(StoreLayout.extentKey(last: before.upperBound), in: schema.control)
+            try putExtent(first: before.lowerBound, last: after.upperBound)
+        case (true, false):
+            guard let before else { return }
+            try remove(StoreLayout.extentKey(last: before.upperBound), in: schema.control)
+            try putExtent(first: before.lowerBound, last: upper)
+        case (false, true):
+            guard let after else { return }
+            try putExtent(first: lower, last: after.upperBound)  // same key: rewritten in place
+        case (false, false):
+            try putExtent(first: lower, last: upper)
+        }
     }
 
     /// Drops every free ID at or above `limit`.
     func truncateFree(below limit: UInt32) throws {
-        while let range = try extent(atOrBefore: .max), range.upperBound >= limit {
-            try txn.delete(Key.free(range.lowerBound), in: db)
-            if range.lowerBound < limit { try putExtent(range.lowerBound...(limit - 1)) }
+        while let last = try txn.withCursor(on: schema.control, { cursor in try cursor.withLast { try Self.extent($0) } ?? nil }),
+            last.upperBound >= limit
+        {
+            try remove(StoreLayout.extentKey(last: last.upperBound), in: schema.control)
+            if last.lowerBound < limit { try putExtent(first: last.lowerBound, last: limit - 1) }
         }
     }
 
-    // MARK: Extents
-
-    /// The extent with the greatest first ID ≤ `id`.
-    private func extent(atOrBefore id: UInt32) throws -> ClosedRange<UInt32>? {
-        try txn.withCursor(on: db) { cursor in
-            guard let e = try cursor.seek(atOrBefore: Key.free(id)), e.key.first == ControlTag.free else { return nil }
-            return try decode(e)
-        }
-    }
-
-    /// The extent with the least first ID ≥ `id`.
-    private func extent(atOrAfter id: UInt32) throws -> ClosedRange<UInt32>? {
-        try txn.withCursor(on: db) { cursor in
-            guard let e = try cursor.seek(atOrAfter: Key.free(id)), e.key.first == ControlTag.free else { return nil }
-            return try decode(e)
-        }
-    }
-
-    private func putExtent(_ range: ClosedRange<UInt32>) throws {
-        try txn.put(Key.u32(range.upperBound), forKey: Key.free(range.lowerBound), in: db)
-    }
-
-    private func decode(_ e: Entry) throws -> ClosedRange<UInt32> {
-        guard e.key.count == 5, e.value.count == 4, let first = Key.decodeU32(e.key, at: 1),
-            let last = Key.decodeU32(e.value), first <= last
-        else { throw IOASIDError(.corruptStore, "malformed free-index extent") }
-        return first...last
+    func putExtent(first: UInt32, last: UInt32) throws {
+        try put(ByteWriter.u32(first), StoreLayout.extentKey(last: last), in: schema.control)
     }
 }

@@ -112,13 +112,15 @@ private final class Job: @unchecked Sendable {
         run = { tx in
             do {
                 if isolated {
-                    // The child may change what the parent cached: drop the parent's memo afterwards.
-                    defer { tx.context.state.subscribers = nil }
+                    // The child reads through LMDB: write what the parent kept in memory
+                    // first, and drop the parent's memo afterwards (the child may change it).
+                    try tx.flushDeferredWrites()
+                    defer { tx.context.state.invalidate() }
                     let schema = tx.schema
                     box.result = .success(try tx.txn.nested { child in
                         let childTx = WriteTransaction(context: TransactionContext(txn: child, schema: schema))
                         let result = try body(childTx)
-                        try childTx.checkNotBroken()
+                        try childTx.prepareCommit()
                         return result
                     })
                 } else {

@@ -90,12 +90,12 @@ public final class IOASIDStore: Sendable {
             try env.write { txn in
                 let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
                 try body(tx)
-                try tx.checkNotBroken()
+                try tx.prepareCommit()
             }
             signal.notify()
         }
         let initialized = try IOASIDError.mapping {
-            try env.read { txn in try txn.get(MetaKey.capacity, in: schema.meta) != nil }
+            try env.read { txn in try txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil }
         }
         switch (options.creation, initialized) {
         case (.openExisting, false):
@@ -107,7 +107,7 @@ public final class IOASIDStore: Sendable {
         case (_, false):
             try writeMapped { tx in
                 // Another process may have initialised it meanwhile; the write lock orders us.
-                if try tx.txn.get(MetaKey.capacity, in: schema.meta) != nil {
+                if try tx.txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil {
                     if options.creation == .createNew {
                         throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)")
                     }
@@ -116,6 +116,7 @@ public final class IOASIDStore: Sendable {
                 try tx.initialize(
                     capacity: options.capacity,
                     systemQuota: options.systemQuota,
+                    maximumDataSize: options.maximumDataSize,
                     storeID: Self.randomBytes(16),
                     now: Self.nowMillis()
                 )
@@ -168,7 +169,7 @@ public final class IOASIDStore: Sendable {
             let result = try env.write { txn in
                 let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
                 let result = try body(tx)
-                try tx.checkNotBroken()
+                try tx.prepareCommit()
                 return result
             }
             changeSignal.notify()
@@ -206,7 +207,7 @@ public final class IOASIDStore: Sendable {
         try IOASIDError.mapping { try write(body) }
     }
 
-    private func checkWritable() throws(IOASIDError) {
+    func checkWritable() throws(IOASIDError) {
         if isReadOnly { throw IOASIDError(.readOnly, "the store at \(path) is open read-only") }
     }
 

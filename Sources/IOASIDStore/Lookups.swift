@@ -1,22 +1,8 @@
+import IOASIDMigrations
 import LMDB
 
 /// Lookups, available in read and write transactions.
 extension IOASIDReading where Self: ~Copyable {
-    /// IDs run from 1 to `capacity − 1`.
-    public func capacity() throws -> UInt32 {
-        guard let raw = try txn.get(MetaKey.capacity, in: schema.meta), raw.count == 4, let value = Key.decodeU32(raw) else {
-            throw IOASIDError(.notInitialized, "the store has no capacity; run `ioasid init`")
-        }
-        return value
-    }
-
-    /// Σ of every live set's quota.
-    public func reservedQuota() throws -> UInt64 {
-        try txn.withValue(forKey: MetaKey.reserved, in: schema.meta) { reader in
-            try decoding("reserved quota") { try reader.u64() }
-        } ?? 0
-    }
-
     /// The set with this ID, live or waiting to be destroyed.
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSet``.
@@ -26,22 +12,26 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The live set owned by `token`, if any.
     public func set(withToken token: String) throws -> SetInfo? {
-        guard let raw = try txn.get(Array(token.utf8), in: schema.tokens), raw.count == 4, let id = Key.decodeU32(raw) else {
-            return nil
+        let id = try record(StoreLayout.tokenKey(token), in: schema.tokens) { r in
+            let id = try r.u32()
+            try r.end()
+            return id
         }
+        guard let id else { return nil }
         return try set(SetID(id))
     }
 
     /// Every set, in ID order.
     public func sets() throws -> [SetInfo] {
-        try txn.withCursor(on: schema.control) { cursor in
+        try flushDeferredWrites()
+        return try txn.withCursor(on: schema.control) { cursor in
             var result: [SetInfo] = []
-            try cursor.scan(from: [ControlTag.set]) { key, reader in
-                guard key.first == ControlTag.set else { return false }
-                guard key.count == 5, let id = Key.decodeU32(key, at: 1) else {
-                    throw IOASIDError(.corruptStore, "malformed set key")
+            try cursor.forEach(from: [StoreLayout.ControlTag.set]) { entry in
+                guard entry.keyByte(at: 0) == StoreLayout.ControlTag.set else { return false }
+                guard entry.keyCount == 5, let id = entry.keyU32(at: 1) else {
+                    throw IOASIDError.undecodable(database: "control", key: entry.keyBytes())
                 }
-                result.append(SetInfo(id: id, record: try decoding("set \(id)") { try SetRecord(decoding: &reader) }))
+                result.append(SetInfo(id: id, record: try Self.decode(entry, in: "control") { try SetRecord(decoding: &$0) }))
                 return true
             }
             return result
@@ -53,6 +43,7 @@ extension IOASIDReading where Self: ~Copyable {
     public func ids(in set: SetID, after: IOASID? = nil, limit: Int = .max) throws -> [IOASID] {
         _ = try setRecord(set)
         var result: [IOASID] = []
+        guard limit > 0 else { return result }
         try forEachID(in: set, after: after) { id in
             result.append(id)
             return result.count < limit
@@ -65,30 +56,30 @@ extension IOASIDReading where Self: ~Copyable {
     /// Walks the ID table (like the kernel's `ioasid_free_set` walks its xarray):
     /// the store keeps no per-set index, so that an allocation writes as few pages as possible.
     public func forEachID(in set: SetID, after: IOASID? = nil, _ body: (IOASID) throws -> Bool) throws {
-        if let after, after.rawValue == .max { return }
-        try txn.withCursor(on: schema.ids) { cursor in
-            var more = true
-            try cursor.scan(from: Key.u32(after.map { $0.rawValue + 1 } ?? 0)) { key, reader in
-                guard key.count == 4, let id = Key.decodeU32(key) else {
-                    throw IOASIDError(.corruptStore, "malformed ID key")
-                }
-                let owner = try decoding("ID \(id)") { try IDRecord.owner(decoding: &reader) }
-                if owner == set.rawValue { more = try body(IOASID(id)) }
-                return more
-            }
+        try forEachIDRecord(after: after) { id, owner, _ in
+            owner == set.rawValue ? try body(IOASID(id)) : true
         }
     }
 
     /// Calls `body` with each ID of the set and its record, in ascending order (one scan).
     func forEachRecord(in set: SetID, _ body: (IOASID, IDRecord) throws -> Void) throws {
+        try forEachIDRecord(after: nil) { id, owner, entry in
+            if owner == set.rawValue { try body(IOASID(id), try Self.decode(entry, in: "ids") { try IDRecord(decoding: &$0) }) }
+            return true
+        }
+    }
+
+    /// Scans `ids` from after `after`, checking each record's seal and handing
+    /// `body` the ID, its owner and the entry (to decode the rest only when needed).
+    private func forEachIDRecord(after: IOASID?, _ body: (UInt32, UInt32, borrowing CursorEntry) throws -> Bool) throws {
+        if let after, after.rawValue == .max { return }
         try txn.withCursor(on: schema.ids) { cursor in
-            try cursor.scan(from: []) { key, reader in
-                guard key.count == 4, let id = Key.decodeU32(key) else {
-                    throw IOASIDError(.corruptStore, "malformed ID key")
+            try cursor.forEach(from: StoreLayout.idKey(after.map { $0.rawValue + 1 } ?? 0)) { entry in
+                guard entry.keyCount == 4, let id = entry.keyU32() else {
+                    throw IOASIDError.undecodable(database: "ids", key: entry.keyBytes())
                 }
-                let record = try decoding("ID \(id)") { try IDRecord(decoding: &reader) }
-                if record.set == set.rawValue { try body(IOASID(id), record) }
-                return true
+                let owner = try Self.decode(entry, in: "ids") { try IDRecord.owner(decoding: &$0) }
+                return try body(id, owner, entry)
             }
         }
     }
@@ -98,11 +89,7 @@ extension IOASIDReading where Self: ~Copyable {
     /// - Throws: ``IOASIDError/Code/noSuchID`` when it is not allocated,
     ///   ``IOASIDError/Code/wrongSet`` when another set owns it.
     public func find(_ id: IOASID, in set: SetID) throws -> IDInfo {
-        let info = try find(id)
-        guard info.set == set else {
-            throw IOASIDError(.wrongSet, "ID \(id) does not belong to set \(set)")
-        }
-        return info
+        IDInfo(id: id.rawValue, record: try ownedRecord(id, in: set))
     }
 
     /// The ID's record, whichever set owns it.
@@ -116,9 +103,14 @@ extension IOASIDReading where Self: ~Copyable {
     /// The set that owns `id` (kernel `ioasid_find_sid`).
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID``.
-    public func findSet(_ id: IOASID) throws -> SetID { try find(id).set }
+    public func findSet(_ id: IOASID) throws -> SetID {
+        let owner = try record(StoreLayout.idKey(id.rawValue), in: schema.ids) { try IDRecord.owner(decoding: &$0) }
+        guard let owner else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        return SetID(owner)
+    }
 
-    /// Store-wide figures and every set.
+    /// Store-wide figures and every set. Counts come from the (checksummed)
+    /// set records, never from LMDB's page statistics.
     public func status() throws -> StoreStatus {
         let capacity = try capacity()
         let reserved = try reservedQuota()
@@ -126,8 +118,8 @@ extension IOASIDReading where Self: ~Copyable {
         return StoreStatus(
             capacity: capacity,
             reserved: reserved,
-            unreserved: UInt64(capacity) - 1 - min(reserved, UInt64(capacity) - 1),
-            allocated: UInt64(try txn.count(of: schema.ids)),
+            unreserved: Self.unreserved(capacity: capacity, reserved: reserved),
+            allocated: sets.reduce(0) { $0 + UInt64($1.allocated) },
             freePending: sets.reduce(0) { $0 + UInt64($1.freePending) },
             sets: sets,
             subscribers: try subscribers(),
@@ -135,31 +127,15 @@ extension IOASIDReading where Self: ~Copyable {
         )
     }
 
-    // MARK: Records
-
-    func setRecord(_ id: SetID) throws -> SetRecord {
-        let record = try txn.withValue(forKey: Key.set(id.rawValue), in: schema.control) { reader in
-            try decoding("set \(id)") { try SetRecord(decoding: &reader) }
+    /// Decodes the sealed payload of a scanned entry, reporting damage as a corrupt store.
+    static func decode<R>(_ entry: borrowing CursorEntry, in database: String, _ decode: (inout ValueReader) throws -> R) throws -> R {
+        guard var reader = entry.sealedReader() else {
+            throw IOASIDError(.corruptStore, "the record under key \(Hex.encode(entry.keyBytes())) in database \(database) is damaged (checksum mismatch)")
         }
-        guard let record else { throw IOASIDError(.noSuchSet, "no set \(id)") }
-        return record
-    }
-
-    /// The record of a set that is live (not destroyed or waiting to be).
-    func liveSetRecord(_ id: SetID) throws -> SetRecord {
-        let record = try setRecord(id)
-        guard record.isLive else { throw IOASIDError(.noSuchSet, "set \(id) has been destroyed") }
-        return record
-    }
-
-    func idRecord(_ id: IOASID) throws -> IDRecord? {
-        try txn.withValue(forKey: id.rawValue, in: schema.ids) { reader in
-            try decoding("ID \(id)") { try IDRecord(decoding: &reader) }
+        do {
+            return try decode(&reader)
+        } catch {
+            throw IOASIDError.undecodable(database: database, key: entry.keyBytes())
         }
     }
-}
-
-/// Runs a record decoder, reporting a failure as a corrupt store.
-func decoding<R>(_ what: @autoclosure () -> String, _ body: () throws -> R) throws -> R {
-    do { return try body() } catch { throw IOASIDError(.corruptStore, "the record of \(what()) does not decode") }
 }

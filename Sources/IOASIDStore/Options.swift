@@ -32,6 +32,10 @@ extension IOASIDStore {
         public var capacity: UInt32 = 1 << 20
         /// Quota of the system set of a newly created store. Default 32768 (`PID_MAX_DEFAULT`).
         public var systemQuota: UInt32 = 32768
+        /// The most bytes of private data an ID of a newly created store may
+        /// carry (default 4096, at most ``IOASIDStore/largestDataSizeLimit``).
+        /// Kept in the store; larger data is refused with ``IOASIDError/Code/invalidArgument``.
+        public var maximumDataSize: UInt32 = UInt32(IOASIDStore.defaultMaximumDataSize)
         /// How commits reach the disk. Default ``Durability/durable``.
         public var durability: Durability = .durable
         /// Initial LMDB map size in bytes; the map grows on demand.

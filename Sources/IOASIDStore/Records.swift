@@ -1,122 +1,123 @@
+import IOASIDMigrations
 import LMDB
 
-/// What the store keeps per set (database `control`, key `0x01 ‖ set id`).
+/// Record access. Every read checks the record's seal (its CRC32C) and decodes
+/// it, and reports damage as ``IOASIDError/Code/corruptStore`` naming the
+/// database and key instead of returning a wrong value; every write seals.
 ///
-/// Layout (version 1): `u8 version, u8 flags, u32 quota, u32 count, u32 pending, u32 token length, token`.
-struct SetRecord: Equatable {
-    struct Flags: OptionSet, Equatable {
-        let rawValue: UInt8
-        static let system = Flags(rawValue: 1 << 0)
-        static let frozen = Flags(rawValue: 1 << 1)
-        static let destroyPending = Flags(rawValue: 1 << 2)
-    }
-
-    var token: String
-    var quota: UInt32
-    /// IDs that belong to the set: allocated plus free-pending. Counts against the quota.
-    var count: UInt32
-    /// Of ``count``, the IDs that are free-pending.
-    var pending: UInt32
-    var flags: Flags
-
-    /// A set is live until it is destroyed (or waits to be).
-    var isLive: Bool { !flags.contains(.destroyPending) }
-
-    func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 18 + token.utf8.count)
-        w.u8(1)
-        w.u8(flags.rawValue)
-        w.u32(quota)
-        w.u32(count)
-        w.u32(pending)
-        w.string(token)
-        return w.bytes
-    }
-
-    init(token: String, quota: UInt32, count: UInt32 = 0, pending: UInt32 = 0, flags: Flags = []) {
-        self.token = token
-        self.quota = quota
-        self.count = count
-        self.pending = pending
-        self.flags = flags
-    }
-
-    init(decoding r: inout ValueReader) throws {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
-        flags = Flags(rawValue: try r.u8())
-        quota = try r.u32()
-        count = try r.u32()
-        pending = try r.u32()
-        let raw = try r.bytes(Int(try r.u32()))
-        guard let token = String(validating: raw, as: UTF8.self) else { throw DecodingFailure() }
-        self.token = token
-    }
-}
-
-/// The state of an ID that belongs to a set.
-public enum IDState: String, Sendable, Codable {
-    /// Allocated and in use.
-    case allocated
-    /// Freed by its owner, waiting for holders and subscribers to let go before it returns to the pool.
-    case freePending
-}
-
-/// What the store keeps per allocated or free-pending ID (database `ids`).
-///
-/// Layout (version 1): `u8 version, u8 state, u32 set, u8 hasGuest, [u32 guest], blob data`.
-struct IDRecord: Equatable {
-    var set: UInt32
-    var state: IDState
-    var guest: UInt32?
-    var data: [UInt8]
-
-    func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 16 + data.count)
-        w.u8(1)
-        w.u8(state == .allocated ? 0 : 1)
-        w.u32(set)
-        if let guest {
-            w.u8(1)
-            w.u32(guest)
-        } else {
-            w.u8(0)
+/// Set records and the capacity are read at most once per transaction; a
+/// write transaction keeps changed set records in memory and writes each once,
+/// before it commits (``IOASIDReading/flushDeferredWrites()``).
+extension IOASIDReading where Self: ~Copyable {
+    /// The payload of the sealed record under `key`, decoded by `decode`; `nil` when absent.
+    func record<R>(_ key: [UInt8], in db: Database, _ decode: (inout ValueReader) throws -> R) throws -> R? {
+        do {
+            return try txn.withSealedValue(forKey: key, in: db, decode)
+        } catch let error as DamagedRecord {
+            throw IOASIDError.damaged(database: db.name, key: key, cause: error)
+        } catch is DecodingFailure {
+            throw IOASIDError.undecodable(database: db.name, key: key)
+        } catch let error as ValueReader.Underflow {
+            throw IOASIDError.undecodable(database: db.name, key: key, cause: error)
         }
-        w.blob(data)
-        return w.bytes
     }
 
-    init(set: UInt32, state: IDState = .allocated, guest: UInt32? = nil, data: [UInt8] = []) {
-        self.set = set
-        self.state = state
-        self.guest = guest
-        self.data = data
-    }
+    /// A `u32` value of `meta`.
+    func metaU32(_ key: [UInt8]) throws -> UInt32? { try record(key, in: schema.meta) { r in let v = try r.u32(); try r.end(); return v } }
+    /// A `u64` value of `meta`.
+    func metaU64(_ key: [UInt8]) throws -> UInt64? { try record(key, in: schema.meta) { r in let v = try r.u64(); try r.end(); return v } }
 
-    /// Reads just the owning set from an encoded record.
-    static func owner(decoding r: inout ValueReader) throws -> UInt32 {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
-        _ = try r.u8()
-        return try r.u32()
-    }
-
-    init(decoding r: inout ValueReader) throws {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
-        switch try r.u8() {
-        case 0: state = .allocated
-        case 1: state = .freePending
-        default: throw DecodingFailure()
+    /// IDs run from 1 to `capacity − 1`.
+    public func capacity() throws -> UInt32 {
+        if let cached = context.state.capacity { return cached }
+        guard let value = try metaU32(StoreLayout.MetaKey.capacity), value >= 2 else {
+            throw IOASIDError(.notInitialized, "the store has no capacity record")
         }
-        set = try r.u32()
-        guest = try r.u8() == 1 ? try r.u32() : nil
-        data = try r.bytes(Int(try r.u32()))
+        context.state.capacity = value
+        return value
+    }
+
+    /// Σ of every set's quota (live or waiting to be destroyed).
+    public func reservedQuota() throws -> UInt64 { try metaU64(StoreLayout.MetaKey.reserved) ?? 0 }
+
+    /// The set record, live or waiting to be destroyed.
+    func setRecord(_ id: SetID) throws -> SetRecord {
+        if let cached = context.state.sets[id.rawValue] {
+            guard let record = cached.record else { throw IOASIDError(.noSuchSet, "no set \(id)") }
+            return record
+        }
+        guard let record = try record(StoreLayout.setKey(id.rawValue), in: schema.control, { try SetRecord(decoding: &$0) }) else {
+            throw IOASIDError(.noSuchSet, "no set \(id)")
+        }
+        context.state.sets[id.rawValue] = CachedSet(record: record, dirty: false)
+        return record
+    }
+
+    /// The ID's record, or `nil` when it is not allocated.
+    func idRecord(_ id: IOASID) throws -> IDRecord? {
+        try record(StoreLayout.idKey(id.rawValue), in: schema.ids) { try IDRecord(decoding: &$0) }
+    }
+
+    /// Writes the set records changed in this transaction (a no-op in a read
+    /// transaction, or when none changed). Runs before every commit and before
+    /// anything scans the `control` database.
+    func flushDeferredWrites() throws {
+        let state = context.state
+        guard state.dirtySets else { return }
+        for (id, cached) in state.sets.sorted(by: { $0.key < $1.key }) where cached.dirty {
+            let key = StoreLayout.setKey(id)
+            if let record = cached.record {
+                try txn.put(sealed: record.encoded(), forKey: key, in: schema.control)
+            } else {
+                try txn.delete(key, in: schema.control)
+            }
+            state.sets[id] = CachedSet(record: cached.record, dirty: false)
+        }
+        state.dirtySets = false
     }
 }
 
-/// Names of the values in the `meta` database.
-enum MetaKey {
-    static let capacity = Array("capacity".utf8)
-    static let reserved = Array("reserved".utf8)
-    static let nextSetID = Array("next-set-id".utf8)
-    static let storeID = Array("store-id".utf8)
-    static let createdAt = Array("created-at".utf8)
+extension WriteTransaction {
+    /// Stores a sealed record.
+    func put(_ payload: [UInt8], _ key: [UInt8], in db: Database) throws {
+        try txn.put(sealed: payload, forKey: key, in: db)
+    }
+
+    /// Deletes a record; whether it was there.
+    @discardableResult
+    func remove(_ key: [UInt8], in db: Database) throws -> Bool { try txn.delete(key, in: db) }
+
+    /// Changes a set record (written once, before commit).
+    func putSet(_ record: SetRecord, _ set: SetID) {
+        context.state.sets[set.rawValue] = CachedSet(record: record, dirty: true)
+        context.state.noteDeferredWrite()
+    }
+
+    /// Removes a set record (before commit).
+    func removeSet(_ set: SetID) {
+        context.state.sets[set.rawValue] = CachedSet(record: nil, dirty: true)
+        context.state.noteDeferredWrite()
+    }
+
+    /// Writes a `u32` or `u64` value of `meta`.
+    func putMeta(_ key: [UInt8], u32 value: UInt32) throws { try put(ByteWriter.u32(value), key, in: schema.meta) }
+    func putMeta(_ key: [UInt8], u64 value: UInt64) throws { try put(ByteWriter.u64(value), key, in: schema.meta) }
+}
+
+/// A set record as this transaction sees it: `record == nil` means deleted.
+struct CachedSet {
+    var record: SetRecord?
+    var dirty: Bool
+}
+
+extension IOASIDError {
+    /// A record whose checksum does not match.
+    static func damaged(database: String, key: [UInt8], cause: DamagedRecord) -> IOASIDError {
+        IOASIDError(.corruptStore, "the record under key \(Hex.encode(key)) in database \(database) is damaged (checksum mismatch)", cause: cause)
+    }
+
+    /// A record whose checksum matches but whose payload does not decode.
+    static func undecodable(database: String, key: [UInt8], cause: (any Error & Sendable)? = nil) -> IOASIDError {
+        IOASIDError(.corruptStore, "the record under key \(Hex.encode(key)) in database \(database) does not decode", cause: cause)
+    }
 }

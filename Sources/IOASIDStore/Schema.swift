@@ -1,7 +1,8 @@
 import IOASIDMigrations
 import LMDB
 
-/// Handles of the store's named databases (created by the migrations in `migrations/`).
+/// Handles of the store's named databases (created by the migrations in
+/// `migrations/`; their layout is ``StoreLayout``).
 final class Schema: Sendable {
     let meta: Database
     let control: Database
@@ -15,18 +16,19 @@ final class Schema: Sendable {
     let imports: Database
 
     init(_ env: Environment) throws {
-        meta = try env.openDatabase(named: "meta")
-        control = try env.openDatabase(named: "control")
-        tokens = try env.openDatabase(named: "tokens")
-        ids = try env.openDatabase(named: "ids")
-        events = try env.openDatabase(named: "events")
-        subscribers = try env.openDatabase(named: "subscribers")
-        holds = try env.openDatabase(named: "holds")
-        pending = try env.openDatabase(named: "pending")
-        guests = try env.openDatabase(named: "guests")
-        imports = try env.openDatabase(named: "imports")
+        func open(_ db: StoreLayout.DB) throws -> Database { try env.openDatabase(named: db.rawValue) }
+        meta = try open(.meta)
+        control = try open(.control)
+        tokens = try open(.tokens)
+        ids = try open(.ids)
+        events = try open(.events)
+        subscribers = try open(.subscribers)
+        holds = try open(.holds)
+        pending = try open(.pending)
+        guests = try open(.guests)
+        imports = try open(.imports)
     }
 
-    /// Every database, for dumps and verification.
+    /// Every sealed database, for dumps and verification.
     var all: [Database] { [meta, control, tokens, ids, events, subscribers, holds, pending, guests, imports] }
 }

@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 /// The state a transaction closure works in. Its members are internal: use the
@@ -15,21 +16,49 @@ public struct TransactionContext: ~Copyable {
     }
 }
 
-/// Values read once per transaction, and the record of an operation that broke
-/// the check-before-write rule.
+/// What one transaction remembers: values read once, set records changed but
+/// not yet written, and the record of an operation that broke the
+/// check-before-write rule.
 final class TransactionState {
+    /// The capacity, once read.
+    var capacity: UInt32?
+    /// The private data limit, once read.
+    var maximumDataSize: Int?
+    /// The next event sequence, once read (kept up to date by `emit`).
+    var nextSequence: UInt64?
+    /// Set records read or changed in this transaction.
+    var sets: [UInt32: CachedSet] = [:]
+    /// Whether ``sets`` holds changes not yet written.
+    var dirtySets = false
+    /// Changes kept in memory so far (they count as writes for the check-before-write rule).
+    private(set) var deferredWrites = 0
     /// The subscribers, in name order; `nil` until read or after a change.
     var subscribers: [(name: String, record: SubscriberRecord)]?
     /// Set when an operation threw a refusal after it had written: the
     /// transaction must not commit.
     var brokenBy: IOASIDError?
+
+    func noteDeferredWrite() {
+        deferredWrites += 1
+        dirtySets = true
+    }
+
+    /// Forgets every memo (after a nested transaction changed the store underneath).
+    func invalidate() {
+        capacity = nil
+        maximumDataSize = nil
+        nextSequence = nil
+        sets = [:]
+        dirtySets = false
+        subscribers = nil
+    }
 }
 
 /// Read access to the store inside one consistent snapshot; both
 /// ``ReadTransaction`` and ``WriteTransaction`` conform.
 ///
 /// Transactions are `~Copyable` and lent (borrowed) to the closures of
-/// ``IOASIDStore/read(_:)`` and ``IOASIDStore/write(_:)-(WriteTransaction)->R``: the compiler
+/// ``IOASIDStore/read(_:)`` and the store's `write` methods: the compiler
 /// refuses to let one be returned, stored or captured, so none outlives its LMDB transaction.
 public protocol IOASIDReading: ~Copyable {
     /// The transaction's state (opaque to users of the library).
@@ -69,36 +98,41 @@ extension IOASIDError {
 }
 
 extension WriteTransaction {
+    /// Writes made so far, to the file or kept in memory until commit.
+    private var writesSoFar: Int { txn.writeCount + context.state.deferredWrites }
+
     /// Runs one store operation under the check-before-write rule: if it throws
     /// a refusal after writing, the transaction is marked broken (it will be
     /// rolled back, never committed) and the error says so.
     ///
     /// Every public operation of ``WriteTransaction`` runs through this.
     package func operation<R>(_ body: () throws -> R) throws -> R {
-        let before = txn.writeCount
+        let before = writesSoFar
         do {
             return try body()
-        } catch let error as IOASIDError where error.promisesNoWrites && txn.writeCount != before {
+        } catch let error as IOASIDError where error.promisesNoWrites && writesSoFar != before {
             context.state.brokenBy = error
             if IOASIDStore.assertOnBrokenOperations {
                 assertionFailure("an operation wrote before refusing (\(error)); the transaction will be rolled back")
             }
-            throw IOASIDError(
-                .internalError,
-                "an operation wrote to the store before refusing (\(error.code): \(error.message)); the transaction was rolled back",
-                cause: error
-            )
+            throw IOASIDError.broken(by: error)
         }
     }
 
-    /// Throws when an operation broke the check-before-write rule in this transaction.
-    func checkNotBroken() throws(IOASIDError) {
-        if let refusal = context.state.brokenBy {
-            throw IOASIDError(
-                .internalError,
-                "an operation wrote to the store before refusing (\(refusal.code): \(refusal.message)); the transaction was rolled back",
-                cause: refusal
-            )
-        }
+    /// Prepares the transaction to commit: writes deferred changes, and throws
+    /// when an operation broke the check-before-write rule.
+    func prepareCommit() throws {
+        if let refusal = context.state.brokenBy { throw IOASIDError.broken(by: refusal) }
+        try flushDeferredWrites()
+    }
+}
+
+extension IOASIDError {
+    static func broken(by refusal: IOASIDError) -> IOASIDError {
+        IOASIDError(
+            .internalError,
+            "an operation wrote to the store before refusing (\(refusal.code): \(refusal.message)); the transaction was rolled back",
+            cause: refusal
+        )
     }
 }

@@ -1,3 +1,5 @@
+import IOASIDMigrations
+
 /// A set as seen by callers.
 public struct SetInfo: Sendable, Codable, Equatable {
     /// The set's ID.
@@ -45,7 +47,7 @@ public struct IDInfo: Sendable, Codable, Equatable {
     init(id: UInt32, record: IDRecord) {
         self.id = IOASID(id)
         set = SetID(record.set)
-        state = record.state
+        state = record.isFreePending ? .freePending : .allocated
         guest = record.guest
         data = record.data
     }
@@ -77,4 +79,12 @@ public struct FreeSetResult: Sendable, Codable, Equatable {
     public let freed: [IOASID]
     /// Whether the set is gone now (it may instead wait for free-pending IDs).
     public let destroyed: Bool
+}
+
+/// The state of an ID that belongs to a set.
+public enum IDState: String, Sendable, Codable {
+    /// Allocated and in use.
+    case allocated
+    /// Freed by its owner, waiting for holders and subscribers to let go before it returns to the pool.
+    case freePending
 }

@@ -116,7 +116,7 @@ package func exportToFile(
     _ store: IOASIDStore, _ set: SetID, in dir: TemporaryDirectory, name: String = "export.jsonl"
 ) throws -> (String, Data) {
     var data = Data()
-    _ = try store.exportSet(set, to: { data.append($0) })
+    _ = try store.exportSet(set, to: { data.append(contentsOf: $0) })
     let path = dir.child(name)
     try data.write(to: URL(fileURLWithPath: path))
     return (path, data)

@@ -43,6 +43,12 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
         case Self.invalidArgument.code: "EINVAL"
         case Self.busy.code: "EBUSY"
         case Self.readOnlyFileSystem.code: "EROFS"
+        case Self.brokenPipe.code: "EPIPE"
+        case Self.exists.code: "EEXIST"
+        case 20: "ENOTDIR"
+        case 21: "EISDIR"
+        case 40: "ELOOP"
+        case 1: "EPERM"
         default: "errno \(code)"
         }
     }
@@ -90,6 +96,10 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let invalidArgument = LMDBError(code: 22)
     /// `EROFS`: the file system is mounted read-only.
     public static let readOnlyFileSystem = LMDBError(code: 30)
+    /// `EPIPE`: the reader of a pipe went away.
+    public static let brokenPipe = LMDBError(code: 32)
+    /// `EEXIST`: the file exists.
+    public static let exists = LMDBError(code: 17)
     /// `EBUSY`: the resource is busy.
     public static let busy = LMDBError(code: 16)
 

@@ -75,6 +75,38 @@ public struct Transaction: ~Copyable {
         return try body(&reader)
     }
 
+    /// Runs `body` on the payload of the sealed record under `key` (see
+    /// ``Sealing``), in place; `nil` when the key is absent.
+    ///
+    /// - Throws: ``DamagedRecord`` when the record's checksum does not match its
+    ///   key and payload; ``LMDBError``; whatever `body` throws.
+    public func withSealedValue<R>(forKey key: [UInt8], in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { k in try withSealedValue(rawKey: k, in: db, body) }
+    }
+
+    /// ``withSealedValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
+    public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        var mv = MDB_val()
+        let rc = mdb_get(handle, db.dbi, &mk, &mv)
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBError.check(rc)
+        guard let payload = Sealing.payload(of: buffer(mv), key: k) else {
+            throw DamagedRecord(database: db.name, key: [UInt8](k))
+        }
+        var reader = ValueReader(payload)
+        return try body(&reader)
+    }
+
+    /// Stores `payload` sealed (see ``Sealing``) under `key`.
+    ///
+    /// - Parameter overwrite: when `false` and the key exists, nothing is written.
+    /// - Returns: `false` only when `overwrite` is `false` and the key already existed.
+    @discardableResult
+    public func put(sealed payload: [UInt8], forKey key: [UInt8], in db: Database, overwrite: Bool = true) throws(LMDBError) -> Bool {
+        try put(Sealing.seal(payload, key: key), forKey: key, in: db, overwrite: overwrite)
+    }
+
     /// Whether `key` is present.
     public func contains(_ key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
         let rc = key.withUnsafeBytes { k -> Int32 in
@@ -99,7 +131,7 @@ public struct Transaction: ~Copyable {
         var raw: OpaquePointer?
         try LMDBError.check(mdb_cursor_open(handle, db.dbi, &raw))
         guard let raw else { throw LMDBError.invalidArgument }
-        let cursor = Cursor(handle: raw, writes: writes)
+        let cursor = Cursor(handle: raw, writes: writes, path: environment.path, database: db)
         return try body(cursor)
     }
 
@@ -156,6 +188,17 @@ public struct Transaction: ~Copyable {
         writes?.count += 1
     }
 
+    /// The handle of an existing named database, opened inside this
+    /// transaction (for migrations, which run before the environment's own
+    /// handles are opened).
+    ///
+    /// - Throws: `MDB_NOTFOUND` when there is no such database.
+    public func openDatabase(named name: String) throws(LMDBError) -> Database {
+        var dbi = MDB_dbi()
+        try LMDBError.check(mdb_dbi_open(handle, name, 0, &dbi))
+        return Database(dbi: dbi, name: name)
+    }
+
     /// Runs `body` in a nested write transaction: when `body` throws, only
     /// what it wrote is undone and the error is rethrown; the parent
     /// transaction stays usable unless LMDB itself failed.
@@ -178,6 +221,20 @@ public struct Transaction: ~Copyable {
         try LMDBError.check(mdb_txn_commit(raw))
         writes.count += childWrites.count
         return result
+    }
+}
+
+/// A sealed record whose checksum does not match its key and payload: the
+/// file was damaged (or written by something other than this layer).
+public struct DamagedRecord: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The database holding the record.
+    public let database: String
+    /// The record's key.
+    public let key: [UInt8]
+
+    /// Says which record.
+    public var description: String {
+        "the record under key \(key.map { String($0, radix: 16) }.joined(separator: " ")) in database \(database) fails its checksum"
     }
 }
 

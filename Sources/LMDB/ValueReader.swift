@@ -12,6 +12,15 @@ public struct ValueReader: ~Copyable {
 
     init(_ base: UnsafeRawBufferPointer) { self.base = base }
 
+    /// A reader over bytes held in an array, for decoding a copied-out value.
+    /// `body` gets the reader; it must not keep it.
+    public static func reading<R>(_ bytes: [UInt8], _ body: (inout ValueReader) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { raw in
+            var reader = ValueReader(raw)
+            return try body(&reader)
+        }
+    }
+
     /// Bytes not yet read.
     public var remaining: Int { base.count - offset }
 

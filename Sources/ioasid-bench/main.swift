@@ -359,8 +359,8 @@ if shouldRun("outbox") {
             let keys: [[UInt8]] = try env.read { txn in
                 try txn.withCursor(on: db) { cursor in
                     var keys: [[UInt8]] = []
-                    try cursor.scan(from: key(from)) { k, _ in
-                        keys.append(k)
+                    try cursor.forEach(from: key(from)) { entry in
+                        keys.append(entry.keyBytes())
                         return keys.count < batch
                     }
                     return keys
@@ -396,7 +396,7 @@ if shouldRun("migration") {
     _ = FileManager.default.createFile(atPath: file, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
     let exportSeconds = try time {
-        _ = try source.exportSet(set, to: { handle.write($0) })
+        _ = try source.exportSet(set, to: { try handle.write(contentsOf: $0) })
         try handle.synchronize()
     }
     try handle.close()
@@ -415,8 +415,8 @@ if shouldRun("migration") {
     let rawScanSeconds = try time {
         try env.read { txn in
             try txn.withCursor(on: db) { cursor in
-                try cursor.scan(from: []) { _, reader in
-                    scanned += reader.remaining > 0 ? 1 : 0
+                try cursor.forEach { entry in
+                    scanned += entry.valueCount > 0 ? 1 : 0
                     return true
                 }
             }

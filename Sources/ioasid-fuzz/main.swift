@@ -75,7 +75,7 @@ default:
             _ = try source.allocate(in: set, data: shape.1 && i % 2 == 0 ? [UInt8(i), 0xee] : [], guest: shape.1 ? UInt32(100 + i) : nil)
         }
         var data = Data()
-        _ = try source.exportSet(set, to: { data.append($0) })
+        _ = try source.exportSet(set, to: { data.append(contentsOf: $0) })
         seeds.append(Array(data))
     }
     if let corpus = options.corpus, let files = try? FileManager.default.contentsOfDirectory(atPath: corpus) {

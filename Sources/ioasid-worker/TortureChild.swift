@@ -106,7 +106,7 @@ struct TortureChild {
                     _ = FileManager.default.createFile(atPath: file, contents: nil)
                     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
                     defer { try? handle.close() }
-                    _ = try store.exportSet(set.id, to: { handle.write($0) })
+                    _ = try store.exportSet(set.id, to: { try handle.write(contentsOf: $0) })
                     return "\(set.id)"
                 }
                 let token = String(set.token.split(separator: "~")[0]) + "~\(rng.next() % 100_000)"

@@ -1,4 +1,5 @@
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import LMDB
 import IOASIDTestSupport
@@ -121,9 +122,9 @@ struct CLITests {
         do {
             // Record a migration from the future, as a newer version would.
             let env = try Environment.open(path: s.store)
-            let history = try env.openDatabase(named: "migrations")
+            let history = try env.openDatabase(named: StoreLayout.historyDatabase)
             try env.write { txn in
-                _ = try txn.put(Array("future".utf8), forKey: [0, 0, 0, 99], in: history)
+                _ = try txn.put(Array("future".utf8), forKey: StoreLayout.migrationKey(99), in: history)
             }
         }
         let newer = try s.json("status")

@@ -1,5 +1,7 @@
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
+import LMDB
 import IOASIDTestSupport
 import Testing
 
@@ -290,5 +292,48 @@ struct NotificationTests {
         expectError(.noSuchID) { try store.find(3) }
         #expect(try store.pendingEvents(for: "kvm").map(\.kind) == [.reclaim, .reclaim])
         #expect(try store.allocate(in: 2, guest: 9) == 2, "guest IDs (schema v3) work on the upgraded store")
+    }
+}
+
+@Suite("Schema upgrades")
+struct SchemaUpgradeTests {
+    @Test("A v3 store (fixture) is upgraded to sealed records with extents keyed by their last ID, its data intact")
+    func v3ToV4() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try loadFixture("schema-v3", into: dir)
+        try expectClean(store)
+        let status = try store.status()
+        // The fixture, as its commit's CLI printed it.
+        #expect(status.capacity == 4096)
+        #expect(status.reserved == 149)
+        #expect(status.allocated == 8)
+        #expect(status.freePending == 4)
+        #expect(status.sets.map(\.token) == ["system", "vm:fixture-a", "vm:fixture-b", "vm:gone", "vm:fixture-b-imported"])
+        #expect(status.subscribers.map(\.lag) == [19, 2])
+        #expect(status.lastSequence == 22)
+        #expect(try store.find(1, in: 2).data == [0xca, 0xfe])
+        #expect(try store.hostID(forGuest: 101, in: 2) == 1)
+        #expect(try store.hostID(forGuest: 101, in: 5) == 7)
+        #expect(try store.holders(of: 3) == ["dev0"])
+        // The free index still hands out the lowest free ID, now from extents keyed by their last ID.
+        let fresh = try store.allocate(in: 2)
+        #expect(fresh == 8)
+        let env = try Environment.open(path: dir.child("store"))
+        #expect(try Migrator.appliedVersions(in: env) == [1, 2, 3, 4])
+        try expectClean(store)
+    }
+
+    @Test("A v4 store opened by code that knows only v3 is refused as newer")
+    func newerRefused() throws {
+        try withStore { store in
+            let env = try Environment.open(path: store.path)
+            #expect(throws: MigrationError.newerSchema(storeVersion: 4, supportedVersion: 3)) {
+                try Migrator.migrate(env, migrations: Array(Migrations.all.prefix(3)), now: { 0 })
+            }
+            #expect(throws: MigrationError.newerSchema(storeVersion: 4, supportedVersion: 3)) {
+                _ = try Migrator.pendingMigrations(in: env, migrations: Array(Migrations.all.prefix(3)))
+            }
+        }
     }
 }

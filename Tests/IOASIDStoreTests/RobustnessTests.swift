@@ -1,4 +1,5 @@
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import LMDB
 import IOASIDTestSupport
@@ -115,30 +116,33 @@ struct VerifyRepairTests {
         defer { dir.cleanup() }
         let (store, path) = try Self.populated(dir)
         let env = try Environment.open(path: path)
-        func db(_ name: String) throws -> Database { try env.openDatabase(named: name) }
-        let control = try db("control")
+        func db(_ name: StoreLayout.DB) throws -> Database { try env.openDatabase(named: name.rawValue) }
+        let control = try db(.control)
+        // Each change is a well-sealed record that breaks a rule (a damaged seal is a test of its own).
         try env.write { txn in
             switch code {
-            case "freeIndexGap":  // lose the extent after ID 20
-                _ = try txn.delete([0x02, 0, 0, 0, 21], in: control)
+            case "freeIndexGap":  // lose the extent 21…499 (IDs 1…20 and 500 are allocated)
+                _ = try txn.delete(StoreLayout.extentKey(last: 499), in: control)
             case "freeAndAllocated":  // claim ID 7 is free as well
-                try txn.put([0, 0, 0, 7], forKey: [0x02, 0, 0, 0, 7], in: control)
-            case "setCountMismatch":  // set 2's count field (offset 6) says 99
-                var record = try #require(try txn.get([0x01, 0, 0, 0, 2], in: control))
-                record[6...9] = [0, 0, 0, 99]
-                try txn.put(record, forKey: [0x01, 0, 0, 0, 2], in: control)
+                try txn.put(sealed: ByteWriter.u32(7), forKey: StoreLayout.extentKey(last: 7), in: control)
+            case "setCountMismatch":  // set 2 says it holds 99 IDs
+                var record = try #require(try txn.withSealedValue(forKey: StoreLayout.setKey(2), in: control) { try SetRecord(decoding: &$0) })
+                record.count = 99
+                try txn.put(sealed: record.encoded(), forKey: StoreLayout.setKey(2), in: control)
             case "reservedMismatch":
-                try txn.put([0, 0, 0, 0, 0, 0, 0, 1], forKey: Array("reserved".utf8), in: try db("meta"))
+                try txn.put(sealed: ByteWriter.u64(1), forKey: StoreLayout.MetaKey.reserved, in: try db(.meta))
             case "tokenMissing":
-                _ = try txn.delete(Array("vm:a".utf8), in: try db("tokens"))
+                _ = try txn.delete(StoreLayout.tokenKey("vm:a"), in: try db(.tokens))
             case "guestMismatch":
-                _ = try txn.delete([0, 0, 0, 2, 0, 0, 0, 9], in: try db("guests"))
+                _ = try txn.delete(StoreLayout.guestKey(set: 2, guest: 9), in: try db(.guests))
             case "holdDangling":
-                try txn.put([], forKey: [0, 0, 0x03, 0x84] + Array("ghost".utf8), in: try db("holds"))  // ID 900
+                try txn.put(sealed: [], forKey: StoreLayout.holdKey(id: 900, holder: "ghost"), in: try db(.holds))
             case "pendingMismatch":
-                _ = try txn.delete([0, 0, 0, 5], in: try db("pending"))
-            default:  // an event nobody wants
-                try txn.put(try #require(try txn.get([0, 0, 0, 0, 0, 0, 0, 1], in: try db("events"))), forKey: [0, 0, 0, 0, 0, 0, 0, 0], in: try db("events"))
+                _ = try txn.delete(StoreLayout.idKey(5), in: try db(.pending))
+            default:  // an event nobody wants: a copy of event 1 under sequence 0
+                let events = try db(.events)
+                let payload = try #require(try txn.withSealedValue(forKey: StoreLayout.sequenceKey(1), in: events) { try $0.bytes($0.remaining) })
+                try txn.put(sealed: payload, forKey: StoreLayout.sequenceKey(0), in: events)
             }
         }
         let report = try store.verify()
@@ -151,6 +155,32 @@ struct VerifyRepairTests {
         #expect(try store.set(2).allocated == 20, "repair never drops an ID with an owner")
     }
 
+    @Test("A damaged record is reported with its database and key; repair keeps the ID and says it cannot fix it")
+    func damagedRecord() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let env = try Environment.open(path: path)
+        let ids = try env.openDatabase(named: StoreLayout.DB.ids.rawValue)
+        try env.write { txn in
+            var value = try #require(try txn.get(StoreLayout.idKey(7), in: ids))
+            value[5] ^= 0x01  // the owning set, without resealing
+            try txn.put(value, forKey: StoreLayout.idKey(7), in: ids)
+        }
+        expectError(.corruptStore) { try store.find(7) }
+        let damage = Result { () throws(IOASIDError) in try store.find(7) }
+        if case .failure(let error) = damage {
+            #expect(error.message.contains("database ids"), "\(error.message)")
+        }
+        let report = try store.verify()
+        #expect(report.violations.map(\.code).contains("recordDamaged"), "\(report.violations)")
+        let repaired = try store.repair()
+        #expect(repaired.unrepairable.map(\.code).contains("recordDamaged"))
+        // The damaged ID stays out of the free index: never handed out twice.
+        let vm = try #require(try store.set(withToken: "vm:a")).id
+        for _ in 0..<20 { #expect(try store.allocate(in: vm) != 7) }
+    }
+
     @Test("verify through the CLI: exit 0 clean, 1 with violations; --repair fixes")
     func cli() throws {
         let dir = try TemporaryDirectory()
@@ -158,8 +188,8 @@ struct VerifyRepairTests {
         let (_, path) = try Self.populated(dir)
         #expect(try CLI.run(["--store", path, "verify"]).status == 0)
         let env = try Environment.open(path: path)
-        let tokens = try env.openDatabase(named: "tokens")
-        try env.write { txn in _ = try txn.delete(Array("vm:a".utf8), in: tokens) }
+        let tokens = try env.openDatabase(named: StoreLayout.DB.tokens.rawValue)
+        try env.write { txn in _ = try txn.delete(StoreLayout.tokenKey("vm:a"), in: tokens) }
         let broken = try CLI.run(["--store", path, "--json", "verify"])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("\"code\":\"tokenMissing\""))
@@ -261,8 +291,8 @@ struct ReviewRegressionTests {
         try store.retain(id, in: vm, holder: "dev")
         try store.freeSet(vm, destroy: true)
         let env = try Environment.open(path: path)
-        let holds = try env.openDatabase(named: "holds")
-        try env.write { txn in _ = try txn.delete([0, 0, 0, UInt8(id.rawValue)] + Array("dev".utf8), in: holds) }
+        let holds = try env.openDatabase(named: StoreLayout.DB.holds.rawValue)
+        try env.write { txn in _ = try txn.delete(StoreLayout.holdKey(id: id.rawValue, holder: "dev"), in: holds) }
         #expect(try store.verify().violations.map(\.code) == ["pendingStuck"])
         let report = try store.repair()
         #expect(report.changes.contains("reclaimed ID \(id), which nothing held back"))

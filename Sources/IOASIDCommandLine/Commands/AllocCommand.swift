@@ -39,7 +39,7 @@ struct AllocCommand: ParsableCommand {
                 id = try store.allocate(in: SetID(set), data: bytes, guest: guest)
             }
             struct View: Encodable { let id: UInt32; let set: UInt32 }
-            Output(global).emit(View(id: id.rawValue, set: set), text: "\(id)")
+            try Output(global).emit(View(id: id.rawValue, set: set), text: "\(id)")
         }
     }
 }

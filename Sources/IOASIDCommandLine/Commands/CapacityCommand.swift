@@ -20,7 +20,7 @@ struct CapacityCommand: ParsableCommand {
             if let newCapacity { try store.setCapacity(newCapacity) }
             let capacity = try store.capacity()
             struct View: Encodable { let capacity: UInt32 }
-            Output(global).emit(View(capacity: capacity), text: "\(capacity)")
+            try Output(global).emit(View(capacity: capacity), text: "\(capacity)")
         }
     }
 }

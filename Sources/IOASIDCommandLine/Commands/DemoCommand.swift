@@ -15,9 +15,9 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         try Output.run(global) {
             var steps: [Step] = []
-            func say(_ title: String, _ detail: String) {
+            func say(_ title: String, _ detail: String) throws(IOASIDError) {
                 steps.append(Step(title: title, detail: detail))
-                if !global.json { print("▸ \(title)\n    \(detail.replacingOccurrences(of: "\n", with: "\n    "))") }
+                if !global.json { try Output.standardOutput("▸ \(title)\n    \(detail.replacingOccurrences(of: "\n", with: "\n    "))") }
             }
 
             let directory: String
@@ -36,20 +36,20 @@ struct DemoCommand: ParsableCommand {
             let store = try IOASIDStore(path: directory, options: options)
             let boot = try store.status()
             let host = try store.allocate(in: .system)
-            say("Boot", "store at \(directory)\ncapacity \(boot.capacity) (20-bit PASIDs), system set \(SetID.system) with quota 32768\nfirst host SVA allocation gets ID \(host): ID 0 (RID_PASID) is never handed out")
+            try say("Boot", "store at \(directory)\ncapacity \(boot.capacity) (20-bit PASIDs), system set \(SetID.system) with quota 32768\nfirst host SVA allocation gets ID \(host): ID 0 (RID_PASID) is never handed out")
 
             // 2. A VM arrives.
             let token = "vm:" + UUID().uuidString.lowercased()
             let vm = try store.createSet(token: token, quota: 1000)
             let afterCreate = try store.status()
-            say("A VM starts", "set \(vm) for \(token), quota 1000 reserved from capacity\nunreserved capacity: \(boot.unreserved) → \(afterCreate.unreserved)")
+            try say("A VM starts", "set \(vm) for \(token), quota 1000 reserved from capacity\nunreserved capacity: \(boot.unreserved) → \(afterCreate.unreserved)")
 
             // 3. Allocations: lowest free, in a range, with private data.
             let first = try store.allocate(in: vm, data: Array("pgd=0x1f000".utf8))
             let ranged = try store.allocate(in: vm, range: 100...200)
             let second = try store.allocate(in: vm)
             let info = try store.find(first, in: vm)
-            say("Allocations", "lowest free: \(first), then \(second); in range 100…200: \(ranged)\nfind(\(first), in: \(vm)) → data \"\(String(decoding: info.data, as: UTF8.self))\", owner set \(try store.findSet(first))")
+            try say("Allocations", "lowest free: \(first), then \(second); in range 100…200: \(ranged)\nfind(\(first), in: \(vm)) → data \"\(String(decoding: info.data, as: UTF8.self))\", owner set \(try store.findSet(first))")
 
             // 4. Fill to quota in one transaction (one durable commit), then one more.
             let held = try store.set(vm).allocated
@@ -57,12 +57,12 @@ struct DemoCommand: ParsableCommand {
                 for _ in held..<1000 { _ = try tx.allocate(in: vm) }
             }
             let refused = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: vm) }
-            say("Quota", "1000 IDs held (\(1000 - held) allocated in one commit)\nallocation 1001 refused — \(refused)")
+            try say("Quota", "1000 IDs held (\(1000 - held) allocated in one commit)\nallocation 1001 refused — \(refused)")
 
             // 5. The same token cannot own a second live set; the wrong set cannot free.
             let duplicate = Self.refusal { () throws(IOASIDError) in _ = try store.createSet(token: token, quota: 1) }
             let wrongSet = Self.refusal { () throws(IOASIDError) in try store.free(first, in: .system) }
-            say("Ownership", "second set for \(token) refused — \(duplicate)\nfreeing \(first) through the system set refused — \(wrongSet)")
+            try say("Ownership", "second set for \(token) refused — \(duplicate)\nfreeing \(first) through the system set refused — \(wrongSet)")
 
             // 6. Free while a consumer still uses the ID: it stays free-pending until acknowledged.
             try store.subscribe("iommu-agent", filter: EventFilter(sets: [vm]))
@@ -73,14 +73,14 @@ struct DemoCommand: ParsableCommand {
             try store.acknowledge("iommu-agent", through: freeEvent.sequence)
             let reclaim = try store.pendingEvents(for: "iommu-agent").last!
             let reused = try store.allocate(in: .system, range: second.rawValue...second.rawValue)
-            say("Free while in use", "iommu-agent subscribes to set \(vm); free(\(second)) commits FREE #\(freeEvent.sequence) and returns at once\nID \(second) is \(pendingState == .freePending ? "free-pending" : "allocated"): the host asking for exactly \(second) is refused — \(refusedReuse)\nagent acknowledges #\(freeEvent.sequence) → \(reclaim.kind.rawValue) #\(reclaim.sequence) for ID \(reclaim.id.map(String.init(describing:)) ?? "?"); now the host gets \(reused)")
+            try say("Free while in use", "iommu-agent subscribes to set \(vm); free(\(second)) commits FREE #\(freeEvent.sequence) and returns at once\nID \(second) is \(pendingState == .freePending ? "free-pending" : "allocated"): the host asking for exactly \(second) is refused — \(refusedReuse)\nagent acknowledges #\(freeEvent.sequence) → \(reclaim.kind.rawValue) #\(reclaim.sequence) for ID \(reclaim.id.map(String.init(describing:)) ?? "?"); now the host gets \(reused)")
 
             // 7. Teardown: every ID freed; the set goes away when the agent has seen every FREE.
             let result = try store.freeSet(vm, destroy: true)
             let waiting = try store.status()
             try store.acknowledge("iommu-agent", through: try store.status().lastSequence)
             let end = try store.status()
-            say("Teardown", "free-set \(vm) --destroy: \(result.freed.count) IDs freed (one FREE each), set destroyed: \(result.destroyed) — \(waiting.freePending) IDs wait for iommu-agent\nagent acknowledges through #\(waiting.lastSequence) → every ID reclaimed, set gone: \(end.sets.allSatisfy { $0.id != vm })\nquota returned: unreserved capacity back to \(end.unreserved); allocated IDs: \(end.allocated)")
+            try say("Teardown", "free-set \(vm) --destroy: \(result.freed.count) IDs freed (one FREE each), set destroyed: \(result.destroyed) — \(waiting.freePending) IDs wait for iommu-agent\nagent acknowledges through #\(waiting.lastSequence) → every ID reclaimed, set gone: \(end.sets.allSatisfy { $0.id != vm })\nquota returned: unreserved capacity back to \(end.unreserved); allocated IDs: \(end.allocated)")
 
             // 8. Live migration to a second host whose store already uses some of the host IDs.
             var destinationOptions = global.storeOptions(creation: .createNew)
@@ -92,20 +92,24 @@ struct DemoCommand: ParsableCommand {
             var guests: [(UInt32, IOASID)] = []
             for guest: UInt32 in [101, 102, 103] { guests.append((guest, try store.allocate(in: moving, guest: guest))) }
             let busy = try (0..<3).map { _ in try destination.allocate(in: .system) }
-            var exported = Data()
-            let summary = try store.exportSet(moving, to: { exported.append($0) })
-            let frozen = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: moving) }
             let file = directory + "-export.jsonl"
+            let writer = try AtomicFileWriter(destination: file, replacing: false)
+            var exportedBytes = 0
+            let summary = try store.exportSet(moving, to: { bytes throws(IOASIDError) in
+                exportedBytes += bytes.count
+                try writer.write(bytes)
+            })
+            try writer.commit()
+            let frozen = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: moving) }
             defer { try? FileManager.default.removeItem(atPath: file) }
-            try exported.write(to: URL(fileURLWithPath: file))
             let imported = try destination.importSet(from: file)
             let again = Self.refusal { () throws(IOASIDError) in _ = try destination.importSet(from: file) }
             let lookups = try guests.map { guest, source in
                 "guest \(guest): host \(source) here → host \(try destination.hostID(forGuest: guest, in: imported.set)) there"
             }
             try store.completeMigration(of: moving)
-            say("Live migration", ([
-                "set \(moving) (guest IDs 101, 102, 103) frozen and exported: \(summary.header.count) IDs, \(exported.count) bytes, sha256 \(summary.sha256.prefix(12))…",
+            try say("Live migration", ([
+                "set \(moving) (guest IDs 101, 102, 103) frozen and exported: \(summary.header.count) IDs, \(exportedBytes) bytes, sha256 \(summary.sha256.prefix(12))…",
                 "while frozen, allocation is refused — \(frozen)",
                 "the destination already uses host IDs \(busy.map(\.description).joined(separator: ", ")); import remapped \(imported.remapped.count): "
                     + imported.remapped.map { "\($0.from)→\($0.to)" }.joined(separator: ", "),
@@ -114,7 +118,7 @@ struct DemoCommand: ParsableCommand {
                 "migrate complete: the source freed and destroyed set \(moving)",
             ]).joined(separator: "\n"))
 
-            if global.json { print(Output.encode(steps)) }
+            if global.json { try Output.standardOutput(Output.encode(steps)) }
         }
     }
 

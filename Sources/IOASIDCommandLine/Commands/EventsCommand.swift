@@ -58,7 +58,7 @@ struct EventsSubscribeCommand: ParsableCommand {
             let store = try global.openStore()
             try store.subscribe(name, filter: filter)
             let view = SubscriberView(try store.subscriber(name))
-            Output(global).emit(view, text: "subscribed \(name) from sequence \(view.acknowledgedThrough + 1)")
+            try Output(global).emit(view, text: "subscribed \(name) from sequence \(view.acknowledgedThrough + 1)")
         }
     }
 }
@@ -72,7 +72,7 @@ struct EventsListCommand: ParsableCommand {
     func run() throws {
         try Output.run(global) {
             let views = try global.openStore().subscribers().map(SubscriberView.init)
-            Output(global).emit(views, text: views.map(\.text).joined(separator: "\n"))
+            try Output(global).emit(views, text: views.map(\.text).joined(separator: "\n"))
         }
     }
 }
@@ -96,9 +96,9 @@ struct EventsPendingCommand: ParsableCommand {
         try Output.run(global) {
             let events = try global.openStore().pendingEvents(for: name, limit: limit)
             if global.json {
-                print(Output.encode(events))
+                try Output.standardOutput(Output.encode(events))
             } else {
-                for event in events { print(Output.encode(event)) }
+                for event in events { try Output.standardOutput(Output.encode(event)) }
             }
         }
     }
@@ -144,7 +144,7 @@ struct EventsTailCommand: AsyncParsableCommand {
     private func emit(_ events: [Event], store: IOASIDStore) throws {
         guard let last = events.last else { return }
         let lines = events.map { Output.encode($0) }.joined(separator: "\n") + "\n"
-        FileHandle.standardOutput.write(Data(lines.utf8))
+        try Output.standardOutput(bytes: Array(lines.utf8))
         if ack { try store.acknowledge(name, through: last.sequence) }
     }
 }
@@ -165,7 +165,7 @@ struct EventsAckCommand: ParsableCommand {
             let store = try global.openStore()
             try store.acknowledge(name, through: through)
             let view = SubscriberView(try store.subscriber(name))
-            Output(global).emit(view, text: "\(name) acknowledged through \(view.acknowledgedThrough); \(view.lag) pending")
+            try Output(global).emit(view, text: "\(name) acknowledged through \(view.acknowledgedThrough); \(view.lag) pending")
         }
     }
 }
@@ -184,7 +184,7 @@ struct EventsUnsubscribeCommand: ParsableCommand {
         try Output.run(global) {
             try global.openStore().unsubscribe(name)
             struct View: Encodable { let unsubscribed: String }
-            Output(global).emit(View(unsubscribed: name), text: "unsubscribed \(name)")
+            try Output(global).emit(View(unsubscribed: name), text: "unsubscribed \(name)")
         }
     }
 }

@@ -31,13 +31,13 @@ struct FindCommand: ParsableCommand {
             if let guest, let set {
                 let host = try store.hostID(forGuest: guest, in: SetID(set))
                 struct View: Encodable { let id: UInt32; let set: UInt32; let guest: UInt32 }
-                Output(global).emit(View(id: host.rawValue, set: set, guest: guest), text: "\(host)")
+                try Output(global).emit(View(id: host.rawValue, set: set, guest: guest), text: "\(host)")
                 return
             }
             let id = IOASID(id ?? 0)
             let info = try set.map { try store.find(id, in: SetID($0)) } ?? store.find(id)
             let view = IDView(info)
-            Output(global).emit(view, text: view.text)
+            try Output(global).emit(view, text: view.text)
         }
     }
 }
@@ -57,7 +57,7 @@ struct FindSetCommand: ParsableCommand {
         try Output.run(global) {
             let set = try global.openStore().findSet(IOASID(id))
             struct View: Encodable { let id: UInt32; let set: UInt32 }
-            Output(global).emit(View(id: id, set: set.rawValue), text: "\(set)")
+            try Output(global).emit(View(id: id, set: set.rawValue), text: "\(set)")
         }
     }
 }

@@ -19,7 +19,7 @@ struct FreeCommand: ParsableCommand {
             let freed = try store.free(IOASID(id), in: SetID(set))
             let state = (try? store.find(IOASID(id)))?.state == .freePending ? "free-pending" : "free"
             struct View: Encodable { let id: UInt32; let set: UInt32; let freed: Bool; let state: String }
-            Output(global).emit(
+            try Output(global).emit(
                 View(id: id, set: set, freed: freed, state: state),
                 text: freed ? "freed \(id) (\(state))" : "\(id) was already free-pending"
             )

@@ -18,7 +18,7 @@ struct AttachCommand: ParsableCommand {
         try Output.run(global) {
             try global.openStore().attach(guest: guest, to: IOASID(id), in: SetID(set))
             struct View: Encodable { let id: UInt32; let set: UInt32; let guest: UInt32 }
-            Output(global).emit(View(id: id, set: set, guest: guest), text: "guest \(guest) → host \(id) in set \(set)")
+            try Output(global).emit(View(id: id, set: set, guest: guest), text: "guest \(guest) → host \(id) in set \(set)")
         }
     }
 }
@@ -39,7 +39,7 @@ struct DetachCommand: ParsableCommand {
         try Output.run(global) {
             let guest = try global.openStore().detach(IOASID(id), in: SetID(set))
             struct View: Encodable { let id: UInt32; let set: UInt32; let guest: UInt32 }
-            Output(global).emit(View(id: id, set: set, guest: guest), text: "detached guest \(guest) from host \(id)")
+            try Output(global).emit(View(id: id, set: set, guest: guest), text: "detached guest \(guest) from host \(id)")
         }
     }
 }

@@ -20,7 +20,7 @@ struct HoldCommand: ParsableCommand {
             let new = try store.retain(IOASID(id), in: SetID(set), holder: holder)
             let holders = try store.holders(of: IOASID(id))
             struct View: Encodable { let id: UInt32; let holder: String; let new: Bool; let holders: [String] }
-            Output(global).emit(
+            try Output(global).emit(
                 View(id: id, holder: holder, new: new, holders: holders),
                 text: new ? "\(holder) holds \(id)" : "\(holder) already held \(id)"
             )
@@ -47,7 +47,7 @@ struct ReleaseCommand: ParsableCommand {
             try store.release(IOASID(id), in: SetID(set), holder: holder)
             let state = (try? store.find(IOASID(id))).map { $0.state == .freePending ? "free-pending" : "allocated" } ?? "reclaimed"
             struct View: Encodable { let id: UInt32; let holder: String; let state: String }
-            Output(global).emit(View(id: id, holder: holder, state: state), text: "\(holder) released \(id) (\(state))")
+            try Output(global).emit(View(id: id, holder: holder, state: state), text: "\(holder) released \(id) (\(state))")
         }
     }
 }

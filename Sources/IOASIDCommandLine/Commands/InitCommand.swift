@@ -32,7 +32,7 @@ struct InitCommand: ParsableCommand {
             let store = try IOASIDStore(path: global.storePath, options: options)
             let status = try store.status()
             struct Initialized: Encodable { let path: String; let capacity: UInt32; let systemSet: UInt32; let systemQuota: UInt32 }
-            Output(global).emit(
+            try Output(global).emit(
                 Initialized(path: store.path, capacity: status.capacity, systemSet: SetID.system.rawValue, systemQuota: systemQuota),
                 text: "initialised \(store.path): capacity \(status.capacity), system set \(SetID.system) with quota \(systemQuota)"
             )

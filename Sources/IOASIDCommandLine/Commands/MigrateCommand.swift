@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IOASIDStore
+import LMDB
 
 /// `ioasid migrate …`: move a set's namespace between stores.
 struct MigrateCommand: ParsableCommand {
@@ -33,26 +34,32 @@ struct Progress {
     func update(_ done: Int, _ total: Int) {
         guard enabled else { return }
         let percent = total == 0 ? 100 : done * 100 / total
-        FileHandle.standardError.write(Data("\r\(verb) \(done)/\(total) IDs (\(percent)%)\u{1B}[K".utf8))
+        Output.standardError("\r\(verb) \(done)/\(total) IDs (\(percent)%)\u{1B}[K")
     }
 
     func finish() {
         guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        Output.standardError("\r\u{1B}[K")
     }
 }
 
-/// `ioasid migrate export --set SID [--out FILE|-]`.
+/// `ioasid migrate export --set SID [--out FILE|-] [--force]`.
 struct MigrateExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Freeze a set and write its namespace (JSON Lines, versioned, SHA-256 checksummed).",
-        discussion: "The set stays frozen (allocation, free, attach, detach refused) until migrate complete or abort."
+        discussion: """
+            The set stays frozen (allocation, free, attach, detach refused) until migrate complete or abort. \
+            With --out, the export is written to a private temporary file beside FILE, synced and renamed \
+            into place: FILE never exists half-written. If the export cannot be written (a full disk, a \
+            reader that went away), the set is unfrozen again, unless it was frozen before.
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "The set to export.") var set: UInt32
     @Option(help: "Where to write the export; - for standard output.") var out: String = "-"
+    @Flag(help: "Replace FILE if it exists.") var force = false
 
     func run() throws {
         try Output.run(global) {
@@ -60,21 +67,20 @@ struct MigrateExportCommand: ParsableCommand {
             let progress = Progress(global, verb: "exporting")
             let summary: ExportSummary
             if out == "-" {
-                summary = try store.exportSet(SetID(set), to: { FileHandle.standardOutput.write($0) }, progress: progress.update)
+                summary = try store.exportSet(SetID(set), to: { bytes throws(IOASIDError) in
+                    try Output.standardOutput(bytes: bytes)
+                }, progress: progress.update)
             } else {
-                guard FileManager.default.createFile(atPath: out, contents: nil, attributes: [.posixPermissions: 0o600]),
-                    let file = FileHandle(forWritingAtPath: out)
-                else { throw IOASIDError(.invalidArgument, "cannot write \(out)") }
-                defer { try? file.close() }
-                summary = try store.exportSet(SetID(set), to: { file.write($0) }, progress: progress.update)
-                try file.synchronize()
+                let file = try AtomicFileWriter(destination: out, replacing: force)
+                summary = try store.exportSet(SetID(set), to: { bytes throws(IOASIDError) in try file.write(bytes) }, progress: progress.update)
+                try file.commit()
             }
             progress.finish()
-            let text = "exported \(summary.header.count) IDs of set \(set) (\(summary.header.token)) as export \(summary.header.exportID); set \(set) is frozen"
+            let text = "exported \(summary.header.count) IDs of set \(set) (\(Names.escaped(summary.header.token))) as export \(summary.header.exportID); set \(set) is frozen"
             if out == "-" {
-                if !global.json { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+                if !global.json { Output.standardError(text + "\n") }
             } else {
-                Output(global).emit(summary, text: text + "\nwrote \(out)")
+                try Output(global).emit(summary, text: text + "\nwrote \(out)")
             }
         }
     }
@@ -86,43 +92,32 @@ struct MigrateImportCommand: ParsableCommand {
         commandName: "import",
         abstract: "Import an export as a new set in one transaction; prints the remapped host IDs.",
         discussion: """
-            The whole export is validated first; every refusal (bad checksum, truncated, unsupported \
-            version, malformed, already imported, token in use, quota beyond unreserved capacity, an ID \
-            that cannot be placed) exits 1 and changes nothing. Host IDs are kept where free here and \
-            remapped where not; guest IDs are kept exactly.
+            The export is read once: every line is checked and hashed as it arrives, and nothing is \
+            written until the whole export, its count and SHA-256 have been verified. Every refusal \
+            (bad checksum, truncated, unsupported version, malformed, a line over 64 KiB, data over the \
+            store's limit, already imported, token in use, quota beyond unreserved capacity) exits 1 and \
+            changes nothing. Host IDs are kept where free here and remapped where not; guest IDs are kept exactly.
             """
     )
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The export file; - for standard input.") var file: String
+    @Argument(help: "The export file (or FIFO); - for standard input.") var file: String
     @Option(help: "Owner token for the new set (default: the exported one).") var token: String?
 
     func run() throws {
         try Output.run(global) {
             let store = try global.openStore()
-            var path = file
-            var spooled: String?
-            if file == "-" {
-                let temp = (NSTemporaryDirectory() as NSString).appendingPathComponent("ioasid-import-\(getpid())-\(UUID().uuidString)")
-                guard FileManager.default.createFile(atPath: temp, contents: nil, attributes: [.posixPermissions: 0o600]),
-                    let handle = FileHandle(forWritingAtPath: temp)
-                else { throw IOASIDError(.storageFailure, "cannot create a temporary file for standard input") }
-                while let chunk = try? FileHandle.standardInput.read(upToCount: 1 << 20), !chunk.isEmpty {
-                    handle.write(chunk)
-                }
-                try? handle.close()
-                path = temp
-                spooled = temp
+            let validating = Progress(global, verb: "validating")
+            let importing = Progress(global, verb: "importing")
+            let result = try store.importSet(from: file == "-" ? .standardInput : .file(file), token: token) { phase, done, total in
+                (phase == .validating ? validating : importing).update(done, total)
             }
-            defer { if let spooled { try? FileManager.default.removeItem(atPath: spooled) } }
-            let progress = Progress(global, verb: "importing")
-            let result = try store.importSet(from: path, token: token, progress: progress.update)
-            progress.finish()
-            var lines = ["imported \(result.imported) IDs as set \(result.set) (\(result.token)); \(result.remapped.count) host IDs remapped"]
+            importing.finish()
+            var lines = ["imported \(result.imported) IDs as set \(result.set) (\(Names.escaped(result.token))); \(result.remapped.count) host IDs remapped"]
             for remap in result.remapped {
                 lines.append("remapped \(remap.from) → \(remap.to)" + (remap.guest.map { " (guest \($0))" } ?? ""))
             }
-            Output(global).emit(result, text: lines.joined(separator: "\n"))
+            try Output(global).emit(result, text: lines.joined(separator: "\n"))
         }
     }
 }
@@ -141,7 +136,7 @@ struct MigrateCompleteCommand: ParsableCommand {
         try Output.run(global) {
             let result = try global.openStore().completeMigration(of: SetID(set))
             struct View: Encodable { let set: UInt32; let freed: Int; let destroyed: Bool }
-            Output(global).emit(
+            try Output(global).emit(
                 View(set: set, freed: result.freed.count, destroyed: result.destroyed),
                 text: "migration of set \(set) complete: \(result.freed.count) IDs freed" + (result.destroyed ? ", set destroyed" : ", set destroyed once its free-pending IDs are reclaimed")
             )
@@ -163,7 +158,7 @@ struct MigrateAbortCommand: ParsableCommand {
         try Output.run(global) {
             try global.openStore().abortMigration(of: SetID(set))
             struct View: Encodable { let set: UInt32; let frozen: Bool }
-            Output(global).emit(View(set: set, frozen: false), text: "migration of set \(set) aborted; the set is live again")
+            try Output(global).emit(View(set: set, frozen: false), text: "migration of set \(set) aborted; the set is live again")
         }
     }
 }

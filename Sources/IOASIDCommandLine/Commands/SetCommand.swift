@@ -36,7 +36,7 @@ struct SetCreateCommand: ParsableCommand {
         try Output.run(global) {
             let set = try global.openStore().createSet(token: token, quota: quota)
             struct View: Encodable { let set: UInt32 }
-            Output(global).emit(View(set: set.rawValue), text: "\(set)")
+            try Output(global).emit(View(set: set.rawValue), text: "\(set)")
         }
     }
 }
@@ -51,7 +51,7 @@ struct SetListCommand: ParsableCommand {
         try Output.run(global) {
             let sets = try global.openStore().sets()
             let text = sets.map { "\($0.id)\t\($0.token)\t\($0.allocated)/\($0.quota)" }.joined(separator: "\n")
-            Output(global).emit(sets.map(SetView.init), text: text)
+            try Output(global).emit(sets.map(SetView.init), text: text)
         }
     }
 }
@@ -66,7 +66,7 @@ struct SetShowCommand: ParsableCommand {
     func run() throws {
         try Output.run(global) {
             let view = SetView(try global.openStore().set(SetID(set)))
-            Output(global).emit(view, text: view.text)
+            try Output(global).emit(view, text: view.text)
         }
     }
 }
@@ -81,7 +81,7 @@ struct SetIDsCommand: ParsableCommand {
     func run() throws {
         try Output.run(global) {
             let ids = try global.openStore().ids(in: SetID(set)).map(\.rawValue)
-            Output(global).emit(ids, text: ids.map(String.init).joined(separator: "\n"))
+            try Output(global).emit(ids, text: ids.map(String.init).joined(separator: "\n"))
         }
     }
 }
@@ -107,7 +107,7 @@ struct SetAdjustCommand: ParsableCommand {
             let store = try global.openStore()
             try store.adjustQuota(of: SetID(set), to: quota)
             let view = SetView(try store.set(SetID(set)))
-            Output(global).emit(view, text: view.text)
+            try Output(global).emit(view, text: view.text)
         }
     }
 }
@@ -128,7 +128,7 @@ struct SetFreeCommand: ParsableCommand {
             let result = try global.openStore().freeSet(SetID(set), destroy: destroy)
             struct View: Encodable { let set: UInt32; let freed: Int; let destroyed: Bool }
             let text = "freed \(result.freed.count) IDs of set \(set)" + (result.destroyed ? "; set destroyed" : destroy ? "; set destroyed when its free-pending IDs are reclaimed" : "")
-            Output(global).emit(View(set: set, freed: result.freed.count, destroyed: result.destroyed), text: text)
+            try Output(global).emit(View(set: set, freed: result.freed.count, destroyed: result.destroyed), text: text)
         }
     }
 }

@@ -28,7 +28,7 @@ struct StatusCommand: ParsableCommand {
                 allocated: status.allocated, freePending: status.freePending, lastSequence: status.lastSequence,
                 sets: status.sets.map(SetView.init), subscribers: status.subscribers.map(SubscriberView.init)
             )
-            Output(global).emit(view, text: Self.text(status))
+            try Output(global).emit(view, text: Self.text(status))
         }
     }
 

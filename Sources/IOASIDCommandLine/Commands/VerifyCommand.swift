@@ -49,7 +49,7 @@ struct VerifyCommand: ParsableCommand {
                 lines.append("\(report.violationCount) violations (\(report.idsChecked) IDs checked):")
                 lines += report.violations.map { "  [\($0.code)] \($0.message) — \($0.records.joined(separator: ", "))" }
             }
-            Output(global).emit(
+            try Output(global).emit(
                 View(clean: report.isClean, idsChecked: report.idsChecked, violationCount: report.violationCount,
                      violations: report.violations, repair: repairReport),
                 text: lines.joined(separator: "\n")
@@ -76,7 +76,7 @@ struct BackupCommand: ParsableCommand {
             let store = try global.openStore()
             let bytes = try store.backup(to: destination, compact: compact)
             struct View: Encodable { let destination: String; let bytes: Int; let compact: Bool }
-            Output(global).emit(
+            try Output(global).emit(
                 View(destination: destination, bytes: bytes, compact: compact),
                 text: "backed up \(store.path) to \(destination) (\(bytes) bytes\(compact ? ", compacted" : ""))"
             )

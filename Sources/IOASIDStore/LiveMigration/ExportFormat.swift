@@ -1,4 +1,6 @@
-import Foundation
+import Crypto
+import IOASIDMigrations
+import LMDB
 
 /// The set-export format: JSON Lines, versioned, checksummed end to end,
 /// streamable in both directions.
@@ -16,20 +18,35 @@ import Foundation
 /// - One line per allocated ID in ascending order: the host ID, its guest ID
 ///   if any, and its private data in hex if any. Holders stay behind.
 /// - The trailer: the count again and the SHA-256 of every byte before the trailer line.
+///
+/// Every line is a flat JSON object of numbers, booleans and strings without
+/// escapes, at most ``maximumLineLength`` bytes; a longer line is refused as
+/// soon as it is seen.
 public enum ExportFormat {
     /// The value of the header's `format` field.
     public static let name = "ioasid-set-export"
     /// The version this software writes and reads.
     public static let version = 1
+    /// The longest line accepted, newline excluded (64 KiB).
+    public static let maximumLineLength = 65_536
 
     /// Checks an export held in memory — header, every line, order, count and
     /// SHA-256 — without importing it, and returns its header.
     ///
+    /// - Parameter maximumDataSize: the largest private data accepted per ID.
     /// - Throws: ``IOASIDError`` — `exportChecksumMismatch`, `exportTruncated`,
     ///   `exportUnsupported`, `exportMalformed`.
-    public static func validate(_ bytes: [UInt8]) throws(IOASIDError) -> ExportHeader {
-        var reader = LineReader(bytes: bytes)
-        return try IOASIDError.mapping { try IOASIDStore.validateExport(&reader, progress: nil) }
+    public static func validate(_ bytes: [UInt8], maximumDataSize: Int = IOASIDStore.defaultMaximumDataSize) throws(IOASIDError) -> ExportHeader {
+        var offset = 0
+        var validator = ExportValidator(maximumDataSize: maximumDataSize)
+        try validator.run(read: { buffer, count throws(IOASIDError) in
+            let n = min(count, bytes.count - offset)
+            buffer.append(contentsOf: bytes[offset..<(offset + n)])
+            offset += n
+            return n
+        }, entry: { _ in })
+        guard let header = validator.header else { throw IOASIDError(.exportTruncated, "the export is empty") }
+        return header
     }
 }
 
@@ -53,6 +70,15 @@ public struct ExportHeader: Codable, Sendable, Equatable {
     public let count: Int
     /// When the export was made (milliseconds since 1970).
     public let createdAt: UInt64
+
+    /// The header line, keys sorted, without its newline.
+    func line() -> [UInt8] {
+        // Tokens hold no control characters (``Names``); `"` and `\` are escaped.
+        let escapedToken = token.replacingBackslashesAndQuotes()
+        var s = "{\"count\":\(count),\"createdAt\":\(createdAt),\"exportID\":\"\(exportID)\",\"format\":\"\(format)\","
+        s += "\"quota\":\(quota),\"set\":\(set),\"sourceStore\":\"\(sourceStore)\",\"token\":\"\(escapedToken)\",\"version\":\(version)}"
+        return Array(s.utf8)
+    }
 }
 
 /// What an export wrote.
@@ -93,19 +119,42 @@ struct ExportEntry: Equatable {
     var guest: UInt32?
     var data: [UInt8]
 
-    /// The line, without its newline, keys sorted.
-    func line() -> String {
-        var s = "{"
-        if !data.isEmpty { s += "\"data\":\"" + HexCoding.encode(data) + "\"," }
-        if let guest { s += "\"guest\":\(guest)," }
-        s += "\"id\":\(id)}"
-        return s
-    }
-
     init(id: UInt32, guest: UInt32?, data: [UInt8]) {
         self.id = id
         self.guest = guest
         self.data = data
+    }
+
+    /// Appends the line and its newline to `out`, keys sorted.
+    func append(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        if !data.isEmpty {
+            out.append(contentsOf: "\"data\":\"".utf8)
+            Hex.append(data, to: &out)
+            out.append(contentsOf: "\",".utf8)
+        }
+        if let guest {
+            out.append(contentsOf: "\"guest\":".utf8)
+            Self.appendDecimal(guest, to: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out.append(contentsOf: "\"id\":".utf8)
+        Self.appendDecimal(id, to: &out)
+        out.append(contentsOf: "}\n".utf8)
+    }
+
+    static func appendDecimal(_ value: UInt32, to out: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[9 - count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            out.append(contentsOf: buffer[(10 - count)...])
+        }
     }
 
     private static let idKey = Array("id".utf8)[...]
@@ -116,27 +165,43 @@ struct ExportEntry: Equatable {
     init(parsing line: ArraySlice<UInt8>) throws(FlatJSON.Failure) {
         var id: UInt32?
         var guest: UInt32?
-        var data: [UInt8] = []
+        var data: [UInt8]?
         try FlatJSON.forEachField(line) { (key, value) throws(FlatJSON.Failure) in
             switch (key, value) {
             case (Self.idKey, .number(let n)) where id == nil && n >= 1 && n <= UInt64(UInt32.max):
                 id = UInt32(n)
             case (Self.guestKey, .number(let n)) where guest == nil && n <= UInt64(UInt32.max):
                 guest = UInt32(n)
-            case (Self.dataKey, .string(let hex)) where data.isEmpty:
-                guard let bytes = HexCoding.decode(hex), !bytes.isEmpty else { throw FlatJSON.Failure() }
+            case (Self.dataKey, .string(let hex)) where data == nil:
+                guard let bytes = Hex.decode(hex), !bytes.isEmpty else { throw FlatJSON.Failure() }
                 data = bytes
             default:
                 throw FlatJSON.Failure()
             }
         }
         guard let id else { throw FlatJSON.Failure() }
-        self.init(id: id, guest: guest, data: data)
+        self.id = id
+        self.guest = guest
+        self.data = data ?? []
+    }
+
+    /// A compact binary form for the import spool: `u32 id, u8 hasGuest, [u32 guest], u32 length, data`.
+    func spooled(into out: inout [UInt8]) {
+        out.append(contentsOf: ByteWriter.u32(id))
+        if let guest {
+            out.append(1)
+            out.append(contentsOf: ByteWriter.u32(guest))
+        } else {
+            out.append(0)
+        }
+        out.append(contentsOf: ByteWriter.u32(UInt32(data.count)))
+        out.append(contentsOf: data)
     }
 }
 
 /// A strict parser for the flat JSON objects of export lines: string keys,
-/// and values that are non-negative integers, plain strings (no escapes) or booleans.
+/// and values that are non-negative integers, plain strings (no escapes, no
+/// control characters) or booleans.
 enum FlatJSON {
     struct Failure: Error {}
 
@@ -145,9 +210,11 @@ enum FlatJSON {
         case number(UInt64)
         case string(ArraySlice<UInt8>)
         case bool(Bool)
+        /// A number too large for 64 bits, kept as its digits.
+        case hugeNumber(ArraySlice<UInt8>)
     }
 
-    /// Parses a whole line into a dictionary (for the trailer).
+    /// Parses a whole line into a dictionary (for the header and trailer).
     static func parse(_ bytes: ArraySlice<UInt8>) throws(Failure) -> [String: Value] {
         var result: [String: Value] = [:]
         try forEachField(bytes) { (key, value) throws(Failure) in
@@ -174,14 +241,25 @@ enum FlatJSON {
         func string() throws(Failure) -> ArraySlice<UInt8> {
             try expect(UInt8(ascii: "\""))
             let start = i
+            var unescaped: [UInt8]?  // only when the string has escapes
             while i < end, bytes[i] != UInt8(ascii: "\"") {
-                // Escapes and control characters never occur in the fields parsed here.
-                guard bytes[i] != UInt8(ascii: "\\"), bytes[i] >= 0x20 else { throw Failure() }
+                guard bytes[i] >= 0x20 else { throw Failure() }  // no control characters
+                if bytes[i] == UInt8(ascii: "\\") {
+                    // Only the escapes a token needs: \" \\ \/ (never \u: no control characters).
+                    guard i + 1 < end, [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/")].contains(bytes[i + 1]) else {
+                        throw Failure()
+                    }
+                    if unescaped == nil { unescaped = Array(bytes[start..<i]) }
+                    unescaped?.append(bytes[i + 1])
+                    i += 2
+                    continue
+                }
+                unescaped?.append(bytes[i])
                 i += 1
             }
             guard i < end else { throw Failure() }
             defer { i += 1 }
-            return bytes[start..<i]
+            return unescaped.map { $0[...] } ?? bytes[start..<i]
         }
         try expect(UInt8(ascii: "{"))
         skipSpace()
@@ -199,20 +277,21 @@ enum FlatJSON {
                     value = .string(try string())
                 case UInt8(ascii: "0")...UInt8(ascii: "9"):
                     var n: UInt64 = 0
+                    var overflow = false
                     let start = i
                     while i < end, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") {
                         let (m, o1) = n.multipliedReportingOverflow(by: 10)
                         let (a, o2) = m.addingReportingOverflow(UInt64(bytes[i] - UInt8(ascii: "0")))
-                        guard !o1, !o2 else { throw Failure() }
+                        overflow = overflow || o1 || o2
                         n = a
                         i += 1
                     }
                     // No leading zeros, fractions or exponents.
-                    guard i - start == 1 || bytes[start] != UInt8(ascii: "0") else { throw Failure() }
+                    guard i - start == 1 || bytes[start] != UInt8(ascii: "0"), i - start <= 64 else { throw Failure() }
                     if i < end, bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
                         throw Failure()
                     }
-                    value = .number(n)
+                    value = overflow ? .hugeNumber(bytes[start..<i]) : .number(n)
                 case UInt8(ascii: "t") where bytes[i...].starts(with: "true".utf8):
                     i += 4
                     value = .bool(true)
@@ -238,87 +317,212 @@ enum FlatJSON {
     }
 }
 
-/// Lowercase hex for private data.
-enum HexCoding {
-    private static let digits = Array("0123456789abcdef".utf8)
+/// Checks an export in one linear pass as its bytes arrive: splits lines
+/// (refusing one longer than ``ExportFormat/maximumLineLength`` at once),
+/// parses and checks the header, every entry (ascending IDs, unique guest IDs,
+/// data within the limit) and the trailer, and hashes what it reads. Each
+/// entry is handed on as soon as it is checked; the caller keeps it until the
+/// trailer's SHA-256 has been verified.
+struct ExportValidator {
+    let maximumDataSize: Int
+    private(set) var header: ExportHeader?
+    private(set) var count = 0
+    private var hasher = SHA256()
+    private var lineNumber = 0
+    private var previous: UInt32 = 0
+    private var guests = Set<UInt32>()
 
-    static func encode(_ bytes: [UInt8]) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    init(maximumDataSize: Int) { self.maximumDataSize = maximumDataSize }
 
-    static func decode(_ text: String) -> [UInt8]? { decode(Array(text.utf8)[...]) }
-
-    static func decode(_ utf8: ArraySlice<UInt8>) -> [UInt8]? {
-        let utf8 = Array(utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            default: nil
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(utf8.count / 2)
-        var i = 0
-        while i < utf8.count {
-            guard let hi = nibble(utf8[i]), let lo = nibble(utf8[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
-}
-
-/// Reads a file (or bytes in memory) line by line in large chunks, without
-/// holding a file in memory.
-struct LineReader {
-    private let handle: FileHandle?
-    private var buffer: [UInt8] = []
-    private var start = 0
-    private var atEOF = false
-
-    init(path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw IOASIDError(.invalidArgument, "cannot open \(path)")
-        }
-        self.handle = handle
-    }
-
-    init(bytes: [UInt8]) {
-        handle = nil
-        buffer = bytes
-        atEOF = true
-    }
-
-    /// The next line without its newline, and whether a newline ended it; `nil` at the end.
-    mutating func next() throws -> (line: ArraySlice<UInt8>, terminated: Bool)? {
-        while true {
-            if let newline = buffer[start...].firstIndex(of: 0x0a) {
+    /// Reads everything `read` supplies (it appends up to `count` bytes to the
+    /// buffer and returns how many, 0 at the end) and validates it, calling
+    /// `entry` for every checked ID line. Returns once the trailer has been
+    /// read and verified; throws on the first problem.
+    mutating func run(
+        read: (inout [UInt8], Int) throws(IOASIDError) -> Int,
+        entry: (ExportEntry) throws(IOASIDError) -> Void,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws(IOASIDError) {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        var start = 0  // first byte of the current line
+        var scanned = 0  // bytes after `start` known to hold no newline
+        var atEnd = false
+        var finished = false
+        while !finished {
+            if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0a) {
                 let line = buffer[start..<newline]
                 start = newline + 1
-                return (line, true)
+                scanned = 0
+                finished = try self.line(line, terminated: true, entry: entry, progress: progress)
+                if finished {
+                    // Nothing may follow the trailer.
+                    if start < buffer.count { throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)") }
+                    var probe: [UInt8] = []
+                    if try read(&probe, 1) > 0 { throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)") }
+                }
+                continue
             }
-            if atEOF {
-                guard start < buffer.count else { return nil }
-                let line = buffer[start...]
-                start = buffer.count
-                return (line, false)
+            scanned = buffer.count - start
+            if scanned > ExportFormat.maximumLineLength {
+                throw IOASIDError(
+                    .exportMalformed,
+                    "line \(lineNumber + 1) is longer than \(ExportFormat.maximumLineLength) bytes"
+                )
+            }
+            if atEnd {
+                guard start < buffer.count else {
+                    throw IOASIDError(.exportTruncated, header == nil ? "the export is empty" : "the export ends without its trailer (after \(count) of \(header?.count ?? 0) IDs)")
+                }
+                _ = try self.line(buffer[start...], terminated: false, entry: entry, progress: progress)
+                throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)")
             }
             if start > 0 {
                 buffer.removeFirst(start)
                 start = 0
             }
-            let chunk = try handle?.read(upToCount: 1 << 20) ?? Data()
-            if chunk.isEmpty { atEOF = true } else { buffer.append(contentsOf: chunk) }
+            if try read(&buffer, 1 << 20) == 0 { atEnd = true }
         }
     }
 
-    func close() { try? handle?.close() }
+    /// Checks one line; returns `true` after the trailer.
+    private mutating func line(
+        _ line: ArraySlice<UInt8>, terminated: Bool,
+        entry: (ExportEntry) throws(IOASIDError) -> Void, progress: ((Int, Int) -> Void)?
+    ) throws(IOASIDError) -> Bool {
+        lineNumber += 1
+        guard let header else {
+            let parsed = try Self.header(line, terminated: terminated)
+            if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside its header") }
+            self.header = parsed
+            hash(line)
+            return false
+        }
+        if let parsed = try? ExportEntry(parsing: line) {
+            guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
+            guard parsed.id > previous else {
+                throw IOASIDError(.exportMalformed, "line \(lineNumber): IDs must be in ascending order")
+            }
+            guard parsed.data.count <= maximumDataSize else {
+                throw IOASIDError(
+                    .exportMalformed,
+                    "line \(lineNumber): ID \(parsed.id) carries \(parsed.data.count) bytes of data, more than the limit of \(maximumDataSize)"
+                )
+            }
+            if let guest = parsed.guest, !guests.insert(guest).inserted {
+                throw IOASIDError(.exportMalformed, "line \(lineNumber): guest ID \(guest) appears twice")
+            }
+            previous = parsed.id
+            count += 1
+            guard count <= header.count else {
+                throw IOASIDError(.exportMalformed, "the export holds more IDs than its header's \(header.count)")
+            }
+            hash(line)
+            try entry(parsed)
+            if count % 65536 == 0 { progress?(count, header.count) }
+            return false
+        }
+        let fields: [String: FlatJSON.Value]
+        do { fields = try FlatJSON.parse(line) } catch {
+            if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
+            throw IOASIDError(.exportMalformed, "line \(lineNumber) is not valid")
+        }
+        guard fields["end"] != nil else {
+            if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
+            throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid ID line")
+        }
+        guard fields.count == 3, fields["end"] == .bool(true), case .number(let n)? = fields["count"],
+            case .string(let digest)? = fields["sha256"]
+        else { throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid trailer") }
+        guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside its trailer") }
+        let actual = Hex.encode(Array(hasher.finalize()))
+        guard digest.elementsEqual(actual.utf8) else {
+            throw IOASIDError(.exportChecksumMismatch, "the export's SHA-256 does not match its contents")
+        }
+        guard n == UInt64(count), count == header.count else {
+            throw IOASIDError(.exportMalformed, "the export holds \(count) IDs but says \(n) (header \(header.count))")
+        }
+        progress?(count, header.count)
+        return true
+    }
+
+    private mutating func hash(_ line: ArraySlice<UInt8>) {
+        line.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        hasher.update(data: [0x0a])
+    }
+
+    /// Parses and checks the header line, saying exactly which field is wrong.
+    private static func header(_ line: ArraySlice<UInt8>, terminated: Bool) throws(IOASIDError) -> ExportHeader {
+        let fields: [String: FlatJSON.Value]
+        do { fields = try FlatJSON.parse(line) } catch {
+            if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside its header") }
+            throw IOASIDError(.exportMalformed, "line 1 is not an export header")
+        }
+        func text(_ name: String) throws(IOASIDError) -> String {
+            guard case .string(let raw)? = fields[name], let value = String(validating: raw, as: UTF8.self) else {
+                throw IOASIDError(.exportMalformed, "the header has no valid \(name)")
+            }
+            return value
+        }
+        func number(_ name: String, bits: Int) throws(IOASIDError) -> UInt64 {
+            switch fields[name] {
+            case .number(let n)? where bits == 64 || n < (1 << UInt64(bits)):
+                return n
+            case .number(let n)?:
+                throw IOASIDError(.exportMalformed, "\(name) \(n) in the header does not fit \(bits) bits")
+            case .hugeNumber(let digits)?:
+                throw IOASIDError(.exportMalformed, "\(name) \(String(decoding: digits, as: UTF8.self)) in the header does not fit \(bits) bits")
+            default:
+                throw IOASIDError(.exportMalformed, "the header has no valid \(name)")
+            }
+        }
+        guard case .string(let formatRaw)? = fields["format"] else {
+            throw IOASIDError(.exportMalformed, "line 1 is not an export header")
+        }
+        let format = String(decoding: formatRaw, as: UTF8.self)
+        let version = fields["version"].flatMap { if case .number(let n) = $0 { n } else { nil } }
+        guard format == ExportFormat.name, version == UInt64(ExportFormat.version) else {
+            throw IOASIDError(
+                .exportUnsupported,
+                "unsupported export format \(Names.escaped(format)) version \(version.map(String.init) ?? "?"); this software reads \(ExportFormat.name) version \(ExportFormat.version)"
+            )
+        }
+        let known: Set<String> = ["count", "createdAt", "exportID", "format", "quota", "set", "sourceStore", "token", "version"]
+        if let extra = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw IOASIDError(.exportMalformed, "the header has an unknown field \(Names.escaped(extra))")
+        }
+        let token = try text("token")
+        do { try Names.check(token, as: "token") } catch {
+            throw IOASIDError(.exportMalformed, "the header's token is not valid: \(error.message)")
+        }
+        let exportID = try text("exportID")
+        guard UUIDBytes.parse(exportID) != nil else { throw IOASIDError(.exportMalformed, "the export ID \(Names.escaped(exportID)) is not a UUID") }
+        let sourceStore = try text("sourceStore")
+        guard sourceStore.utf8.count <= 64, Hex.decode(sourceStore) != nil else {
+            throw IOASIDError(.exportMalformed, "the source store ID is not hex")
+        }
+        let quota = UInt32(try number("quota", bits: 32))
+        let count = try number("count", bits: 32)
+        let set = UInt32(try number("set", bits: 32))
+        let createdAt = try number("createdAt", bits: 64)
+        guard quota > 0, count <= UInt64(quota) else {
+            throw IOASIDError(.exportMalformed, "the header's count \(count) does not fit its quota \(quota)")
+        }
+        return ExportHeader(
+            format: format, version: ExportFormat.version, exportID: exportID, sourceStore: sourceStore,
+            set: set, token: token, quota: quota, count: Int(count), createdAt: createdAt
+        )
+    }
+}
+
+extension String {
+    /// `\` and `"` escaped for a JSON string.
+    fileprivate func replacingBackslashesAndQuotes() -> String {
+        var out = ""
+        for c in unicodeScalars {
+            if c == "\\" || c == "\"" { out.unicodeScalars.append("\\") }
+            out.unicodeScalars.append(c)
+        }
+        return out
+    }
 }

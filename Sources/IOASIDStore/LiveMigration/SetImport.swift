@@ -1,181 +1,281 @@
-import Crypto
-import Foundation
+import IOASIDMigrations
 import LMDB
+
+/// Where an export is read from.
+public enum ExportSource: Sendable, Equatable {
+    /// A file, FIFO or device (`/dev/stdin` works too).
+    case file(String)
+    /// The process's standard input.
+    case standardInput
+}
+
+/// The two phases of an import, for progress reports.
+public enum ImportPhase: String, Sendable {
+    /// Reading and checking the export (no transaction is open).
+    case validating
+    /// Applying it in one write transaction.
+    case importing
+}
 
 extension IOASIDStore {
     /// Imports an export (see ``ExportFormat``) as a new set, atomically.
     ///
-    /// First the whole file is validated — format and version, every line,
-    /// the count and the SHA-256 — without touching the store. Then one write
-    /// transaction creates the set (reserving its quota), keeps each host ID
-    /// where it is free here and remaps it to the lowest free ID where it is
-    /// not, preserves every guest ID and datum, records the export ID, and
-    /// commits SET_CREATE, ALLOC and BIND events. Any refusal leaves the store
-    /// unchanged.
+    /// The input is read **exactly once**, in one linear pass: each line is
+    /// parsed, checked and hashed as it arrives and kept in a spool (in memory,
+    /// or beyond 32 MiB in an unnamed private file in the store's directory),
+    /// so a file, a FIFO or standard input all work, and what was checked is
+    /// what is applied. No transaction is open while the input is read, so a
+    /// slow producer stalls nobody else. Only once the trailer's SHA-256 has
+    /// been verified does one write transaction create the set (reserving its
+    /// quota), keep each host ID where it is free here and remap it to the
+    /// lowest free ID where it is not, preserve every guest ID and datum,
+    /// record the export ID, and commit SET_CREATE, ALLOC and BIND events. Any
+    /// refusal leaves the store unchanged.
     ///
     /// - Parameters:
-    ///   - path: the export file (stream standard input to a file first).
+    ///   - source: where to read the export.
     ///   - token: the new set's owner token; default the exported one.
-    ///   - progress: called now and then with (IDs processed, IDs in total).
+    ///   - progress: called now and then with the phase, IDs done and IDs in total.
     /// - Throws: ``IOASIDError`` — `exportChecksumMismatch`, `exportTruncated`,
-    ///   `exportUnsupported`, `exportMalformed`, `exportAlreadyImported`,
-    ///   `duplicateToken`, `capacityExhausted`, `duplicateGuest`, `cannotPlace`.
+    ///   `exportUnsupported`, `exportMalformed` (including a line longer than
+    ///   ``ExportFormat/maximumLineLength`` or data beyond the store's limit),
+    ///   `exportAlreadyImported`, `duplicateToken`, `capacityExhausted`,
+    ///   `invalidArgument` (an input that cannot be read, a bad token), `storageFailure`.
     public func importSet(
-        from path: String,
+        from source: ExportSource,
         token: String? = nil,
-        progress: ((Int, Int) -> Void)? = nil
+        progress: ((ImportPhase, Int, Int) -> Void)? = nil
     ) throws(IOASIDError) -> ImportResult {
-        try IOASIDError.mapping {
-            let header = try Self.validateExport(at: path, progress: progress)
-            guard let exportID = UUID(uuidString: header.exportID) else {
+        try checkWritable()
+        if let token { try Names.check(token, as: "token") }
+        let limit = try readMapped { try $0.maximumDataSize() }
+        let spool = ImportSpool(directory: path)
+        let header: ExportHeader
+        switch source {
+        case .standardInput:
+            header = try Self.validate(SystemFile.standardInput, named: "standard input", limit: limit, into: spool, progress: progress)
+        case .file(let file):
+            let opened: SystemFile
+            do { opened = try SystemFile.openForReading(file) } catch {
+                throw IOASIDError(.invalidArgument, "cannot open \(file): \(error.message)", cause: error)
+            }
+            header = try Self.validate(opened, named: file, limit: limit, into: spool, progress: progress)
+        }
+        return try writeMapped { tx in try tx.applyImport(header, spool: spool, token: token, progress: progress) }
+    }
+
+    /// Reads `input` once, validating it and spooling its entries.
+    private static func validate(
+        _ input: borrowing SystemFile, named name: String, limit: Int, into spool: ImportSpool,
+        progress: ((ImportPhase, Int, Int) -> Void)?
+    ) throws(IOASIDError) -> ExportHeader {
+        var validator = ExportValidator(maximumDataSize: limit)
+        let descriptor = input.descriptor
+        try validator.run(
+            read: { buffer, count throws(IOASIDError) in
+                try SystemFile.read(descriptor: descriptor, into: &buffer, upTo: count, named: name)
+            },
+            entry: { entry throws(IOASIDError) in try spool.append(entry) },
+            progress: progress.map { report in { report(.validating, $0, $1) } }
+        )
+        guard let header = validator.header else { throw IOASIDError(.exportTruncated, "the export is empty") }
+        return header
+    }
+
+    /// Imports the export in the file at `path`; see ``importSet(from:token:progress:)-(ExportSource,_,_)``.
+    public func importSet(from path: String, token: String? = nil) throws(IOASIDError) -> ImportResult {
+        try importSet(from: .file(path), token: token, progress: nil)
+    }
+}
+
+extension WriteTransaction {
+    /// Applies a validated, spooled export as a new set.
+    fileprivate func applyImport(
+        _ header: ExportHeader, spool: ImportSpool, token: String?, progress: ((ImportPhase, Int, Int) -> Void)?
+    ) throws -> ImportResult {
+        try operation {
+            guard let exportKey = UUIDBytes.parse(header.exportID) else {
                 throw IOASIDError(.exportMalformed, "the export ID is not a UUID")
             }
-            let exportKey = withUnsafeBytes(of: exportID.uuid) { Array($0) }
-            return try write { tx in
-                if let raw = try tx.txn.get(exportKey, in: tx.schema.imports), let set = Key.decodeU32(raw) {
-                    throw IOASIDError(.exportAlreadyImported, "export \(header.exportID) was already imported as set \(set)")
+            if let previous = try record(exportKey, in: schema.imports, { try ImportRecord(decoding: &$0) }) {
+                throw IOASIDError(.exportAlreadyImported, "export \(header.exportID) was already imported as set \(previous.set)")
+            }
+            let set = try createSet(token: token ?? header.token, quota: header.quota)
+            var record = try setRecord(set)
+            let capacity = try capacity()
+            var done = 0
+            func placed() {
+                done += 1
+                if done % 16384 == 0 { progress?(.importing, done, header.count) }
+            }
+            // Pass 1: keep every host ID that is free here, walking the free index once.
+            let kept = try keepFreeIDs(spool: spool, below: capacity)
+            try spool.forEach { entry in
+                guard kept.contains(entry.id) else { return }
+                try place(IOASID(entry.id), in: set, record: &record, data: entry.data, guest: entry.guest)
+                placed()
+            }
+            // Pass 2: remap the rest to the lowest free IDs, in runs. (A remap target is
+            // never the host ID of another entry: those were kept in pass 1 or are in use here.)
+            var remapped: [Remap] = []
+            var targets = try takeLowestFree(count: header.count - kept.count)
+            try spool.forEach { entry in
+                guard !kept.contains(entry.id) else { return }
+                guard let target = targets.next() else {
+                    throw IOASIDError(.corruptStore, "the free index holds fewer free IDs than the unreserved capacity promises")
                 }
-                let set = try tx.createSet(token: token ?? header.token, quota: header.quota)
-                var record = try tx.setRecord(set)
-                let capacity = try tx.capacity()
-                var done = 0
-                // Pass 1: keep every host ID that is free here.
-                try Self.forEachEntry(at: path) { entry in
-                    if entry.id < capacity, let slot = try tx.freeSlot(for: entry.id) {
-                        if let guest = entry.guest { try tx.checkGuestFree(guest, in: set) }
-                        try tx.place(slot, in: set, record: &record, data: entry.data, guest: entry.guest)
-                        done += 1
-                        if done % 16384 == 0 { progress?(done, header.count) }
+                try place(IOASID(target), in: set, record: &record, data: entry.data, guest: entry.guest)
+                remapped.append(Remap(from: IOASID(entry.id), to: IOASID(target), guest: entry.guest))
+                placed()
+            }
+            guard done == header.count else {
+                throw IOASIDError(.corruptStore, "the import spool holds \(done) IDs, not \(header.count)")
+            }
+            try put(ImportRecord(set: set.rawValue, importedAt: IOASIDStore.nowMillis()).encoded(), exportKey, in: schema.imports)
+            progress?(.importing, done, header.count)
+            return ImportResult(set: set, token: record.token, exportID: header.exportID, imported: done, remapped: remapped)
+        }
+    }
+
+    /// Finds which of the spooled IDs are free here (one walk of the free
+    /// index alongside the ascending IDs) and takes them, one rewrite per extent.
+    private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32) throws -> Set<UInt32> {
+        var runs: [(extent: ClosedRange<UInt32>, ids: [UInt32])] = []
+        try txn.withCursor(on: schema.control) { cursor in
+            var current: ClosedRange<UInt32>?
+            var exhausted = false
+            try spool.forEach { entry in
+                guard !exhausted, entry.id < capacity else { return }
+                if current.map({ $0.upperBound < entry.id }) ?? true {
+                    // Seek forward to the first extent ending at or after this ID.
+                    let found: ClosedRange<UInt32>?? = try cursor.withEntry(atOrAfter: StoreLayout.extentKey(last: entry.id)) { try Self.extent($0) }
+                    guard let next = found ?? nil else {
+                        exhausted = true
+                        return
                     }
+                    current = next
                 }
-                // Pass 2: remap the rest to the lowest free IDs. (A remap target is never the
-                // host ID of another entry: those were either kept in pass 1 or are in use here.)
-                var remapped: [Remap] = []
-                try Self.forEachEntry(at: path) { entry in
-                    if entry.id < capacity, try tx.idRecord(IOASID(entry.id))?.set == set.rawValue { return }
-                    if let guest = entry.guest { try tx.checkGuestFree(guest, in: set) }
-                    guard let target = try tx.lowestFreeSlot(in: 1, capacity - 1) else {
-                        throw IOASIDError(.cannotPlace, "no free ID for exported ID \(entry.id)")
-                    }
-                    try tx.place(target, in: set, record: &record, data: entry.data, guest: entry.guest)
-                    remapped.append(Remap(from: IOASID(entry.id), to: IOASID(target.id), guest: entry.guest))
-                    done += 1
-                    if done % 16384 == 0 { progress?(done, header.count) }
+                guard let extent = current, extent.contains(entry.id) else { return }
+                if runs.last?.extent == extent {
+                    runs[runs.count - 1].ids.append(entry.id)
+                } else {
+                    runs.append((extent, [entry.id]))
                 }
-                guard done == header.count else {
-                    throw IOASIDError(.exportMalformed, "the export changed while it was being imported")
-                }
-                var value = ByteWriter()
-                value.u32(set.rawValue)
-                value.u64(Self.nowMillis())
-                try tx.txn.put(value.bytes, forKey: exportKey, in: tx.schema.imports)
-                progress?(done, header.count)
-                return ImportResult(
-                    set: set, token: record.token, exportID: header.exportID, imported: done, remapped: remapped
-                )
             }
         }
-    }
-
-    /// Checks a whole export — header, every line, order, count and SHA-256 — and returns its header.
-    static func validateExport(at path: String, progress: ((Int, Int) -> Void)? = nil) throws -> ExportHeader {
-        var reader = try LineReader(path: path)
-        defer { reader.close() }
-        return try validateExport(&reader, progress: progress)
-    }
-
-    static func validateExport(_ reader: inout LineReader, progress: ((Int, Int) -> Void)?) throws -> ExportHeader {
-        guard let (first, firstTerminated) = try reader.next() else {
-            throw IOASIDError(.exportTruncated, "the export is empty")
+        var kept = Set<UInt32>()
+        for run in runs {
+            // What is left of the extent once the kept IDs are out: the gaps between them.
+            try remove(StoreLayout.extentKey(last: run.extent.upperBound), in: schema.control)
+            var first = run.extent.lowerBound
+            for id in run.ids {
+                if id > first { try putExtent(first: first, last: id - 1) }
+                first = id + 1
+                kept.insert(id)
+            }
+            if let last = run.ids.last, last < run.extent.upperBound { try putExtent(first: last + 1, last: run.extent.upperBound) }
         }
-        let header: ExportHeader
+        return kept
+    }
+
+    /// Takes the `count` lowest free IDs from the free index, a whole extent
+    /// or a prefix of one at a time, and returns them in ascending order.
+    private func takeLowestFree(count: Int) throws -> IndexingIterator<[UInt32]> {
+        var ids: [UInt32] = []
+        ids.reserveCapacity(count)
+        while ids.count < count {
+            guard let slot = try lowestFreeSlot(in: 1, .max) else { break }
+            let wanted = UInt32(min(UInt64(count - ids.count), UInt64(slot.extent.upperBound - slot.extent.lowerBound) + 1))
+            let run = slot.extent.lowerBound...(slot.extent.lowerBound + wanted - 1)
+            try takeFreeRun(run, from: slot)
+            ids.append(contentsOf: run)
+        }
+        return ids.makeIterator()
+    }
+}
+
+/// The unnamed file an import spool spills into.
+private final class SpillFile {
+    let handle: SystemFile
+    init(_ handle: consuming SystemFile) { self.handle = handle }
+}
+
+/// The checked entries of an export between validation and import: in memory
+/// up to 32 MiB, then in an unnamed private file (`0600`, unlinked at once) in
+/// the store's directory. Only this process can read it back, so what is
+/// applied is exactly what was checked.
+final class ImportSpool {
+    private let directory: String
+    private var buffer: [UInt8] = []
+    private var file: SpillFile?
+    private var spilled: Int64 = 0
+    private static let memoryLimit = 32 << 20
+
+    init(directory: String) { self.directory = directory }
+
+    /// Keeps one checked entry.
+    func append(_ entry: ExportEntry) throws(IOASIDError) {
+        entry.spooled(into: &buffer)
+        if buffer.count >= Self.memoryLimit || (file != nil && buffer.count >= 1 << 20) { try spill() }
+    }
+
+    private func spill() throws(IOASIDError) {
         do {
-            header = try JSONDecoder().decode(ExportHeader.self, from: Data(first))
+            if file == nil { file = SpillFile(try SystemFile.createAnonymous(in: directory)) }
+            try file?.handle.writeAll(buffer)
         } catch {
-            if !firstTerminated { throw IOASIDError(.exportTruncated, "the export ends inside its header") }
-            // A header of another format or version may not decode as ours: say which.
-            if let any = try? JSONSerialization.jsonObject(with: Data(first)) as? [String: Any],
-                let format = any["format"] as? String
-            {
-                throw IOASIDError(.exportUnsupported, "unsupported export format \(format) version \(any["version"] ?? "?")")
-            }
-            throw IOASIDError(.exportMalformed, "line 1 is not an export header")
-        }
-        guard header.format == ExportFormat.name, header.version == ExportFormat.version else {
             throw IOASIDError(
-                .exportUnsupported,
-                "unsupported export format \(header.format) version \(header.version); this software reads \(ExportFormat.name) version \(ExportFormat.version)"
+                .storageFailure,
+                "cannot spool the import in \(directory): \(error == .noSpace ? "the disk is full" : error.message)", cause: error
             )
         }
-        guard header.count >= 0, header.count <= Int(header.quota), header.quota > 0 else {
-            throw IOASIDError(.exportMalformed, "the header's count \(header.count) does not fit its quota \(header.quota)")
-        }
-        var hasher = SHA256()
-        hasher.update(data: Data(first))
-        hasher.update(data: Data([0x0a]))
-        var lineNumber = 1
-        var count = 0
-        var previous: UInt32 = 0
-        while let (line, terminated) = try reader.next() {
-            lineNumber += 1
-            let entry: ExportEntry
-            do {
-                entry = try ExportEntry(parsing: line)
-            } catch {
-                let fields: [String: FlatJSON.Value]
-                do { fields = try FlatJSON.parse(line) } catch {
-                    if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
-                    throw IOASIDError(.exportMalformed, "line \(lineNumber) is not valid")
-                }
-                guard fields["end"] != nil else {
-                    if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
-                    throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid ID line")
-                }
-                guard fields.count == 3, fields["end"] == .bool(true), case .number(let n)? = fields["count"],
-                    case .string(let digest)? = fields["sha256"]
-                else { throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid trailer") }
-                guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside its trailer") }
-                guard try reader.next() == nil else {
-                    throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)")
-                }
-                let actual = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-                guard Array(digest) == Array(actual.utf8) else {
-                    throw IOASIDError(.exportChecksumMismatch, "the export's SHA-256 does not match its contents")
-                }
-                guard n == UInt64(count), count == header.count else {
-                    throw IOASIDError(.exportMalformed, "the export holds \(count) IDs but says \(n) (header \(header.count))")
-                }
-                return header
-            }
-            guard entry.id > previous else {
-                throw IOASIDError(.exportMalformed, "line \(lineNumber): IDs must be in ascending order")
-            }
-            guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
-            previous = entry.id
-            count += 1
-            guard count <= header.count else {
-                throw IOASIDError(.exportMalformed, "the export holds more IDs than its header's \(header.count)")
-            }
-            hasher.update(data: Data(line))
-            hasher.update(data: Data([0x0a]))
-            if count % 65536 == 0 { progress?(count, header.count) }
-        }
-        throw IOASIDError(.exportTruncated, "the export ends without its trailer (after \(count) of \(header.count) IDs)")
+        spilled += Int64(buffer.count)
+        buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Calls `body` for each ID line of an already validated export.
-    private static func forEachEntry(at path: String, _ body: (ExportEntry) throws -> Void) throws {
-        var reader = try LineReader(path: path)
-        defer { reader.close() }
-        _ = try reader.next()
-        while let (line, _) = try reader.next() {
-            guard let entry = try? ExportEntry(parsing: line) else {
-                // Only the (already validated) trailer may end the entries.
-                guard let fields = try? FlatJSON.parse(line), fields["end"] == .bool(true) else { break }
-                return
+    /// Calls `body` with every entry, in the order they were appended.
+    func forEach(_ body: (ExportEntry) throws -> Void) throws {
+        if let spill = file {
+            try spill.handle.seek(to: 0)
+            var chunk: [UInt8] = []
+            var remaining = spilled
+            while remaining > 0 {
+                let n = try spill.handle.read(into: &chunk, upTo: Int(min(remaining, 1 << 20)))
+                guard n > 0 else { throw IOASIDError(.storageFailure, "the import spool ended early") }
+                remaining -= Int64(n)
+                let used = try Self.decode(chunk, final: remaining == 0, body)
+                chunk.removeFirst(used)
             }
-            try body(entry)
+            guard chunk.isEmpty else { throw IOASIDError(.storageFailure, "the import spool ends inside an entry") }
         }
-        throw IOASIDError(.exportMalformed, "the export changed while it was being imported")
+        _ = try Self.decode(buffer, final: true, body)
+    }
+
+    /// Decodes whole entries from `bytes`; returns how many bytes they used.
+    private static func decode(_ bytes: [UInt8], final: Bool, _ body: (ExportEntry) throws -> Void) throws -> Int {
+        var offset = 0
+        while true {
+            guard let header = BigEndian.u32(bytes, at: offset), offset + 5 <= bytes.count else { break }
+            let hasGuest = bytes[offset + 4] == 1
+            let lengthAt = offset + 5 + (hasGuest ? 4 : 0)
+            guard let length = BigEndian.u32(bytes, at: lengthAt), lengthAt + 4 + Int(length) <= bytes.count else { break }
+            let guest = hasGuest ? BigEndian.u32(bytes, at: offset + 5) : nil
+            let data = Array(bytes[(lengthAt + 4)..<(lengthAt + 4 + Int(length))])
+            try body(ExportEntry(id: header, guest: guest, data: data))
+            offset = lengthAt + 4 + Int(length)
+        }
+        if final, offset != bytes.count { throw IOASIDError(.storageFailure, "the import spool ends inside an entry") }
+        return offset
+    }
+}
+
+extension SystemFile {
+    /// Reads from an open descriptor, reporting a failure as an unreadable input.
+    static func read(descriptor: Int32, into buffer: inout [UInt8], upTo count: Int, named name: String) throws(IOASIDError) -> Int {
+        do {
+            return try SystemFile.borrowing(descriptor).read(into: &buffer, upTo: count)
+        } catch {
+            throw IOASIDError(.invalidArgument, "cannot read \(name): \(error.message)", cause: error)
+        }
     }
 }

@@ -1,3 +1,5 @@
+import IOASIDMigrations
+
 /// One state change, as recorded in the store's write-ahead outbox.
 ///
 /// Every event commits in the same transaction as the change it describes,
@@ -113,4 +115,31 @@ public struct SubscriberInfo: Sendable, Codable, Equatable {
     public let lag: Int
     /// When the oldest unacknowledged event committed (milliseconds since 1970), if any.
     public let oldestUnacknowledged: UInt64?
+}
+
+extension Event {
+    /// The event stored under `sequence`.
+    init(sequence: UInt64, record: EventRecord) throws {
+        guard let kind = Kind(code: record.kind) else { throw DecodingFailure() }
+        self.init(
+            sequence: sequence, kind: kind, timestamp: record.timestamp, set: SetID(record.set), token: record.token,
+            id: record.id.map(IOASID.init), quota: record.quota, guest: record.guest, destroy: record.destroy
+        )
+    }
+}
+
+extension EventFilter {
+    /// The filter a subscriber record keeps.
+    init(_ record: SubscriberRecord) {
+        self.init(
+            sets: record.sets.map { Set($0.map(SetID.init)) },
+            kinds: record.kindMask.map { mask in Set(Event.Kind.allCases.filter { mask & (1 << UInt16($0.code)) != 0 }) }
+        )
+    }
+
+    /// The sets of the filter as stored.
+    var storedSets: Set<UInt32>? { sets.map { Set($0.map(\.rawValue)) } }
+
+    /// The kinds of the filter as a stored bitmask.
+    var storedKindMask: UInt16? { kinds.map { $0.reduce(0) { $0 | 1 << UInt16($1.code) } } }
 }

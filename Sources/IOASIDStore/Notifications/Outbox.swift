@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 /// The write-ahead outbox: events are appended in the same write transaction
@@ -9,16 +10,16 @@ import LMDB
 /// exactly the events someone still has to see. Sequence numbers are dense
 /// across stored events and never go backwards, even when the outbox empties.
 extension IOASIDReading where Self: ~Copyable {
-    /// Every subscriber with its record, in name order.
+    /// Every subscriber with its record, in name order (read once per transaction).
     func subscriberRecords() throws -> [(name: String, record: SubscriberRecord)] {
         if let cached = context.state.subscribers { return cached }
         let records = try txn.withCursor(on: schema.subscribers) { cursor in
             var result: [(String, SubscriberRecord)] = []
-            try cursor.scan(from: []) { key, reader in
-                guard let name = String(validating: key, as: UTF8.self) else {
-                    throw IOASIDError(.corruptStore, "malformed subscriber name")
+            try cursor.forEach { entry in
+                guard let name = entry.keyText() else {
+                    throw IOASIDError.undecodable(database: "subscribers", key: entry.keyBytes())
                 }
-                result.append((name, try decoding("subscriber \(name)") { try SubscriberRecord(decoding: &reader) }))
+                result.append((name, try Self.decode(entry, in: "subscribers") { try SubscriberRecord(decoding: &$0) }))
                 return true
             }
             return result
@@ -28,34 +29,58 @@ extension IOASIDReading where Self: ~Copyable {
     }
 
     func subscriberRecord(_ name: String) throws -> SubscriberRecord {
-        let record = try txn.withValue(forKey: Array(name.utf8), in: schema.subscribers) { reader in
-            try decoding("subscriber \(name)") { try SubscriberRecord(decoding: &reader) }
+        guard let record = try record(StoreLayout.subscriberKey(name), in: schema.subscribers, { try SubscriberRecord(decoding: &$0) }) else {
+            throw IOASIDError(.noSuchSubscriber, "no subscriber named \"\(Names.escaped(name))\"")
         }
-        guard let record else { throw IOASIDError(.noSuchSubscriber, "no subscriber named \"\(name)\"") }
         return record
     }
 
     /// The sequence number the next stored event will get.
     func nextSequence() throws -> UInt64 {
+        if let cached = context.state.nextSequence { return cached }
         let afterLast = try txn.withCursor(on: schema.events) { cursor in
-            try cursor.last().flatMap { Key.decodeU64($0.key) }.map { $0 + 1 }
+            try cursor.withLast { entry -> UInt64 in
+                guard let sequence = entry.keyU64() else {
+                    throw IOASIDError.undecodable(database: "events", key: entry.keyBytes())
+                }
+                return sequence + 1
+            }
         }
-        let kept = try txn.withValue(forKey: MetaKey.nextSequence, in: schema.meta) { reader in
-            try decoding("next sequence") { try reader.u64() }
-        }
-        return max(afterLast ?? 1, kept ?? 1)
+        let kept = try metaU64(StoreLayout.MetaKey.nextSequence)
+        let next = max(afterLast ?? 1, kept ?? 1)
+        context.state.nextSequence = next
+        return next
     }
 
     /// The highest sequence number handed out so far (0 when none).
     public func lastSequence() throws -> UInt64 { try nextSequence() - 1 }
 
-    /// Visits stored events with sequence numbers in `range`, in order.
+    /// Visits the stored events with sequence numbers in `range`, in order,
+    /// with their (sealed, checked) record readers.
     func forEachEvent(in range: ClosedRange<UInt64>, _ body: (UInt64, inout ValueReader) throws -> Bool) throws {
         try txn.withCursor(on: schema.events) { cursor in
-            try cursor.scan(from: Key.u64(range.lowerBound)) { key, reader in
-                guard let sequence = Key.decodeU64(key) else { throw IOASIDError(.corruptStore, "malformed event key") }
+            try cursor.forEach(from: StoreLayout.sequenceKey(range.lowerBound)) { entry in
+                guard let sequence = entry.keyU64() else {
+                    throw IOASIDError.undecodable(database: "events", key: entry.keyBytes())
+                }
                 guard sequence <= range.upperBound else { return false }
+                guard var reader = entry.sealedReader() else {
+                    throw IOASIDError(.corruptStore, "event \(sequence) in database events is damaged (checksum mismatch)")
+                }
                 return try body(sequence, &reader)
+            }
+        }
+    }
+
+    /// Visits the stored events in `range`, decoded.
+    func forEachDecodedEvent(in range: ClosedRange<UInt64>, _ body: (Event) throws -> Bool) throws {
+        try forEachEvent(in: range) { sequence, reader in
+            let record: EventRecord
+            do { record = try EventRecord(decoding: &reader) } catch {
+                throw IOASIDError.undecodable(database: "events", key: StoreLayout.sequenceKey(sequence))
+            }
+            do { return try body(try Event(sequence: sequence, record: record)) } catch is DecodingFailure {
+                throw IOASIDError.undecodable(database: "events", key: StoreLayout.sequenceKey(sequence))
             }
         }
     }
@@ -70,13 +95,14 @@ extension WriteTransaction {
         _ kind: Event.Kind, set: SetID, token: String,
         id: IOASID? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil
     ) throws -> UInt64? {
-        guard try subscriberRecords().contains(where: { $0.record.filter.matches(kind, set: set) }) else { return nil }
+        guard try subscriberRecords().contains(where: { $0.record.takes(kind: kind.code, set: set.rawValue) }) else { return nil }
         let sequence = try nextSequence()
-        let event = Event(
-            sequence: sequence, kind: kind, timestamp: IOASIDStore.nowMillis(), set: set, token: token,
-            id: id, quota: quota, guest: guest, destroy: destroy
+        let record = EventRecord(
+            kind: kind.code, timestamp: IOASIDStore.nowMillis(), set: set.rawValue, token: token,
+            id: id?.rawValue, quota: quota, guest: guest, destroy: destroy
         )
-        try txn.put(EventCoding.encode(event), forKey: Key.u64(sequence), in: schema.events)
+        try put(record.encoded(), StoreLayout.sequenceKey(sequence), in: schema.events)
+        context.state.nextSequence = sequence + 1
         return sequence
     }
 
@@ -87,17 +113,13 @@ extension WriteTransaction {
         let next = try nextSequence()
         var obsolete: [UInt64] = []
         try forEachEvent(in: range) { sequence, reader in
-            let (kind, set) = try decoding("event \(sequence)") { try EventCoding.kindAndSet(&reader) }
-            if !subscribers.contains(where: { $0.acknowledgedThrough < sequence && $0.filter.matches(kind, set: set) }) {
+            let (kind, set) = try EventRecord.kindAndSet(decoding: &reader)
+            if !subscribers.contains(where: { $0.acknowledgedThrough < sequence && $0.takes(kind: kind, set: set) }) {
                 obsolete.append(sequence)
             }
             return true
         }
-        for sequence in obsolete { try txn.delete(Key.u64(sequence), in: schema.events) }
-        if !obsolete.isEmpty {
-            var w = ByteWriter()
-            w.u64(next)
-            try txn.put(w.bytes, forKey: MetaKey.nextSequence, in: schema.meta)
-        }
+        for sequence in obsolete { try remove(StoreLayout.sequenceKey(sequence), in: schema.events) }
+        if !obsolete.isEmpty { try putMeta(StoreLayout.MetaKey.nextSequence, u64: next) }
     }
 }

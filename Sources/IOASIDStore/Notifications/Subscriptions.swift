@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 /// Durable, named subscribers: at-least-once, in-order delivery with
@@ -24,9 +25,8 @@ extension IOASIDReading where Self: ~Copyable {
         let start = max(after ?? 0, record.acknowledgedThrough)
         guard start < .max, limit > 0 else { return [] }
         var events: [Event] = []
-        try forEachEvent(in: (start + 1)...UInt64.max) { sequence, reader in
-            let event = try decoding("event \(sequence)") { try EventCoding.decode(sequence: sequence, &reader) }
-            if record.filter.matches(event.kind, set: event.set) { events.append(event) }
+        try forEachDecodedEvent(in: (start + 1)...UInt64.max) { event in
+            if record.takes(kind: event.kind.code, set: event.set.rawValue) { events.append(event) }
             return events.count < limit
         }
         return events
@@ -37,8 +37,8 @@ extension IOASIDReading where Self: ~Copyable {
         var oldest: UInt64?
         if record.acknowledgedThrough < .max {
             try forEachEvent(in: (record.acknowledgedThrough + 1)...UInt64.max) { sequence, reader in
-                let event = try decoding("event \(sequence)") { try EventCoding.decode(sequence: sequence, &reader) }
-                if record.filter.matches(event.kind, set: event.set) {
+                let event = try EventRecord(decoding: &reader)
+                if record.takes(kind: event.kind, set: event.set) {
                     lag += 1
                     if oldest == nil { oldest = event.timestamp }
                 }
@@ -46,7 +46,7 @@ extension IOASIDReading where Self: ~Copyable {
             }
         }
         return SubscriberInfo(
-            name: name, filter: record.filter, acknowledgedThrough: record.acknowledgedThrough,
+            name: name, filter: EventFilter(record), acknowledgedThrough: record.acknowledgedThrough,
             lag: lag, oldestUnacknowledged: oldest
         )
     }
@@ -59,20 +59,17 @@ extension WriteTransaction {
     /// While it has not acknowledged a FREE of a set its filter takes, that ID
     /// stays free-pending.
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` (a name of 0 or more than 128 bytes),
+    /// - Throws: ``IOASIDError/Code/invalidArgument`` (a name that is not a name; see ``Names``),
     ///   ``IOASIDError/Code/duplicateSubscriber``, ``IOASIDError/Code/noSuchSet``.
     public func subscribe(_ name: String, filter: EventFilter = .all) throws {
         try operation {
-            guard !name.isEmpty, name.utf8.count <= 128 else {
-                throw IOASIDError(.invalidArgument, "a subscriber name must be 1 to 128 bytes long")
-            }
-            if try txn.contains(Array(name.utf8), in: schema.subscribers) {
-                throw IOASIDError(.duplicateSubscriber, "a subscriber named \"\(name)\" exists")
+            try Names.check(name, as: "subscriber name")
+            if try txn.contains(StoreLayout.subscriberKey(name), in: schema.subscribers) {
+                throw IOASIDError(.duplicateSubscriber, "a subscriber named \"\(Names.escaped(name))\" exists")
             }
             for set in filter.sets ?? [] { _ = try setRecord(set) }
-            let record = SubscriberRecord(acknowledgedThrough: try lastSequence(), filter: filter)
-            try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
-            context.state.subscribers = nil
+            let record = SubscriberRecord(acknowledgedThrough: try lastSequence(), sets: filter.storedSets, kindMask: filter.storedKindMask)
+            try putSubscriber(record, name)
         }
     }
 
@@ -93,10 +90,9 @@ extension WriteTransaction {
             }
             guard sequence > record.acknowledgedThrough else { return }
             let range = (record.acknowledgedThrough + 1)...sequence
-            let freed = try freedIDs(in: range, filter: record.filter)
+            let freed = try freedIDs(in: range, taken: record)
             record.acknowledgedThrough = sequence
-            try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
-            context.state.subscribers = nil
+            try putSubscriber(record, name)
             try pruneEvents(in: range)
             for id in freed { try reclaimIfReleased(id) }
         }
@@ -108,23 +104,28 @@ extension WriteTransaction {
     public func unsubscribe(_ name: String) throws {
         try operation {
             let record = try subscriberRecord(name)
-            try txn.delete(Array(name.utf8), in: schema.subscribers)
+            try remove(StoreLayout.subscriberKey(name), in: schema.subscribers)
             context.state.subscribers = nil
             let last = try lastSequence()
             guard record.acknowledgedThrough < last else { return }
             let range = (record.acknowledgedThrough + 1)...last
-            let freed = try freedIDs(in: range, filter: record.filter)
+            let freed = try freedIDs(in: range, taken: record)
             try pruneEvents(in: range)
             for id in freed { try reclaimIfReleased(id) }
         }
     }
 
-    /// The IDs of the FREE events in `range` that `filter` takes.
-    private func freedIDs(in range: ClosedRange<UInt64>, filter: EventFilter) throws -> [IOASID] {
+    /// Writes a subscriber record.
+    func putSubscriber(_ record: SubscriberRecord, _ name: String) throws {
+        try put(record.encoded(), StoreLayout.subscriberKey(name), in: schema.subscribers)
+        context.state.subscribers = nil
+    }
+
+    /// The IDs of the FREE events in `range` that the subscriber takes.
+    private func freedIDs(in range: ClosedRange<UInt64>, taken subscriber: SubscriberRecord) throws -> [IOASID] {
         var ids: [IOASID] = []
-        try forEachEvent(in: range) { sequence, reader in
-            let event = try decoding("event \(sequence)") { try EventCoding.decode(sequence: sequence, &reader) }
-            if event.kind == .free, filter.matches(.free, set: event.set), let id = event.id { ids.append(id) }
+        try forEachDecodedEvent(in: range) { event in
+            if event.kind == .free, subscriber.takes(kind: event.kind.code, set: event.set.rawValue), let id = event.id { ids.append(id) }
             return true
         }
         return ids

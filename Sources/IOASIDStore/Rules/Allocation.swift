@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 /// Allocation, private data and freeing.
@@ -24,39 +25,42 @@ extension WriteTransaction {
             guard record.count < record.quota else {
                 throw IOASIDError(.quotaExceeded, "set \(set) is at its quota of \(record.quota)")
             }
+            try checkDataSize(data)
             if let guest { try checkGuestFree(guest, in: set) }
             guard let slot = try lowestFreeSlot(in: range.lowerBound, range.upperBound) else {
                 throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
             }
-            try place(slot, in: set, record: &record, data: data, guest: guest)
+            try takeFree(slot)
+            try place(IOASID(slot.id), in: set, record: &record, data: data, guest: guest)
             return IOASID(slot.id)
         }
     }
 
-    /// Takes a free ID for `set`: writes its record (and guest mapping) and commits ALLOC (and BIND).
-    func place(_ slot: FreeSlot, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
-        let id = IOASID(slot.id)
-        try takeFree(slot)
-        try txn.put(IDRecord(set: set.rawValue, guest: guest, data: data).encoded(), forKey: id.rawValue, in: schema.ids)
-        if let guest { try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests) }
+    /// Gives a free ID (already taken from the free index) to `set`: writes its
+    /// record (and guest mapping), counts it, and commits ALLOC (and BIND).
+    func place(_ id: IOASID, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
+        try put(IDRecord(set: set.rawValue, guest: guest, data: data).encoded(), StoreLayout.idKey(id.rawValue), in: schema.ids)
+        if let guest {
+            try put(ByteWriter.u32(id.rawValue), StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests)
+        }
         record.count += 1
-        try putSet(record, set)
+        putSet(record, set)
         try emit(.alloc, set: set, token: record.token, id: id)
         if let guest { try emit(.bind, set: set, token: record.token, id: id, guest: guest) }
     }
 
     /// Replaces the private data of an allocated ID (kernel `ioasid_attach_data`).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``.
+    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
+    ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/idFreePending``.
     public func setData(_ data: [UInt8], for id: IOASID, in set: SetID) throws {
         try operation {
             _ = try changeableSetRecord(set)
             var record = try ownedRecord(id, in: set)
-            guard record.state == .allocated else {
-                throw IOASIDError(.noSuchID, "ID \(id) has been freed")
-            }
+            guard !record.isFreePending else { throw IOASIDError(.idFreePending, "ID \(id) has been freed") }
+            try checkDataSize(data)
             record.data = data
-            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
+            try putID(record, id)
         }
     }
 
@@ -78,63 +82,34 @@ extension WriteTransaction {
         }
     }
 
-    /// Frees an ID of `owner`: commits its FREE, then reclaims it at once when
-    /// no holder or interested subscriber holds it back, or marks it free-pending.
-    func free(_ id: IOASID, owner: SetID) throws -> Bool {
-        guard var record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
-        if record.state == .freePending { return false }
-        var set = try setRecord(owner)
-        try unbindOnFree(id, record: &record, token: set.token)
-        let sequence = try emit(.free, set: owner, token: set.token, id: id)
-        let held = try !holders(of: id).isEmpty
-        if sequence != nil || held {
-            record.state = .freePending
-            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
-            var w = ByteWriter()
-            w.u64(sequence ?? 0)
-            try txn.put(w.bytes, forKey: id.rawValue, in: schema.pending)
-            set.pending += 1
-            try putSet(set, owner)
-        } else {
-            try reclaim(id, record: record, wasPending: false)
-        }
-        return true
+    /// Writes an ID record.
+    func putID(_ record: IDRecord, _ id: IOASID) throws {
+        try put(record.encoded(), StoreLayout.idKey(id.rawValue), in: schema.ids)
+    }
+}
+
+extension IOASIDStore {
+    /// The private data limit of a store created with default options (4 KiB).
+    public static let defaultMaximumDataSize = 4096
+    /// The largest private data limit a store accepts (1 MiB).
+    public static let largestDataSizeLimit: UInt32 = 1 << 20
+}
+
+extension IOASIDReading where Self: ~Copyable {
+    /// The most bytes of private data an ID may carry in this store.
+    public func maximumDataSize() throws -> Int {
+        if let cached = context.state.maximumDataSize { return cached }
+        let limit = Int(try metaU32(StoreLayout.MetaKey.maximumDataSize) ?? UInt32(IOASIDStore.defaultMaximumDataSize))
+        context.state.maximumDataSize = limit
+        return limit
     }
 
-    /// Returns a free-pending ID to the pool when nothing holds it back any more.
-    ///
-    /// - Returns: whether the ID was reclaimed.
-    @discardableResult
-    func reclaimIfReleased(_ id: IOASID) throws -> Bool {
-        guard let record = try idRecord(id), record.state == .freePending else { return false }
-        guard try !isHeldBack(id, set: SetID(record.set)) else { return false }
-        try reclaim(id, record: record, wasPending: true)
-        return true
-    }
-
-    /// Removes the ID from its set, returns it to the free index and commits RECLAIM.
-    private func reclaim(_ id: IOASID, record: IDRecord, wasPending: Bool) throws {
-        let owner = SetID(record.set)
-        var set = try setRecord(owner)
-        guard set.count > 0, !wasPending || set.pending > 0 else {
-            throw IOASIDError(.corruptStore, "set \(owner)'s counters do not include ID \(id); run ioasid verify --repair")
+    /// Refuses data beyond the store's limit.
+    func checkDataSize(_ data: [UInt8]) throws {
+        guard !data.isEmpty else { return }
+        let limit = try maximumDataSize()
+        guard data.count <= limit else {
+            throw IOASIDError(.invalidArgument, "private data of \(data.count) bytes exceeds the store's limit of \(limit) bytes")
         }
-        try txn.delete(id.rawValue, in: schema.ids)
-        if wasPending { try txn.delete(id.rawValue, in: schema.pending) }
-        try giveFree(id.rawValue...id.rawValue)
-        set.count -= 1
-        if wasPending { set.pending -= 1 }
-        try putSet(set, owner)
-        try emit(.reclaim, set: owner, token: set.token, id: id)
-        _ = try finishDestroyIfEmpty(owner)
-    }
-
-    /// The record of an ID that `set` owns.
-    func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {
-        guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
-        guard record.set == set.rawValue else {
-            throw IOASIDError(.wrongSet, "ID \(id) does not belong to set \(set)")
-        }
-        return record
     }
 }

@@ -1,13 +1,28 @@
+import IOASIDMigrations
 import LMDB
 
 /// Capacity: the size of the ID space. IDs are 1 … capacity − 1; 0 is never handed out.
+extension IOASIDReading where Self: ~Copyable {
+    /// `capacity − 1 − reserved`: what new sets and quota increases can still take
+    /// (the one definition of unreserved capacity).
+    public func unreservedQuota() throws -> UInt64 {
+        Self.unreserved(capacity: try capacity(), reserved: try reservedQuota())
+    }
+
+    /// `capacity − 1 − reserved`, never below zero.
+    static func unreserved(capacity: UInt32, reserved: UInt64) -> UInt64 {
+        let usable = UInt64(capacity) - 1
+        return usable - min(reserved, usable)
+    }
+}
+
 extension WriteTransaction {
     /// Largest capacity the store accepts (IDs are 32-bit).
     public static var maximumCapacity: UInt32 { .max }
 
     /// Writes a new store's capacity, system set and free index.
-    func initialize(capacity: UInt32, systemQuota: UInt32, storeID: [UInt8], now: UInt64) throws {
-        guard try txn.get(MetaKey.capacity, in: schema.meta) == nil else {
+    func initialize(capacity: UInt32, systemQuota: UInt32, maximumDataSize: UInt32, storeID: [UInt8], now: UInt64) throws {
+        guard try metaU32(StoreLayout.MetaKey.capacity) == nil else {
             throw IOASIDError(.alreadyInitialized, "the store is already initialised")
         }
         guard capacity >= 2 else {
@@ -16,16 +31,19 @@ extension WriteTransaction {
         guard systemQuota >= 1, systemQuota <= capacity - 1 else {
             throw IOASIDError(.invalidArgument, "system quota must be between 1 and capacity − 1 (\(capacity - 1)), got \(systemQuota)")
         }
-        try txn.put(Key.u32(capacity), forKey: MetaKey.capacity, in: schema.meta)
-        try txn.put(storeID, forKey: MetaKey.storeID, in: schema.meta)
-        var created = ByteWriter()
-        created.u64(now)
-        try txn.put(created.bytes, forKey: MetaKey.createdAt, in: schema.meta)
-        try txn.put(Key.u32(SetID.system.rawValue + 1), forKey: MetaKey.nextSetID, in: schema.meta)
-        try putReserved(UInt64(systemQuota))
+        guard maximumDataSize <= IOASIDStore.largestDataSizeLimit else {
+            throw IOASIDError(.invalidArgument, "the private data limit must be at most \(IOASIDStore.largestDataSizeLimit) bytes, got \(maximumDataSize)")
+        }
+        try putMeta(StoreLayout.MetaKey.capacity, u32: capacity)
+        try putMeta(StoreLayout.MetaKey.maximumDataSize, u32: maximumDataSize)
+        try put(storeID, StoreLayout.MetaKey.storeID, in: schema.meta)
+        try putMeta(StoreLayout.MetaKey.createdAt, u64: now)
+        try putMeta(StoreLayout.MetaKey.nextSetID, u32: SetID.system.rawValue + 1)
+        try putMeta(StoreLayout.MetaKey.reserved, u64: UInt64(systemQuota))
         let system = SetRecord(token: "system", quota: systemQuota, flags: .system)
-        try putSet(system, .system)
-        try txn.put(Key.u32(SetID.system.rawValue), forKey: Array(system.token.utf8), in: schema.tokens)
+        putSet(system, .system)
+        try put(ByteWriter.u32(SetID.system.rawValue), StoreLayout.tokenKey(system.token), in: schema.tokens)
+        context.state.capacity = capacity
         try giveFree(1...(capacity - 1))
     }
 
@@ -44,7 +62,8 @@ extension WriteTransaction {
             }
             if newCapacity == old { return }
             if newCapacity > old {
-                try txn.put(Key.u32(newCapacity), forKey: MetaKey.capacity, in: schema.meta)
+                try putMeta(StoreLayout.MetaKey.capacity, u32: newCapacity)
+                context.state.capacity = newCapacity
                 try giveFree(old...(newCapacity - 1))
                 return
             }
@@ -52,19 +71,15 @@ extension WriteTransaction {
             guard reserved <= UInt64(newCapacity) - 1 else {
                 throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): \(reserved) IDs of quota are reserved")
             }
-            if let highest = try txn.withCursor(on: schema.ids, { try $0.last() }), let id = Key.decodeU32(highest.key),
-                id >= newCapacity
-            {
-                throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): ID \(id) is in use")
+            if let highest = try txn.withCursor(on: schema.ids, { try $0.withLast { $0.keyU32() } }) ?? nil, highest >= newCapacity {
+                throw IOASIDError(.capacityInUse, "cannot shrink capacity to \(newCapacity): ID \(highest) is in use")
             }
-            try txn.put(Key.u32(newCapacity), forKey: MetaKey.capacity, in: schema.meta)
+            try putMeta(StoreLayout.MetaKey.capacity, u32: newCapacity)
+            context.state.capacity = newCapacity
             try truncateFree(below: newCapacity)
         }
     }
 
-    func putReserved(_ value: UInt64) throws {
-        var w = ByteWriter()
-        w.u64(value)
-        try txn.put(w.bytes, forKey: MetaKey.reserved, in: schema.meta)
-    }
+    /// Writes Σ quotas.
+    func putReserved(_ value: UInt64) throws { try putMeta(StoreLayout.MetaKey.reserved, u64: value) }
 }

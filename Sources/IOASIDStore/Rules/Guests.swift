@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 /// Guest IDs (the kernel series' SPIDs): inside a set, a guest ID maps one-to-one
@@ -8,10 +9,7 @@ extension IOASIDReading where Self: ~Copyable {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/noSuchGuest``.
     public func hostID(forGuest guest: UInt32, in set: SetID) throws -> IOASID {
-        let host = try txn.withValue(forKey: Key.pair(set.rawValue, guest), in: schema.guests) { reader in
-            try decoding("guest \(guest) of set \(set)") { try reader.u32() }
-        }
-        guard let host else {
+        guard let host = try mappedHost(ofGuest: guest, in: set) else {
             _ = try setRecord(set)  // say which is missing: the set, or the guest ID in it
             throw IOASIDError(.noSuchGuest, "set \(set) has no guest ID \(guest)")
         }
@@ -22,6 +20,23 @@ extension IOASIDReading where Self: ~Copyable {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID``.
     public func guestID(for id: IOASID) throws -> UInt32? { try find(id).guest }
+
+    /// The host ID the mapping of `guest` in `set` names, if there is one (a
+    /// damaged mapping throws; it never counts as free).
+    func mappedHost(ofGuest guest: UInt32, in set: SetID) throws -> UInt32? {
+        try record(StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests) { r in
+            let host = try r.u32()
+            try r.end()
+            return host
+        }
+    }
+
+    /// Refuses a guest ID that `set` already maps (kernel `-EINVAL`).
+    func checkGuestFree(_ guest: UInt32, in set: SetID) throws {
+        if let host = try mappedHost(ofGuest: guest, in: set) {
+            throw IOASIDError(.duplicateGuest, "guest ID \(guest) already maps to host ID \(host) in set \(set)")
+        }
+    }
 }
 
 extension WriteTransaction {
@@ -34,14 +49,14 @@ extension WriteTransaction {
         try operation {
             let setRecord = try changeableSetRecord(set)
             var record = try ownedRecord(id, in: set)
-            guard record.state == .allocated else { throw IOASIDError(.idFreePending, "ID \(id) is free-pending") }
+            guard !record.isFreePending else { throw IOASIDError(.idFreePending, "ID \(id) is free-pending") }
             if let existing = record.guest {
                 throw IOASIDError(.guestAlreadyAttached, "ID \(id) already has guest ID \(existing)")
             }
             try checkGuestFree(guest, in: set)
             record.guest = guest
-            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
-            try txn.put(Key.u32(id.rawValue), forKey: Key.pair(set.rawValue, guest), in: schema.guests)
+            try putID(record, id)
+            try put(ByteWriter.u32(id.rawValue), StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests)
             try emit(.bind, set: set, token: setRecord.token, id: id, guest: guest)
         }
     }
@@ -58,33 +73,18 @@ extension WriteTransaction {
             var record = try ownedRecord(id, in: set)
             guard let guest = record.guest else { throw IOASIDError(.noSuchGuest, "ID \(id) has no guest ID") }
             record.guest = nil
-            try txn.put(record.encoded(), forKey: id.rawValue, in: schema.ids)
-            try txn.delete(Key.pair(set.rawValue, guest), in: schema.guests)
+            try putID(record, id)
+            try remove(StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests)
             try emit(.unbind, set: set, token: setRecord.token, id: id, guest: guest)
             return guest
-        }
-    }
-
-    func checkGuestFree(_ guest: UInt32, in set: SetID) throws {
-        if let raw = try txn.get(Key.pair(set.rawValue, guest), in: schema.guests), let host = Key.decodeU32(raw) {
-            throw IOASIDError(.duplicateGuest, "guest ID \(guest) already maps to host ID \(host) in set \(set)")
         }
     }
 
     /// Removes a freed ID's guest mapping, committing UNBIND.
     func unbindOnFree(_ id: IOASID, record: inout IDRecord, token: String) throws {
         guard let guest = record.guest else { return }
-        try txn.delete(Key.pair(record.set, guest), in: schema.guests)
+        try remove(StoreLayout.guestKey(set: record.set, guest: guest), in: schema.guests)
         record.guest = nil
         try emit(.unbind, set: SetID(record.set), token: token, id: id, guest: guest)
-    }
-
-    /// The record of a live set that is not frozen: one whose namespace may change.
-    func changeableSetRecord(_ set: SetID) throws -> SetRecord {
-        let record = try liveSetRecord(set)
-        guard !record.flags.contains(.frozen) else {
-            throw IOASIDError(.setFrozen, "set \(set) is frozen for migration")
-        }
-        return record
     }
 }

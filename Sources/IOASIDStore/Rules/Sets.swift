@@ -1,34 +1,48 @@
+import IOASIDMigrations
 import LMDB
 
 /// Sets: per-VM namespaces with an owner token and a quota reserved from capacity.
+extension IOASIDReading where Self: ~Copyable {
+    /// The record of a set that is live (not destroyed or waiting to be).
+    func liveSetRecord(_ id: SetID) throws -> SetRecord {
+        let record = try setRecord(id)
+        guard record.isLive else { throw IOASIDError(.noSuchSet, "set \(id) has been destroyed") }
+        return record
+    }
+
+    /// The record of `id` after the ownership check (kernel `-EACCES`): the one
+    /// definition of "this ID belongs to that set".
+    func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {
+        guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        guard record.set == set.rawValue else {
+            throw IOASIDError(.wrongSet, "ID \(id) does not belong to set \(set)")
+        }
+        return record
+    }
+}
+
 extension WriteTransaction {
     /// Creates a set owned by `token` whose `quota` is reserved from capacity
     /// (kernel `ioasid_alloc_set`).
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` (quota 0, empty token),
-    ///   ``IOASIDError/Code/duplicateToken``, ``IOASIDError/Code/capacityExhausted``.
+    /// - Throws: ``IOASIDError/Code/invalidArgument`` (quota 0, a token that is
+    ///   not a name — see ``Names``), ``IOASIDError/Code/duplicateToken``,
+    ///   ``IOASIDError/Code/capacityExhausted``.
     public func createSet(token: String, quota: UInt32) throws -> SetID {
         try operation {
+            try Names.check(token, as: "token")
             guard quota > 0 else { throw IOASIDError(.invalidArgument, "quota must be at least 1") }
-            guard !token.isEmpty, token.utf8.count <= 256 else {
-                throw IOASIDError(.invalidArgument, "a token must be 1 to 256 bytes long")
+            if let existing = try set(withToken: token) {
+                throw IOASIDError(.duplicateToken, "token \"\(Names.escaped(token))\" already owns set \(existing.id)")
             }
-            if let existing = try txn.get(Array(token.utf8), in: schema.tokens), let id = Key.decodeU32(existing) {
-                throw IOASIDError(.duplicateToken, "token \"\(token)\" already owns set \(id)")
-            }
-            let capacity = try capacity()
-            let reserved = try reservedQuota()
-            let unreserved = UInt64(capacity) - 1 - min(reserved, UInt64(capacity) - 1)
-            guard UInt64(quota) <= unreserved else {
-                throw IOASIDError(.capacityExhausted, "quota \(quota) exceeds unreserved capacity \(unreserved)")
-            }
-            guard let raw = try txn.get(MetaKey.nextSetID, in: schema.meta), let next = Key.decodeU32(raw), next < .max else {
+            try checkFitsUnreserved(UInt64(quota), what: "quota \(quota)")
+            guard let next = try metaU32(StoreLayout.MetaKey.nextSetID), next > SetID.system.rawValue, next < .max else {
                 throw IOASIDError(.corruptStore, "the next set ID is missing or exhausted")
             }
-            try txn.put(Key.u32(next + 1), forKey: MetaKey.nextSetID, in: schema.meta)
-            try putSet(SetRecord(token: token, quota: quota), SetID(next))
-            try txn.put(Key.u32(next), forKey: Array(token.utf8), in: schema.tokens)
-            try putReserved(reserved + UInt64(quota))
+            try putMeta(StoreLayout.MetaKey.nextSetID, u32: next + 1)
+            putSet(SetRecord(token: token, quota: quota), SetID(next))
+            try put(ByteWriter.u32(next), StoreLayout.tokenKey(token), in: schema.tokens)
+            try putReserved(try reservedQuota() + UInt64(quota))
             try emit(.setCreate, set: SetID(next), token: token, quota: quota)
             return SetID(next)
         }
@@ -38,7 +52,8 @@ extension WriteTransaction {
     /// capacity to the pool; an increase must fit in unreserved capacity
     /// (the *delta* is compared, not the whole quota).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/invalidArgument`` (quota 0),
+    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setFrozen``,
+    ///   ``IOASIDError/Code/invalidArgument`` (quota 0),
     ///   ``IOASIDError/Code/quotaBelowUsage``, ``IOASIDError/Code/capacityExhausted``.
     public func adjustQuota(of set: SetID, to quota: UInt32) throws {
         try operation {
@@ -48,22 +63,14 @@ extension WriteTransaction {
                 throw IOASIDError(.quotaBelowUsage, "set \(set) holds \(record.count) IDs; quota \(quota) is below that")
             }
             if quota == record.quota { return }  // no change, no event
+            if quota > record.quota { try checkFitsUnreserved(UInt64(quota - record.quota), what: "raising the quota by \(quota - record.quota)") }
             let reserved = try reservedQuota()
-            if quota > record.quota {
-                let capacity = try capacity()
-                let unreserved = UInt64(capacity) - 1 - min(reserved, UInt64(capacity) - 1)
-                let delta = UInt64(quota - record.quota)
-                guard delta <= unreserved else {
-                    throw IOASIDError(.capacityExhausted, "raising the quota by \(delta) exceeds unreserved capacity \(unreserved)")
-                }
-            }
             guard reserved >= UInt64(record.quota) else {
                 throw IOASIDError(.corruptStore, "the reserved total \(reserved) is below set \(set)'s quota \(record.quota)")
             }
-            let newReserved = reserved - UInt64(record.quota) + UInt64(quota)
+            try putReserved(reserved - UInt64(record.quota) + UInt64(quota))
             record.quota = quota
-            try putSet(record, set)
-            try putReserved(newReserved)
+            putSet(record, set)
             try emit(.setQuota, set: set, token: record.token, quota: quota)
         }
     }
@@ -74,14 +81,13 @@ extension WriteTransaction {
     ///
     /// Without `destroy`, the set (and its ID) can be used again.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/systemSetProtected``.
+    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setFrozen``,
+    ///   ``IOASIDError/Code/systemSetProtected``.
     @discardableResult
     public func freeSet(_ set: SetID, destroy: Bool) throws -> FreeSetResult {
         try operation {
             var record = try changeableSetRecord(set)
-            if destroy && record.flags.contains(.system) {
-                throw IOASIDError(.systemSetProtected, "the system set cannot be destroyed")
-            }
+            if destroy { try checkNotSystem(set, record, doing: "destroyed") }
             var toFree: [IOASID] = []
             try forEachID(in: set) { id in
                 toFree.append(id)
@@ -97,9 +103,9 @@ extension WriteTransaction {
             }
             record = try setRecord(set)
             try emit(.setFree, set: set, token: record.token, destroy: true)
-            try txn.delete(Array(record.token.utf8), in: schema.tokens)
+            try remove(StoreLayout.tokenKey(record.token), in: schema.tokens)
             record.flags.insert(.destroyPending)
-            try putSet(record, set)
+            putSet(record, set)
             let destroyed = try finishDestroyIfEmpty(set)
             return FreeSetResult(freed: freed, destroyed: destroyed)
         }
@@ -113,12 +119,23 @@ extension WriteTransaction {
         guard reserved >= UInt64(record.quota) else {
             throw IOASIDError(.corruptStore, "the reserved total \(reserved) is below set \(set)'s quota \(record.quota)")
         }
-        try txn.delete(Key.set(set.rawValue), in: schema.control)
+        removeSet(set)
         try putReserved(reserved - UInt64(record.quota))
         return true
     }
 
-    func putSet(_ record: SetRecord, _ set: SetID) throws {
-        try txn.put(record.encoded(), forKey: Key.set(set.rawValue), in: schema.control)
+    /// Refuses `amount` of new quota unless it fits in unreserved capacity (kernel `-ENOSPC`).
+    private func checkFitsUnreserved(_ amount: UInt64, what: String) throws {
+        let unreserved = try unreservedQuota()
+        guard amount <= unreserved else {
+            throw IOASIDError(.capacityExhausted, "\(what) exceeds unreserved capacity \(unreserved)")
+        }
+    }
+
+    /// Refuses to destroy or migrate the system set: the one definition of its protection.
+    func checkNotSystem(_ set: SetID, _ record: SetRecord, doing what: String) throws {
+        if record.flags.contains(.system) {
+            throw IOASIDError(.systemSetProtected, "the system set cannot be \(what)")
+        }
     }
 }

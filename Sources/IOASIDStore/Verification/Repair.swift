@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 extension WriteTransaction {
@@ -6,236 +7,219 @@ extension WriteTransaction {
     /// set counts, the reserved total, the free index, owner tokens, guest
     /// mappings, pending records, dangling holds, unwanted events, subscriber
     /// positions past the last event, and free-pending IDs nothing holds back
-    /// (reclaimed). It never drops an ID that has an owner; problems it cannot
-    /// fix without dropping data are returned as `unrepairable`.
+    /// (reclaimed).
+    ///
+    /// It reads the store with the same tolerant scan as
+    /// ``IOASIDReading/verify(progress:)``. It never drops an ID that has an
+    /// owner, nor an ID whose record is damaged (such an ID stays out of the
+    /// free index); records it cannot rebuild — damaged set, subscriber or
+    /// event records, IDs of missing sets — are returned as `unrepairable`, and
+    /// what depends on them is left as it is.
     public func repair() throws -> RepairReport {
         try operation {
+            var scan = try scanStore()
             var changes: [String] = []
-            let capacity = try capacity()
-
-            // Primary records: sets and IDs.
             var unrepairable = ViolationLog()
-            var sets: [UInt32: SetRecord] = [:]
-            var undecodableSets = false
-            try txn.withCursor(on: schema.control) { cursor in
-                try cursor.scan(from: [ControlTag.set]) { key, reader in
-                    guard key.first == ControlTag.set else { return false }
-                    if key.count == 5, let id = Key.decodeU32(key, at: 1), let record = try? SetRecord(decoding: &reader) {
-                        sets[id] = record
-                    } else {
-                        undecodableSets = true
-                        unrepairable.add("recordUndecodable", "a set record does not decode; quotas and tokens are left as they are", "control \(key)")
-                    }
-                    return true
-                }
+            for damage in scan.damage where ["control", "subscribers", "events", "meta", "imports"].contains(damage.database) {
+                unrepairable.add(damage.kind.rawValue, damage.message + "; left as it is", "\(damage.database) \(Hex.encode(damage.key))")
             }
-            var ids: [(UInt32, IDRecord)] = []
-            var occupied: [UInt32] = []  // every ID key, decodable or not: never handed out again by the rebuilt free index
-            try txn.withCursor(on: schema.ids) { cursor in
-                try cursor.scan(from: []) { key, reader in
-                    guard key.count == 4, let id = Key.decodeU32(key) else { return true }
-                    occupied.append(id)
-                    if let record = try? IDRecord(decoding: &reader) {
-                        ids.append((id, record))
-                    } else {
-                        unrepairable.add("recordUndecodable", "the record of ID \(id) does not decode; the ID stays allocated", "id \(id)")
-                    }
-                    return true
-                }
+            for damage in scan.damage where ["ids"].contains(damage.database) {
+                unrepairable.add(damage.kind.rawValue, damage.message + "; the ID stays allocated", "ids \(Hex.encode(damage.key))")
             }
-            for (id, record) in ids where sets[record.set] == nil {
-                unrepairable.add("orphanID", "ID \(id) belongs to set \(record.set), which does not exist", "id \(id)")
+            guard let capacity = scan.capacity else {
+                unrepairable.add("noCapacity", "the store has no valid capacity record; nothing can be rebuilt", "meta capacity")
+                return RepairReport(changes: changes, unrepairable: unrepairable.list)
             }
-            for (id, _) in ids where id == 0 || id >= capacity {
-                unrepairable.add("idOutOfRange", "ID \(id) lies outside 1…\(capacity - 1); raise the capacity to keep it", "id \(id)")
+            let setsIntact = !scan.damagedDatabases.contains("control")
+            for record in scan.ids where scan.sets[record.set] == nil && setsIntact {
+                unrepairable.add("orphanID", "ID \(record.id) belongs to set \(record.set), which does not exist", "id \(record.id)")
             }
-
-            // Guest mappings come from the ID records; a guest ID claimed twice in a set keeps its lowest host ID.
-            var guests: [UInt64: UInt32] = [:]
-            for index in ids.indices {
-                let (id, record) = ids[index]
-                guard let guest = record.guest else { continue }
-                let key = UInt64(record.set) << 32 | UInt64(guest)
-                if guests[key] == nil {
-                    guests[key] = id
-                } else {
-                    var fixed = record
-                    fixed.guest = nil
-                    ids[index].1 = fixed
-                    try txn.put(fixed.encoded(), forKey: id, in: schema.ids)
-                    changes.append("ID \(id): dropped guest \(guest), already mapped in set \(record.set) (the ID itself is kept)")
-                }
+            for record in scan.ids where record.id == 0 || record.id >= capacity {
+                unrepairable.add("idOutOfRange", "ID \(record.id) lies outside 1…\(capacity - 1); raise the capacity to keep it", "id \(record.id)")
             }
-            var existingGuests: [UInt64: UInt32] = [:]
-            var malformedGuests = false
-            try txn.withCursor(on: schema.guests) { cursor in
-                try cursor.scan(from: []) { key, reader in
-                    if key.count == 8, let set = Key.decodeU32(key), let guest = Key.decodeU32(key, at: 4), reader.remaining == 4 {
-                        existingGuests[UInt64(set) << 32 | UInt64(guest)] = try? reader.u32()
-                    } else {
-                        malformedGuests = true
-                    }
-                    return true
-                }
+            changes += try repairGuests(&scan)
+            changes += try repairPending(scan)
+            if setsIntact { changes += try repairCounts(scan, &unrepairable) }
+            changes += try repairFreeIndex(scan, capacity: capacity)
+            changes += try repairHolds(scan)
+            if !scan.damagedDatabases.contains("subscribers") && !scan.damagedDatabases.contains("events") {
+                changes += try repairOutbox(scan)
             }
-            if malformedGuests || existingGuests != guests {
-                try txn.removeAll(in: schema.guests)
-                for (key, host) in guests {
-                    try txn.put(Key.u32(host), forKey: Key.pair(UInt32(key >> 32), UInt32(truncatingIfNeeded: key)), in: schema.guests)
-                }
-                changes.append("rebuilt \(guests.count) guest mappings")
-            }
-
-            // Pending records follow the ID states (keeping a recorded FREE sequence).
-            var pending: [UInt32: UInt64] = [:]
-            try txn.withCursor(on: schema.pending) { cursor in
-                try cursor.scan(from: []) { key, reader in
-                    if key.count == 4, let id = Key.decodeU32(key), let sequence = try? reader.u64() { pending[id] = sequence }
-                    return true
-                }
-            }
-            let pendingIDs = Set(ids.filter { $0.1.state == .freePending }.map(\.0))
-            for (id, _) in pending where !pendingIDs.contains(id) {
-                try txn.delete(id, in: schema.pending)
-                changes.append("removed the pending record of ID \(id), which is not free-pending")
-            }
-            let missing = Set(pendingIDs.filter { pending[$0] == nil })
-            if !missing.isEmpty {
-                // The FREE that made an ID free-pending is still in the outbox if anyone waits for it.
-                var frees: [UInt32: UInt64] = [:]
-                try txn.withCursor(on: schema.events) { cursor in
-                    try cursor.scan(from: []) { key, reader in
-                        if let sequence = Key.decodeU64(key), let event = try? EventCoding.decode(sequence: sequence, &reader),
-                            event.kind == .free, let id = event.id?.rawValue, missing.contains(id)
-                        {
-                            frees[id] = sequence
-                        }
-                        return true
-                    }
-                }
-                for id in missing.sorted() {
-                    try txn.put(Key.u64(frees[id] ?? 0), forKey: id, in: schema.pending)
-                    changes.append("restored the pending record of ID \(id) (FREE #\(frees[id] ?? 0))")
-                }
-            }
-
-            // Set counts and the reserved total.
-            var counts: [UInt32: (UInt32, UInt32)] = [:]
-            for (_, record) in ids {
-                var c = counts[record.set] ?? (0, 0)
-                c.0 += 1
-                if record.state == .freePending { c.1 += 1 }
-                counts[record.set] = c
-            }
-            var reserved: UInt64 = 0
-            for (id, var record) in sets.sorted(by: { $0.key < $1.key }) {
-                let (count, pendingCount) = counts[id] ?? (0, 0)
-                if record.count != count || record.pending != pendingCount {
-                    changes.append("set \(id): count \(record.count) → \(count), free-pending \(record.pending) → \(pendingCount)")
-                    record.count = count
-                    record.pending = pendingCount
-                    try putSet(record, SetID(id))
-                    sets[id] = record
-                }
-                if count > record.quota {
-                    unrepairable.add("overQuota", "set \(id) holds \(count) IDs, over its quota \(record.quota)", "set \(id)")
-                }
-                reserved += UInt64(record.quota)
-            }
-            if !undecodableSets, reserved != (try reservedQuota()) {
-                changes.append("reserved quota \(try reservedQuota()) → \(reserved)")
-                try putReserved(reserved)
-            }
-
-            // Owner tokens: one per live set.
-            var tokens: [String: UInt32] = [:]
-            for (id, record) in sets.sorted(by: { $0.key < $1.key }) where record.isLive {
-                if tokens[record.token] == nil {
-                    tokens[record.token] = id
-                } else {
-                    unrepairable.add("duplicateToken", "live sets \(tokens[record.token]!) and \(id) share token \"\(record.token)\"", "set \(id)")
-                }
-            }
-            var existingTokens: [String: UInt32] = [:]
-            try txn.withCursor(on: schema.tokens) { cursor in
-                try cursor.scan(from: []) { key, reader in
-                    existingTokens[String(decoding: key, as: UTF8.self)] = reader.remaining == 4 ? try? reader.u32() : 0
-                    return true
-                }
-            }
-            if !undecodableSets, existingTokens != tokens {
-                try txn.removeAll(in: schema.tokens)
-                for (token, id) in tokens { try txn.put(Key.u32(id), forKey: Array(token.utf8), in: schema.tokens) }
-                changes.append("rebuilt \(tokens.count) owner tokens")
-            }
-
-            // The free index: the complement of the IDs, as maximal extents.
-            var expected: [(UInt32, UInt32)] = []
-            var next: UInt32 = 1
-            for id in occupied where id >= 1 && id < capacity {
-                if id > next { expected.append((next, id - 1)) }
-                next = id + 1
-            }
-            if next < capacity { expected.append((next, capacity - 1)) }
-            // Read the extents tolerantly: malformed ones are exactly what may need rebuilding.
-            var actual: [(UInt32, UInt32)] = []
-            var extentKeys: [[UInt8]] = []
-            var malformedExtents = false
-            try txn.withCursor(on: schema.control) { cursor in
-                try cursor.scan(from: [ControlTag.free]) { key, reader in
-                    guard key.first == ControlTag.free else { return false }
-                    extentKeys.append(key)
-                    if key.count == 5, let first = Key.decodeU32(key, at: 1), reader.remaining == 4, let last = try? reader.u32() {
-                        actual.append((first, last))
-                    } else {
-                        malformedExtents = true
-                    }
-                    return true
-                }
-            }
-            if malformedExtents || !actual.elementsEqual(expected, by: ==) {
-                for key in extentKeys { try txn.delete(key, in: schema.control) }
-                for (first, last) in expected { try txn.put(Key.u32(last), forKey: Key.free(first), in: schema.control) }
-                changes.append("rebuilt the free index: \(actual.count) → \(expected.count) extents")
-            }
-
-            // Holds on IDs that are gone.
-            var dangling: [[UInt8]] = []
-            try txn.withCursor(on: schema.holds) { cursor in
-                try cursor.scan(from: []) { key, _ in
-                    let held = key.count > 4 ? try idRecord(IOASID(Key.decodeU32(key) ?? 0)) : nil
-                    if held == nil { dangling.append(key) }
-                    return true
-                }
-            }
-            for key in dangling { try txn.delete(key, in: schema.holds) }
-            if !dangling.isEmpty { changes.append("removed \(dangling.count) holds on IDs that are not allocated") }
-
-            // Subscribers past the last event, then events nobody wants.
-            let last = try lastSequence()
-            for (name, var record) in try subscriberRecords() where record.acknowledgedThrough > last {
-                changes.append("subscriber \(name): acknowledged \(record.acknowledgedThrough) → \(last)")
-                record.acknowledgedThrough = last
-                try txn.put(record.encoded(), forKey: Array(name.utf8), in: schema.subscribers)
-                context.state.subscribers = nil
-            }
-            let eventsBefore = try txn.count(of: schema.events)
-            try pruneEvents(in: 0...max(last, 1))
-            let pruned = eventsBefore - (try txn.count(of: schema.events))
-            if pruned > 0 { changes.append("deleted \(pruned) events no subscriber wants") }
-
-            // Free-pending IDs nothing holds back go back to the pool; empty destroyed sets go away.
-            let owners = Dictionary(ids.map { ($0.0, $0.1.set) }, uniquingKeysWith: { first, _ in first })
-            for id in pendingIDs.sorted() where sets[owners[id] ?? 0] != nil {  // orphans are reported, not touched
-                if try reclaimIfReleased(IOASID(id)) { changes.append("reclaimed ID \(id), which nothing held back") }
-            }
-            for (id, record) in sets.sorted(by: { $0.key < $1.key }) where record.flags.contains(.destroyPending) {
-                // Reclaiming may already have removed it.
-                guard (try? setRecord(SetID(id))) != nil else { continue }
-                if try finishDestroyIfEmpty(SetID(id)) { changes.append("destroyed set \(id), which held no IDs") }
+            if setsIntact && !scan.damagedDatabases.contains("subscribers") && !scan.damagedDatabases.contains("events") {
+                changes += try reclaimReleased(scan)
             }
             return RepairReport(changes: changes, unrepairable: unrepairable.list)
         }
+    }
+
+    /// Guest mappings come from the ID records; a guest ID claimed twice in a set keeps its lowest host ID.
+    private func repairGuests(_ scan: inout StoreScan) throws -> [String] {
+        var changes: [String] = []
+        var wanted: [UInt64: UInt32] = [:]
+        for index in scan.ids.indices {
+            let record = scan.ids[index]
+            guard let guest = record.guest else { continue }
+            let key = UInt64(record.set) << 32 | UInt64(guest)
+            if wanted[key] == nil {
+                wanted[key] = record.id
+                continue
+            }
+            guard var full = try idRecord(IOASID(record.id)) else { continue }
+            full.guest = nil
+            try putID(full, IOASID(record.id))
+            scan.ids[index] = StoreScan.ScannedID(id: record.id, set: record.set, isFreePending: record.isFreePending, guest: nil)
+            changes.append("ID \(record.id): dropped guest \(guest), already mapped in set \(record.set) (the ID itself is kept)")
+        }
+        if wanted != scan.guests || scan.damagedDatabases.contains("guests") {
+            try txn.removeAll(in: schema.guests)
+            for (key, host) in wanted.sorted(by: { $0.key < $1.key }) {
+                try put(ByteWriter.u32(host), StoreLayout.guestKey(set: UInt32(key >> 32), guest: UInt32(truncatingIfNeeded: key)), in: schema.guests)
+            }
+            changes.append("rebuilt \(wanted.count) guest mappings")
+        }
+        return changes
+    }
+
+    /// Pending records follow the ID states, keeping a recorded FREE sequence.
+    private func repairPending(_ scan: StoreScan) throws -> [String] {
+        var changes: [String] = []
+        let pendingIDs = Set(scan.ids.filter(\.isFreePending).map(\.id))
+        if scan.damagedDatabases.contains("pending") {
+            try txn.removeAll(in: schema.pending)
+            changes.append("dropped the pending records (some were damaged)")
+        } else {
+            for id in scan.pending.keys.sorted() where !pendingIDs.contains(id) {
+                try remove(StoreLayout.idKey(id), in: schema.pending)
+                changes.append("removed the pending record of ID \(id), which is not free-pending")
+            }
+        }
+        let present = scan.damagedDatabases.contains("pending") ? [:] : scan.pending
+        // The FREE that made an ID free-pending is still in the outbox if anyone waits for it.
+        var frees: [UInt32: UInt64] = [:]
+        for event in scan.events where event.kind == Event.Kind.free.code {
+            if let id = event.id { frees[id] = event.sequence }
+        }
+        for id in pendingIDs.sorted() where present[id] == nil {
+            try put(ByteWriter.u64(frees[id] ?? 0), StoreLayout.idKey(id), in: schema.pending)
+            changes.append("restored the pending record of ID \(id) (FREE #\(frees[id] ?? 0))")
+        }
+        return changes
+    }
+
+    /// Set counts, the reserved total and the owner tokens, from the ID and set records.
+    private func repairCounts(_ scan: StoreScan, _ unrepairable: inout ViolationLog) throws -> [String] {
+        var changes: [String] = []
+        var counts: [UInt32: (UInt32, UInt32)] = [:]
+        for record in scan.ids {
+            var c = counts[record.set] ?? (0, 0)
+            c.0 += 1
+            if record.isFreePending { c.1 += 1 }
+            counts[record.set] = c
+        }
+        var reserved: UInt64 = 0
+        var tokens: [String: UInt32] = [:]
+        for (id, var record) in scan.sets.sorted(by: { $0.key < $1.key }) {
+            let (count, pending) = counts[id] ?? (0, 0)
+            if record.count != count || record.pending != pending {
+                changes.append("set \(id): count \(record.count) → \(count), free-pending \(record.pending) → \(pending)")
+                record.count = count
+                record.pending = pending
+                putSet(record, SetID(id))
+            }
+            if count > record.quota {
+                unrepairable.add("overQuota", "set \(id) holds \(count) IDs, over its quota \(record.quota)", "set \(id)")
+            }
+            reserved += UInt64(record.quota)
+            guard record.isLive else { continue }
+            if let other = tokens[record.token] {
+                unrepairable.add("duplicateToken", "live sets \(other) and \(id) share token \"\(Names.escaped(record.token))\"", "set \(id)")
+            } else {
+                tokens[record.token] = id
+            }
+        }
+        if reserved != scan.reserved {
+            changes.append("reserved quota \(scan.reserved.map(String.init) ?? "missing") → \(reserved)")
+            try putReserved(reserved)
+        }
+        if tokens != scan.tokens || scan.damagedDatabases.contains("tokens") {
+            try txn.removeAll(in: schema.tokens)
+            for (token, id) in tokens.sorted(by: { $0.key < $1.key }) {
+                try put(ByteWriter.u32(id), StoreLayout.tokenKey(token), in: schema.tokens)
+            }
+            changes.append("rebuilt \(tokens.count) owner tokens")
+        }
+        let highest = scan.sets.keys.max() ?? SetID.system.rawValue
+        if scan.nextSetID.map({ $0 <= highest }) ?? true, highest < .max {
+            try putMeta(StoreLayout.MetaKey.nextSetID, u32: highest + 1)
+            changes.append("next set ID \(scan.nextSetID.map(String.init) ?? "missing") → \(highest + 1)")
+        }
+        return changes
+    }
+
+    /// The free index: the complement of every ID key (decodable or not), as maximal extents.
+    private func repairFreeIndex(_ scan: StoreScan, capacity: UInt32) throws -> [String] {
+        var expected: [ClosedRange<UInt32>] = []
+        var next: UInt32 = 1
+        for id in scan.occupied where id >= 1 && id < capacity {
+            if id > next { expected.append(next...(id - 1)) }
+            next = id + 1
+        }
+        if next < capacity { expected.append(next...(capacity - 1)) }
+        let damagedExtents = scan.damage.contains { $0.database == "control" && $0.key.first == StoreLayout.ControlTag.free }
+        guard damagedExtents || scan.extents != expected else { return [] }
+        try flushDeferredWrites()
+        var keys: [[UInt8]] = []
+        try txn.withCursor(on: schema.control) { cursor in
+            try cursor.forEach(from: [StoreLayout.ControlTag.free]) { entry in
+                guard entry.keyByte(at: 0) == StoreLayout.ControlTag.free else { return false }
+                keys.append(entry.keyBytes())
+                return true
+            }
+        }
+        for key in keys { try remove(key, in: schema.control) }
+        for extent in expected {
+            try put(ByteWriter.u32(extent.lowerBound), StoreLayout.extentKey(last: extent.upperBound), in: schema.control)
+        }
+        return ["rebuilt the free index: \(scan.extents.count) → \(expected.count) extents"]
+    }
+
+    /// Holds on IDs that are gone, and hold records that are damaged.
+    private func repairHolds(_ scan: StoreScan) throws -> [String] {
+        let known = Set(scan.occupied)
+        var dangling = scan.holds.filter { !known.contains($0.id) }.map(\.key)
+        dangling += scan.damage.filter { $0.database == "holds" }.map(\.key)
+        for key in dangling { try remove(key, in: schema.holds) }
+        return dangling.isEmpty ? [] : ["removed \(dangling.count) holds on IDs that are not allocated, or damaged"]
+    }
+
+    /// Subscriber positions past the last event, then events nobody wants.
+    private func repairOutbox(_ scan: StoreScan) throws -> [String] {
+        var changes: [String] = []
+        let last = scan.lastSequence
+        for (name, var record) in scan.subscribers where record.acknowledgedThrough > last {
+            changes.append("subscriber \(Names.escaped(name)): acknowledged \(record.acknowledgedThrough) → \(last)")
+            record.acknowledgedThrough = last
+            try putSubscriber(record, name)
+        }
+        let before = scan.events.count
+        try pruneEvents(in: 0...max(last, 1))
+        let pruned = before - (try txn.count(of: schema.events))
+        if pruned > 0 { changes.append("deleted \(pruned) events no subscriber wants") }
+        return changes
+    }
+
+    /// Free-pending IDs nothing holds back go back to the pool; empty destroyed sets go away.
+    private func reclaimReleased(_ scan: StoreScan) throws -> [String] {
+        var changes: [String] = []
+        for record in scan.ids where record.isFreePending && scan.sets[record.set] != nil {  // orphans are reported, not touched
+            if try reclaimIfReleased(IOASID(record.id)) { changes.append("reclaimed ID \(record.id), which nothing held back") }
+        }
+        for (id, record) in scan.sets.sorted(by: { $0.key < $1.key }) where record.flags.contains(.destroyPending) {
+            // Reclaiming may already have removed it.
+            guard (try? setRecord(SetID(id))) != nil else { continue }
+            if try finishDestroyIfEmpty(SetID(id)) { changes.append("destroyed set \(id), which held no IDs") }
+        }
+        return changes
     }
 }
 

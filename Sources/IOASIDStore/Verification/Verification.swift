@@ -1,3 +1,4 @@
+import IOASIDMigrations
 import LMDB
 
 /// One broken invariant found by ``IOASIDReading/verify(progress:)``.
@@ -44,151 +45,117 @@ struct ViolationLog {
 extension IOASIDReading where Self: ~Copyable {
     /// Checks every invariant of the store in this one snapshot:
     ///
+    /// 0. every record passes its checksum, decodes, and has a well-formed key;
     /// 1. no ID is allocated twice and every allocated or free-pending ID belongs to exactly one existing set;
     /// 2. each set holds no more than its quota; Σ quotas equals the reserved figure and fits in capacity − 1; ID 0 is never allocated;
     /// 3. the free index and the allocated IDs partition 1 … capacity − 1 exactly (with maximal extents);
     /// 4. guest ↔ host maps are one-to-one within each set and name only IDs of that set;
-    /// 5. every stored event decodes, lies within the sequence handed out, and is still wanted by a subscriber;
+    /// 5. every stored event lies within the sequence handed out and is still wanted by a subscriber;
     /// 6. every free-pending ID is still held back, and the FREE that holds it back is still in the outbox;
     ///
-    /// plus the derived records: set counts, owner tokens, pending and hold records, subscriber positions.
+    /// plus the derived records: set counts, owner tokens, pending and hold
+    /// records, subscriber positions, the next set ID.
     ///
     /// - Parameter progress: called now and then with (IDs checked, IDs in total).
     public func verify(progress: ((Int, Int) -> Void)? = nil) throws -> VerificationReport {
+        let scan = try scanStore(progress: progress)
         var log = ViolationLog()
-        guard let capacity = try? capacity(), capacity >= 2 else {
+        for damage in scan.damage {
+            log.add(damage.kind.rawValue, damage.message, "\(damage.database) \(Hex.encode(damage.key))")
+        }
+        guard let capacity = scan.capacity, capacity >= 2 else {
             log.add("noCapacity", "the store has no valid capacity record", "meta capacity")
-            return VerificationReport(violations: log.list, violationCount: log.count, idsChecked: 0)
+            return VerificationReport(violations: log.list, violationCount: log.count, idsChecked: scan.occupied.count)
         }
-        // Sets.
-        var sets: [UInt32: SetRecord] = [:]
-        try txn.withCursor(on: schema.control) { cursor in
-            try cursor.scan(from: [ControlTag.set]) { key, reader in
-                guard key.first == ControlTag.set else { return false }
-                guard key.count == 5, let id = Key.decodeU32(key, at: 1) else {
-                    log.add("malformedKey", "a set key has the wrong length", "control \(key)")
-                    return true
-                }
-                if let record = try? SetRecord(decoding: &reader) {
-                    sets[id] = record
-                } else {
-                    log.add("recordUndecodable", "the record of set \(id) does not decode", "set \(id)")
-                }
-                return true
-            }
-        }
-        // Free extents, in order.
-        var extents: [(UInt32, UInt32)] = []
-        try txn.withCursor(on: schema.control) { cursor in
-            try cursor.scan(from: [ControlTag.free]) { key, reader in
-                guard key.first == ControlTag.free else { return false }
-                guard key.count == 5, let first = Key.decodeU32(key, at: 1), let last = try? reader.u32(), reader.remaining == 0,
-                    first <= last
-                else {
-                    log.add("extentMalformed", "a free-index record is malformed", "control \(key)")
-                    return true
-                }
-                extents.append((first, last))
-                return true
-            }
-        }
-        let subscribers = try subscriberRecords()
-        let lastSequence = try lastSequence()
-        var pendingRecords: [UInt32: UInt64] = [:]
-        try txn.withCursor(on: schema.pending) { cursor in
-            try cursor.scan(from: []) { key, reader in
-                if let id = Key.decodeU32(key), key.count == 4, let sequence = try? reader.u64() {
-                    pendingRecords[id] = sequence
-                } else {
-                    log.add("pendingMalformed", "a pending record is malformed", "pending \(key)")
-                }
-                return true
-            }
-        }
+        Self.checkIDs(scan, capacity: capacity, &log)
+        Self.checkFreeIndex(scan, capacity: capacity, &log)
+        Self.checkSets(scan, capacity: capacity, &log)
+        Self.checkGuests(scan, &log)
+        Self.checkNotifications(scan, &log)
+        return VerificationReport(violations: log.list, violationCount: log.count, idsChecked: scan.occupied.count)
+    }
 
-        // One pass over the IDs: ownership, counts, guests, pending, and the partition with the free index.
-        var counts: [UInt32: (count: UInt32, pending: UInt32)] = [:]
-        var guestCount = 0
-        var pendingIDs: [(UInt32, UInt32)] = []  // (id, set)
-        var extentIndex = 0
-        var nextUncovered: UInt32 = 1  // every ID below this is accounted for
-        let total = try txn.count(of: schema.ids)
-        var checked = 0
-        func checkGap(upTo end: UInt32) {
-            // IDs nextUncovered ..< end are not allocated, so exactly one extent must cover them.
-            guard nextUncovered < end else { return }
-            if extentIndex < extents.count, extents[extentIndex] == (nextUncovered, end - 1) {
-                extentIndex += 1
-            } else {
-                log.add(
-                    "freeIndexGap", "IDs \(nextUncovered)…\(end - 1) are neither allocated nor one free extent",
-                    "ids \(nextUncovered)…\(end - 1)"
-                )
-                while extentIndex < extents.count, extents[extentIndex].1 < end { extentIndex += 1 }
+    /// Ownership, range, pending records and guest fields of every ID.
+    private static func checkIDs(_ scan: StoreScan, capacity: UInt32, _ log: inout ViolationLog) {
+        for record in scan.ids {
+            let id = record.id
+            if id == 0 { log.add("idZero", "ID 0 is allocated", "id 0") }
+            if id >= capacity { log.add("idOutOfRange", "ID \(id) lies at or above capacity \(capacity)", "id \(id)") }
+            if scan.sets[record.set] == nil {
+                log.add("orphanID", "ID \(id) belongs to set \(record.set), which does not exist", "id \(id)", "set \(record.set)")
+            }
+            if record.isFreePending, scan.pending[id] == nil {
+                log.add("pendingMismatch", "free-pending ID \(id) has no pending record", "id \(id)")
+            } else if !record.isFreePending, scan.pending[id] != nil {
+                log.add("pendingMismatch", "allocated ID \(id) has a pending record", "id \(id)")
+            }
+            if let guest = record.guest {
+                let mapped = scan.guests[UInt64(record.set) << 32 | UInt64(guest)]
+                if mapped != id {
+                    log.add(
+                        "guestMismatch", "ID \(id) has guest \(guest) but set \(record.set) maps it to \(mapped.map(String.init) ?? "nothing")",
+                        "id \(id)", "guest \(guest)"
+                    )
+                }
             }
         }
-        try txn.withCursor(on: schema.ids) { cursor in
-            try cursor.scan(from: []) { key, reader in
-                checked += 1
-                if checked % 65536 == 0 { progress?(checked, total) }
-                guard key.count == 4, let id = Key.decodeU32(key) else {
-                    log.add("malformedKey", "an ID key has the wrong length", "ids \(key)")
-                    return true
-                }
-                guard let record = try? IDRecord(decoding: &reader) else {
-                    log.add("recordUndecodable", "the record of ID \(id) does not decode", "id \(id)")
-                    return true
-                }
-                if id == 0 { log.add("idZero", "ID 0 is allocated", "id 0") }
-                if id >= capacity { log.add("idOutOfRange", "ID \(id) lies at or above capacity \(capacity)", "id \(id)") }
-                if id >= 1, id < capacity {
-                    checkGap(upTo: id)
-                    if extentIndex < extents.count, extents[extentIndex].0 <= id {
-                        log.add("freeAndAllocated", "ID \(id) is allocated and in the free index", "id \(id)")
-                        while extentIndex < extents.count, extents[extentIndex].1 <= id { extentIndex += 1 }
-                    }
-                    nextUncovered = id + 1
-                }
-                if sets[record.set] == nil {
-                    log.add("orphanID", "ID \(id) belongs to set \(record.set), which does not exist", "id \(id)", "set \(record.set)")
-                }
-                var c = counts[record.set] ?? (0, 0)
-                c.count += 1
-                if record.state == .freePending {
-                    c.pending += 1
-                    pendingIDs.append((id, record.set))
-                    if pendingRecords[id] == nil {
-                        log.add("pendingMismatch", "free-pending ID \(id) has no pending record", "id \(id)")
-                    }
-                } else if pendingRecords[id] != nil {
-                    log.add("pendingMismatch", "allocated ID \(id) has a pending record", "id \(id)")
-                }
-                counts[record.set] = c
-                if let guest = record.guest {
-                    guestCount += 1
-                    let mapped = try txn.get(Key.pair(record.set, guest), in: schema.guests).flatMap { Key.decodeU32($0) }
-                    if mapped != id {
-                        log.add(
-                            "guestMismatch", "ID \(id) has guest \(guest) but set \(record.set) maps it to \(mapped.map(String.init) ?? "nothing")",
-                            "id \(id)", "guest \(guest)"
-                        )
-                    }
-                }
-                return true
-            }
-        }
-        checkGap(upTo: capacity)
-        if extentIndex < extents.count {
-            log.add("extentMalformed", "free extents overlap or lie beyond capacity \(capacity)", "extent \(extents[extentIndex].0)")
-        }
-        progress?(checked, total)
-        for id in pendingRecords.keys.sorted() where (try? idRecord(IOASID(id))) == nil {
+        let known = Set(scan.occupied)
+        for id in scan.pending.keys.sorted() where !known.contains(id) {
             log.add("pendingMismatch", "a pending record names ID \(id), which is not allocated", "pending \(id)")
         }
+    }
 
-        // Sets: counts, quotas, reservations, tokens.
+    /// The free extents and the IDs partition 1 … capacity − 1, with maximal extents.
+    private static func checkFreeIndex(_ scan: StoreScan, capacity: UInt32, _ log: inout ViolationLog) {
+        var expected: [ClosedRange<UInt32>] = []
+        var next: UInt32 = 1
+        for id in scan.occupied where id >= 1 && id < capacity {
+            if id > next { expected.append(next...(id - 1)) }
+            next = id + 1
+        }
+        if next < capacity { expected.append(next...(capacity - 1)) }
+        guard scan.extents != expected else { return }
+        let actual = Set(scan.extents)
+        let wanted = Set(expected)
+        for extent in expected where !actual.contains(extent) {
+            log.add(
+                "freeIndexGap", "IDs \(extent.lowerBound)…\(extent.upperBound) are neither allocated nor one free extent",
+                "ids \(extent.lowerBound)…\(extent.upperBound)"
+            )
+        }
+        for extent in scan.extents where !wanted.contains(extent) {
+            if let id = firstOccupied(scan.occupied, in: extent) {
+                log.add("freeAndAllocated", "ID \(id) is allocated and in the free extent \(extent.lowerBound)…\(extent.upperBound)", "id \(id)")
+            } else {
+                log.add(
+                    "extentMalformed", "the free extent \(extent.lowerBound)…\(extent.upperBound) overlaps another, is not maximal, or lies beyond capacity \(capacity)",
+                    "extent \(extent.lowerBound)…\(extent.upperBound)"
+                )
+            }
+        }
+    }
+
+    /// The lowest of the sorted `occupied` IDs inside `extent` (binary search).
+    private static func firstOccupied(_ occupied: [UInt32], in extent: ClosedRange<UInt32>) -> UInt32? {
+        var low = 0, high = occupied.count
+        while low < high {
+            let mid = (low + high) / 2
+            if occupied[mid] < extent.lowerBound { low = mid + 1 } else { high = mid }
+        }
+        return low < occupied.count && occupied[low] <= extent.upperBound ? occupied[low] : nil
+    }
+
+    /// Counts, quotas, reservations, tokens and the next set ID.
+    private static func checkSets(_ scan: StoreScan, capacity: UInt32, _ log: inout ViolationLog) {
+        var counts: [UInt32: (count: UInt32, pending: UInt32)] = [:]
+        for record in scan.ids {
+            var c = counts[record.set] ?? (0, 0)
+            c.count += 1
+            if record.isFreePending { c.pending += 1 }
+            counts[record.set] = c
+        }
         var reserved: UInt64 = 0
-        for (id, record) in sets.sorted(by: { $0.key < $1.key }) {
+        for (id, record) in scan.sets.sorted(by: { $0.key < $1.key }) {
             let c = counts[id] ?? (0, 0)
             if c.count != record.count {
                 log.add("setCountMismatch", "set \(id) records \(record.count) IDs but holds \(c.count)", "set \(id)")
@@ -202,100 +169,78 @@ extension IOASIDReading where Self: ~Copyable {
             if record.flags.contains(.destroyPending), c.count == 0 {
                 log.add("destroyPendingEmpty", "set \(id) waits to be destroyed but holds no IDs", "set \(id)")
             }
-            reserved += UInt64(record.quota)
-            if record.isLive {
-                let owner = try txn.get(Array(record.token.utf8), in: schema.tokens).flatMap { Key.decodeU32($0) }
-                if owner != id {
-                    log.add("tokenMissing", "live set \(id)'s token \"\(record.token)\" does not map to it", "set \(id)")
-                }
+            if record.isLive, scan.tokens[record.token] != id {
+                log.add("tokenMissing", "live set \(id)'s token \"\(Names.escaped(record.token))\" does not map to it", "set \(id)")
             }
+            if let next = scan.nextSetID, id >= next {
+                log.add("nextSetIDBehind", "set \(id) exists but the next set ID is \(next)", "set \(id)", "meta next-set-id")
+            }
+            reserved += UInt64(record.quota)
         }
-        if reserved != (try reservedQuota()) {
-            log.add("reservedMismatch", "Σ quotas is \(reserved) but the store records \(try reservedQuota())", "meta reserved")
+        if scan.nextSetID == nil {
+            log.add("nextSetIDMissing", "the store has no next-set-id record", "meta next-set-id")
+        }
+        if reserved != scan.reserved ?? 0 {
+            log.add("reservedMismatch", "Σ quotas is \(reserved) but the store records \(scan.reserved ?? 0)", "meta reserved")
         }
         if reserved > UInt64(capacity) - 1 {
             log.add("overReserved", "Σ quotas \(reserved) exceeds capacity − 1 = \(capacity - 1)", "meta reserved")
         }
-        try txn.withCursor(on: schema.tokens) { cursor in
-            try cursor.scan(from: []) { key, reader in
-                let token = String(decoding: key, as: UTF8.self)
-                let set = reader.remaining == 4 ? try? reader.u32() : nil
-                if let set, let record = sets[set], record.isLive, record.token == token { return true }
-                log.add("tokenDangling", "token \"\(token)\" names no live set with that token", "token \(token)")
-                return true
+        for (token, set) in scan.tokens.sorted(by: { $0.key < $1.key }) {
+            if let record = scan.sets[set], record.isLive, record.token == token { continue }
+            log.add("tokenDangling", "token \"\(Names.escaped(token))\" names no live set with that token", "token \(Names.escaped(token))")
+        }
+    }
+
+    /// Every guest mapping names an ID of its set that carries that guest ID.
+    private static func checkGuests(_ scan: StoreScan, _ log: inout ViolationLog) {
+        let byID = Dictionary(scan.ids.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for (key, host) in scan.guests.sorted(by: { $0.key < $1.key }) {
+            let set = UInt32(key >> 32), guest = UInt32(truncatingIfNeeded: key)
+            let record = byID[host]
+            if record?.set != set || record?.guest != guest {
+                log.add("guestMismatch", "set \(set) maps guest \(guest) to \(host), which does not carry it", "guest \(guest)", "id \(host)")
             }
         }
-
-        // Guests: every mapping names an ID of its set carrying that guest.
-        var mappings = 0
-        try txn.withCursor(on: schema.guests) { cursor in
-            try cursor.scan(from: []) { key, reader in
-                mappings += 1
-                guard key.count == 8, let set = Key.decodeU32(key), let guest = Key.decodeU32(key, at: 4),
-                    reader.remaining == 4, let host = try? reader.u32()
-                else {
-                    log.add("guestMismatch", "a guest mapping is malformed", "guests \(key)")
-                    return true
-                }
-                let record = try? idRecord(IOASID(host))
-                if record?.set != set || record?.guest != guest {
-                    log.add("guestMismatch", "set \(set) maps guest \(guest) to \(host), which does not carry it", "guest \(guest)", "id \(host)")
-                }
-                return true
-            }
+        let carried = scan.ids.filter { $0.guest != nil }.count
+        if scan.guests.count != carried {
+            log.add("guestMismatch", "\(scan.guests.count) guest mappings for \(carried) IDs with guest IDs", "guests")
         }
-        if mappings != guestCount {
-            log.add("guestMismatch", "\(mappings) guest mappings for \(guestCount) IDs with guest IDs", "guests")
-        }
+    }
 
-        // Holds name existing IDs.
-        try txn.withCursor(on: schema.holds) { cursor in
-            try cursor.scan(from: []) { key, _ in
-                if key.count <= 4 || (try? idRecord(IOASID(Key.decodeU32(key) ?? 0))) == nil {
-                    log.add("holdDangling", "a hold names an ID that is not allocated", "hold \(Key.decodeU32(key) ?? 0)")
-                }
-                return true
-            }
+    /// Holds, subscriber positions, events and free-pending IDs.
+    private static func checkNotifications(_ scan: StoreScan, _ log: inout ViolationLog) {
+        let known = Set(scan.occupied)
+        for hold in scan.holds where !known.contains(hold.id) {
+            log.add("holdDangling", "\"\(Names.escaped(hold.holder))\" holds ID \(hold.id), which is not allocated", "hold \(hold.id)")
         }
-
-        // Subscribers and the outbox.
-        for (name, record) in subscribers where record.acknowledgedThrough > lastSequence {
-            log.add("ackBeyondLast", "subscriber \(name) acknowledged \(record.acknowledgedThrough) > last event \(lastSequence)", "subscriber \(name)")
+        let last = scan.lastSequence
+        for (name, record) in scan.subscribers where record.acknowledgedThrough > last {
+            log.add("ackBeyondLast", "subscriber \(Names.escaped(name)) acknowledged \(record.acknowledgedThrough) > last event \(last)", "subscriber \(Names.escaped(name))")
         }
         var stored = Set<UInt64>()
-        try txn.withCursor(on: schema.events) { cursor in
-            try cursor.scan(from: []) { key, reader in
-                guard let sequence = Key.decodeU64(key) else {
-                    log.add("malformedKey", "an event key has the wrong length", "events \(key)")
-                    return true
-                }
-                stored.insert(sequence)
-                guard let event = try? EventCoding.decode(sequence: sequence, &reader) else {
-                    log.add("eventUndecodable", "event \(sequence) does not decode", "event \(sequence)")
-                    return true
-                }
-                if sequence > lastSequence {
-                    log.add("eventBeyondLast", "event \(sequence) lies beyond the sequence handed out", "event \(sequence)")
-                }
-                if !subscribers.contains(where: { $0.record.acknowledgedThrough < sequence && $0.record.filter.matches(event.kind, set: event.set) }) {
-                    log.add("eventUnwanted", "event \(sequence) is wanted by no subscriber", "event \(sequence)")
-                }
-                return true
+        for event in scan.events {
+            stored.insert(event.sequence)
+            if let next = scan.nextSequence, event.sequence >= next, event.sequence > last {
+                log.add("eventBeyondLast", "event \(event.sequence) lies beyond the sequence handed out", "event \(event.sequence)")
+            }
+            if !scan.subscribers.contains(where: { $0.record.acknowledgedThrough < event.sequence && $0.record.takes(kind: event.kind, set: event.set) }) {
+                log.add("eventUnwanted", "event \(event.sequence) is wanted by no subscriber", "event \(event.sequence)")
             }
         }
-        // Free-pending IDs are held back, and the FREE holding them back is still there.
-        for (id, set) in pendingIDs {
-            let sequence = pendingRecords[id] ?? 0
-            let waiting = subscribers.filter {
-                sequence > 0 && $0.record.acknowledgedThrough < sequence && $0.record.filter.matches(.free, set: SetID(set))
-            }
+        let held = Set(scan.holds.map(\.id))
+        for record in scan.ids where record.isFreePending {
+            let sequence = scan.pending[record.id] ?? 0
+            let waiting = scan.subscribers.filter { sequence > 0 && waits($0.record, for: sequence, set: SetID(record.set)) }
             if !waiting.isEmpty, !stored.contains(sequence) {
-                log.add("eventLost", "FREE #\(sequence) of ID \(id) is gone but \(waiting[0].name) has not acknowledged it", "id \(id)", "event \(sequence)")
+                log.add(
+                    "eventLost", "FREE #\(sequence) of ID \(record.id) is gone but \(Names.escaped(waiting[0].name)) has not acknowledged it",
+                    "id \(record.id)", "event \(sequence)"
+                )
             }
-            if waiting.isEmpty, try holders(of: IOASID(id)).isEmpty {
-                log.add("pendingStuck", "free-pending ID \(id) is held back by nothing", "id \(id)")
+            if waiting.isEmpty, !held.contains(record.id) {
+                log.add("pendingStuck", "free-pending ID \(record.id) is held back by nothing", "id \(record.id)")
             }
         }
-        return VerificationReport(violations: log.list, violationCount: log.count, idsChecked: checked)
     }
 }
