@@ -37,6 +37,8 @@ public final class Environment: @unchecked Sendable {
         public var create: Bool = true
         /// Permission bits for the files LMDB creates (owner read/write by default).
         public var fileMode: UInt32 = 0o600
+        /// Test hook: open with `MDB_RDONLY` (no write transaction can begin).
+        package var readOnly: Bool = false
 
         /// Default options: 1 GiB initial map, durable commits.
         public init() {}
@@ -107,6 +109,7 @@ public final class Environment: @unchecked Sendable {
             try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize))
             var flags = UInt32(MDB_NOTLS)
             if !options.durable { flags |= UInt32(MDB_NOSYNC) }
+            if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             try LMDBError.check(mdb_env_open(env, path, flags, mdb_mode_t(options.fileMode)))
             var dead: Int32 = 0
             try LMDBError.check(mdb_reader_check(env, &dead))
