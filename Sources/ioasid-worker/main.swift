@@ -20,6 +20,11 @@
 //   ioasid-worker torture-parent [--kills N] [--dir DIR] [--seed S]
 //       Runs the child N times, killing it with SIGKILL at random moments and at
 //       named failpoints, and checks the store and the journal after every kill.
+//   ioasid-worker corrupt-fuzz [--ioasid BIN] [--trials N] [--seed S] [--trial K]
+//       [--dir DIR] [--keep-failures DIR] [--template STORE] [--timeout SECONDS] [--verbose]
+//       Damages copies of a store's data.mdb (bit flips, zeroed or random runs,
+//       truncation, swapped pages) and checks that the `ioasid` binary never
+//       crashes, hangs, writes on a read or answers wrongly while verify is clean.
 //
 // Exit status: 0 done, 1 an operation failed (message on stderr), 2 a violation, 64 usage.
 
@@ -65,8 +70,10 @@ do {
         try TortureChild(store: args[1], journal: args[2], seed: seed, failpoint: args.count == 5 ? args[4] : nil).run()
     case "torture-parent":
         exit(try TortureParent(arguments: Array(args.dropFirst())).run())
+    case "corrupt-fuzz":
+        exit(try CorruptFuzz(arguments: Array(args.dropFirst())).run())
     default:
-        fail("usage: ioasid-worker alloc|churn|hold-reader|fork|torture|torture-parent … (see the source header)", code: 64)
+        fail("usage: ioasid-worker alloc|churn|hold-reader|fork|torture|torture-parent|corrupt-fuzz … (see the source header)", code: 64)
     }
 } catch {
     fail("\(error)", code: 1)
