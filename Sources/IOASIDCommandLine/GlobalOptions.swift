@@ -31,8 +31,16 @@ struct GlobalOptions: ParsableArguments {
         return options
     }
 
-    /// Opens the existing store.
+    /// Opens the existing store to change it.
     func openStore() throws(IOASIDError) -> IOASIDStore {
         try IOASIDStore(path: storePath, options: storeOptions())
+    }
+
+    /// Opens the existing store read-only: nothing is written (not even a
+    /// migration), so it works on read-only media and beside a long write.
+    func openStoreForReading() throws(IOASIDError) -> IOASIDStore {
+        var options = storeOptions()
+        options.readOnly = true
+        return try IOASIDStore(path: storePath, options: options)
     }
 }

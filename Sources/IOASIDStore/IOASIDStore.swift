@@ -31,14 +31,61 @@ public final class IOASIDStore: Sendable {
 
     /// Opens the store at `path` (a directory), creating it when `options` allow.
     ///
-    /// Checks the schema in a read transaction and applies pending migrations
+    /// Before LMDB sees the files, they are checked with plain reads
+    /// (``StoreFiles``): the directory and files must be this user's and
+    /// private, `data.mdb` a regular file whose meta pages are sound and whose
+    /// length covers every page they claim. A directory with no store files at
+    /// all is *not initialised*; anything else that is wrong is a corrupt store,
+    /// named. The schema is checked in a read transaction, and migrations run
     /// only when there are any (and the store may be written). A new store is
-    /// synced to disk before this returns. A read-only open never writes.
+    /// built in a private temporary directory beside `path`, synced and renamed
+    /// into place, so a crash leaves either no store or a whole one. A
+    /// read-only open never writes.
     ///
     /// - Throws: ``IOASIDError`` — `notInitialized`, `alreadyInitialized`,
     ///   `newerSchema`, `corruptStore`, `accessDenied`, `readOnly`, `storageFailure`, `invalidArgument`.
-    public init(path: String, options: Options = Options()) throws(IOASIDError) {
+    public convenience init(path: String, options: Options = Options()) throws(IOASIDError) {
         guard !path.isEmpty else { throw IOASIDError(.invalidArgument, "the store path is empty") }
+        switch try StoreFiles.inspect(path) {
+        case .valid:
+            if options.creation == .createNew { throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)") }
+        case .absent:
+            guard options.creation != .openExisting, !options.readOnly else {
+                throw IOASIDError(.notInitialized, "there is no store at \(path)")
+            }
+            let created = try StoreFiles.create(at: path) { temporary throws(IOASIDError) in
+                try Self.build(at: temporary, options: options)
+            }
+            if !created, options.creation == .createNew {
+                throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)")
+            }
+            if case .absent = try StoreFiles.inspect(path) {
+                throw IOASIDError(.storageFailure, "the store created at \(path) is not there")
+            }
+        }
+        try self.init(opening: path, options: options)
+    }
+
+    /// Builds a new, initialised store in the (new, empty) directory `temporary`, synced.
+    private static func build(at temporary: String, options: Options) throws(IOASIDError) {
+        var building = options
+        building.readOnly = false
+        let store = try IOASIDStore(opening: temporary, options: building, creating: true)
+        try store.writeMapped { tx in
+            try tx.initialize(
+                capacity: options.capacity,
+                systemQuota: options.systemQuota,
+                maximumDataSize: options.maximumDataSize,
+                storeID: Self.randomBytes(16),
+                now: Self.nowMillis()
+            )
+        }
+        do { try store.env.sync() } catch { throw IOASIDError.wrapping(error) }
+        options.logger.info("initialised store", metadata: ["capacity": "\(options.capacity)"])
+    }
+
+    /// Opens the store files at `path` (checked already, or being created).
+    private init(opening path: String, options: Options, creating: Bool = false) throws(IOASIDError) {
         self.path = path
         logger = options.logger
         isReadOnly = options.readOnly
@@ -46,9 +93,8 @@ public final class IOASIDStore: Sendable {
         envOptions.mapSize = options.mapSize
         envOptions.maxMapSize = max(options.maxMapSize, options.mapSize)
         envOptions.durable = options.durability == .durable
-        envOptions.create = options.creation != .openExisting && !options.readOnly
+        envOptions.create = creating
         envOptions.readOnly = options.readOnly
-        try Self.checkAccess(path)
         let env: Environment
         do {
             env = try Environment.open(path: path, options: envOptions)
@@ -94,36 +140,11 @@ public final class IOASIDStore: Sendable {
             }
             signal.notify()
         }
-        let initialized = try IOASIDError.mapping {
-            try env.read { txn in try txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil }
-        }
-        switch (options.creation, initialized) {
-        case (.openExisting, false):
-            throw IOASIDError(.notInitialized, "the store at \(path) is not initialised")
-        case (.createNew, true):
-            throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)")
-        case (_, false) where readOnly:
-            throw IOASIDError(.notInitialized, "the store at \(path) is not initialised")
-        case (_, false):
-            try writeMapped { tx in
-                // Another process may have initialised it meanwhile; the write lock orders us.
-                if try tx.txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil {
-                    if options.creation == .createNew {
-                        throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)")
-                    }
-                    return
-                }
-                try tx.initialize(
-                    capacity: options.capacity,
-                    systemQuota: options.systemQuota,
-                    maximumDataSize: options.maximumDataSize,
-                    storeID: Self.randomBytes(16),
-                    now: Self.nowMillis()
-                )
+        if !creating {
+            let initialized = try IOASIDError.mapping {
+                try env.read { txn in try txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil }
             }
-            logger.info("initialised store", metadata: ["path": "\(path)", "capacity": "\(options.capacity)"])
-        default:
-            break
+            guard initialized else { throw IOASIDError(.corruptStore, "the store at \(path) has no capacity record") }
         }
     }
 
@@ -221,25 +242,6 @@ public final class IOASIDStore: Sendable {
     private static let brokenOperationAssertions = Atomic<Bool>(true)
 
     // MARK: Helpers
-
-    /// Refuses a store that another user could write: its directory and files
-    /// must belong to this user and be writable by nobody else (the store
-    /// creates them that way: directory 0700, files 0600).
-    static func checkAccess(_ path: String) throws(IOASIDError) {
-        for file in [path, path + "/data.mdb", path + "/lock.mdb"] {
-            var st = stat()
-            guard stat(file, &st) == 0 else { continue }
-            if st.st_uid != geteuid() {
-                throw IOASIDError(.accessDenied, "\(file) belongs to user \(st.st_uid), not to this user (\(geteuid()))")
-            }
-            if st.st_mode & 0o022 != 0 {
-                throw IOASIDError(
-                    .accessDenied,
-                    "\(file) is writable by other users (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod go-w on it"
-                )
-            }
-        }
-    }
 
     static func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 

@@ -118,18 +118,18 @@ public final class Environment: @unchecked Sendable {
         var flags = UInt32(MDB_NOTLS)
         if !options.durable { flags |= UInt32(MDB_NOSYNC) }
         if options.readOnly { flags |= UInt32(MDB_RDONLY) }
-        var result = Self.create(path: path, options: options, flags: flags)
+        var result = Self.create(path: path, options: options, flags: flags, created: wasCreated)
         var lockless = false
         if options.readOnly, case .failure(let error) = result, error == .accessDenied || error == .readOnlyFileSystem {
             // 0444 files or a read-only mount: nobody can be writing, so no lock file is needed.
-            result = Self.create(path: path, options: options, flags: flags | UInt32(MDB_NOLOCK))
+            result = Self.create(path: path, options: options, flags: flags | UInt32(MDB_NOLOCK), created: false)
             lockless = true
         }
         handle = try result.get()
         isLockless = lockless
     }
 
-    private static func create(path: String, options: Options, flags: UInt32) -> Result<OpaquePointer, LMDBError> {
+    private static func create(path: String, options: Options, flags: UInt32, created: Bool) -> Result<OpaquePointer, LMDBError> {
         var env: OpaquePointer?
         let rc = mdb_env_create(&env)
         guard rc == 0, let env else { return .failure(LMDBError(code: rc == 0 ? LMDBError.invalidArgument.code : rc)) }
@@ -142,7 +142,8 @@ public final class Environment: @unchecked Sendable {
                 var dead: Int32 = 0
                 try LMDBError.check(mdb_reader_check(env, &dead))
             }
-            if flags & UInt32(MDB_RDONLY) == 0 { try LMDBError.check(mdb_env_sync(env, 1)) }
+            // A brand-new environment's meta pages are written without a sync.
+            if created { try LMDBError.check(mdb_env_sync(env, 1)) }
             return .success(env)
         } catch {
             mdb_env_close(env)
@@ -330,6 +331,12 @@ public final class Environment: @unchecked Sendable {
     }
 
     // MARK: Maintenance
+
+    /// Flushes everything committed to the device (`mdb_env_sync(env, 1)`),
+    /// even in an environment opened with `durable: false`.
+    public func sync() throws(LMDBError) {
+        try LMDBError.check(mdb_env_sync(handle, 1))
+    }
 
     /// Clears reader slots left by processes that died; returns how many were cleared.
     @discardableResult

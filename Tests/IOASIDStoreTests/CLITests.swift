@@ -132,11 +132,18 @@ struct CLITests {
         #expect(newer.errorCode == "newerSchema")
 
         let corrupt = s.dir.child("corrupt")
-        try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: false)
-        try Data(repeating: 0x5a, count: 16384).write(to: URL(fileURLWithPath: corrupt + "/data.mdb"))
+        try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        #expect(FileManager.default.createFile(atPath: corrupt + "/data.mdb", contents: Data(repeating: 0x5a, count: 16384), attributes: [.posixPermissions: 0o600]))
         let bad = try CLI.run(["--store", corrupt, "--json", "status"])
         #expect(bad.status == 3)
         #expect(bad.errorCode == "corruptStore")
+        #expect(bad.stderr.contains("data.mdb"), "the message names the file: \(bad.stderr)")
+        // A store directory others can read is refused, with the chmod that fixes it.
+        _ = chmod(corrupt, 0o755)
+        let open = try CLI.run(["--store", corrupt, "--json", "status"])
+        #expect(open.status == 3)
+        #expect(open.errorCode == "accessDenied")
+        #expect(open.stderr.contains("chmod 700"), "\(open.stderr)")
     }
 
     @Test("events and holds: subscribe, tail, ack, hold, release, with their exit codes")

@@ -16,7 +16,7 @@ struct CapacityCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let store = try global.openStore()
+            let store = try newCapacity == nil ? global.openStoreForReading() : global.openStore()
             if let newCapacity { try store.setCapacity(newCapacity) }
             let capacity = try store.capacity()
             struct View: Encodable { let capacity: UInt32 }

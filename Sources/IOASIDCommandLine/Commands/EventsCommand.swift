@@ -71,7 +71,7 @@ struct EventsListCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let views = try global.openStore().subscribers().map(SubscriberView.init)
+            let views = try global.openStoreForReading().subscribers().map(SubscriberView.init)
             try Output(global).emit(views, text: views.map(\.text).joined(separator: "\n"))
         }
     }
@@ -94,7 +94,7 @@ struct EventsPendingCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let events = try global.openStore().pendingEvents(for: name, limit: limit)
+            let events = try global.openStoreForReading().pendingEvents(for: name, limit: limit)
             if global.json {
                 try Output.standardOutput(Output.encode(events))
             } else {
@@ -127,7 +127,7 @@ struct EventsTailCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Output.runAsync(global) {
-            let store = try global.openStore()
+            let store = try ack ? global.openStore() : global.openStoreForReading()
             _ = try store.subscriber(name)
             if !follow {
                 let events = try store.pendingEvents(for: name)

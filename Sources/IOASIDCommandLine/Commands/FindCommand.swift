@@ -27,7 +27,7 @@ struct FindCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let store = try global.openStore()
+            let store = try global.openStoreForReading()
             if let guest, let set {
                 let host = try store.hostID(forGuest: guest, in: SetID(set))
                 struct View: Encodable { let id: UInt32; let set: UInt32; let guest: UInt32 }
@@ -55,7 +55,7 @@ struct FindSetCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let set = try global.openStore().findSet(IOASID(id))
+            let set = try global.openStoreForReading().findSet(IOASID(id))
             struct View: Encodable { let id: UInt32; let set: UInt32 }
             try Output(global).emit(View(id: id, set: set.rawValue), text: "\(set)")
         }

@@ -49,7 +49,7 @@ struct SetListCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let sets = try global.openStore().sets()
+            let sets = try global.openStoreForReading().sets()
             let text = sets.map { "\($0.id)\t\($0.token)\t\($0.allocated)/\($0.quota)" }.joined(separator: "\n")
             try Output(global).emit(sets.map(SetView.init), text: text)
         }
@@ -65,7 +65,7 @@ struct SetShowCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let view = SetView(try global.openStore().set(SetID(set)))
+            let view = SetView(try global.openStoreForReading().set(SetID(set)))
             try Output(global).emit(view, text: view.text)
         }
     }
@@ -80,7 +80,7 @@ struct SetIDsCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let ids = try global.openStore().ids(in: SetID(set)).map(\.rawValue)
+            let ids = try global.openStoreForReading().ids(in: SetID(set)).map(\.rawValue)
             try Output(global).emit(ids, text: ids.map(String.init).joined(separator: "\n"))
         }
     }

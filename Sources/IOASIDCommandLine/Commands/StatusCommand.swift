@@ -12,7 +12,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let status = try global.openStore().status()
+            let status = try global.openStoreForReading().status()
             struct View: Encodable {
                 let capacity: UInt32
                 let reserved: UInt64

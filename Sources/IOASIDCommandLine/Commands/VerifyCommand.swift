@@ -21,7 +21,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let store = try global.openStore()
+            let store = try repair ? global.openStore() : global.openStoreForReading()
             var repairReport: RepairReport?
             if repair { repairReport = try store.repair() }
             let progress = Progress(global, verb: "verifying")
@@ -31,6 +31,8 @@ struct VerifyCommand: ParsableCommand {
             let elapsed = ContinuousClock.now - started
             struct View: Encodable {
                 let clean: Bool
+                let structurallySound: Bool
+                let pagesChecked: Int
                 let idsChecked: Int
                 let violationCount: Int
                 let violations: [Violation]
@@ -44,16 +46,21 @@ struct VerifyCommand: ParsableCommand {
             }
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if report.isClean {
-                lines.append(String(format: "clean: %d IDs checked in %.2f s", report.idsChecked, seconds))
+                lines.append(String(format: "clean: %d pages and %d IDs checked in %.2f s", report.pagesChecked, report.idsChecked, seconds))
+            } else if !report.isStructurallySound {
+                lines.append("\(store.path)/data.mdb is structurally damaged (\(report.pagesChecked) pages read); the records were not read:")
+                lines += report.violations.map { "  [\($0.code)] \(Names.escaped($0.message)) — \($0.records.joined(separator: ", "))" }
             } else {
-                lines.append("\(report.violationCount) violations (\(report.idsChecked) IDs checked):")
-                lines += report.violations.map { "  [\($0.code)] \($0.message) — \($0.records.joined(separator: ", "))" }
+                lines.append("\(report.violationCount) violation\(report.violationCount == 1 ? "" : "s") (\(report.idsChecked) IDs checked):")
+                lines += report.violations.map { "  [\($0.code)] \(Names.escaped($0.message)) — \($0.records.joined(separator: ", "))" }
             }
             try Output(global).emit(
-                View(clean: report.isClean, idsChecked: report.idsChecked, violationCount: report.violationCount,
+                View(clean: report.isClean, structurallySound: report.isStructurallySound, pagesChecked: report.pagesChecked,
+                     idsChecked: report.idsChecked, violationCount: report.violationCount,
                      violations: report.violations, repair: repairReport),
                 text: lines.joined(separator: "\n")
             )
+            if !report.isStructurallySound { throw ExitCode(ExitStatus.storeUnusable) }
             if !report.isClean { throw ExitCode(ExitStatus.refused) }
         }
     }

@@ -224,13 +224,59 @@ extension WriteTransaction {
 }
 
 extension IOASIDStore {
-    /// Checks every invariant in one read transaction. See ``IOASIDReading/verify(progress:)``.
+    /// Checks the store: first the structure of `data.mdb` — every B-tree and
+    /// the free list read page by page with plain reads, never through the
+    /// map (``PageWalker``) — and, only when that is sound, every record and
+    /// invariant in one read transaction (``IOASIDReading/verify(progress:)``).
+    /// The read transaction is held during the page walk, so the pages it reads
+    /// are not reused by concurrent commits.
     public func verify(progress: ((Int, Int) -> Void)? = nil) throws(IOASIDError) -> VerificationReport {
-        try readMapped { try $0.verify(progress: progress) }
+        let path = path
+        return try readMapped { tx in
+            let walk = try Self.walkPages(path)
+            guard walk.isClean else { return Self.structuralReport(walk) }
+            let report = try tx.verify(progress: progress)
+            return VerificationReport(
+                violations: report.violations, violationCount: report.violationCount, idsChecked: report.idsChecked,
+                pagesChecked: walk.pagesRead, isStructurallySound: true
+            )
+        }
     }
 
     /// Rebuilds what is derivable in one write transaction. See ``WriteTransaction/repair()``.
+    ///
+    /// Refuses a store whose file is structurally damaged: rebuilding records
+    /// cannot mend pages.
     public func repair() throws(IOASIDError) -> RepairReport {
-        try writeMapped { try $0.repair() }
+        let path = path
+        return try writeMapped { tx in
+            let walk = try Self.walkPages(path)
+            if let first = walk.problems.first, !walk.isClean {
+                throw IOASIDError(
+                    .corruptStore,
+                    "\(path)/data.mdb is structurally damaged (\(walk.problems.count + walk.omittedProblems) problems; first: \(first.message)); repair rebuilds records, not pages"
+                )
+            }
+            return try tx.repair()
+        }
+    }
+
+    private static func walkPages(_ path: String) throws(IOASIDError) -> PageWalkReport {
+        do { return try PageWalker.check(directory: path) } catch {
+            throw IOASIDError(error.isDamage ? .corruptStore : .storageFailure, error.message, cause: error)
+        }
+    }
+
+    private static func structuralReport(_ walk: PageWalkReport) -> VerificationReport {
+        var log = ViolationLog()
+        for problem in walk.problems {
+            let page = problem.page.map { "page \($0)" } ?? "file"
+            log.add("pageDamaged", "\(problem.kind): \(problem.message)", page, "database \(problem.database)")
+        }
+        for _ in 0..<walk.omittedProblems { log.add("pageDamaged", "further damage", "file") }
+        if let meta = walk.metaError, walk.problems.isEmpty { log.add("pageDamaged", meta.message, "file") }
+        return VerificationReport(
+            violations: log.list, violationCount: max(log.count, 1), idsChecked: 0, pagesChecked: walk.pagesRead, isStructurallySound: false
+        )
     }
 }

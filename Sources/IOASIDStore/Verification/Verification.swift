@@ -19,8 +19,22 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public let violationCount: Int
     /// How many IDs were checked.
     public let idsChecked: Int
+    /// How many pages of `data.mdb` the structural check read (0 when it did not run).
+    public let pagesChecked: Int
+    /// Whether the file's structure is sound: its B-trees and free list, read
+    /// page by page (``IOASIDStore/verify(progress:)``). When it is not, the
+    /// violations name the damaged pages and the records were not read.
+    public let isStructurallySound: Bool
     /// Whether every invariant holds.
     public var isClean: Bool { violationCount == 0 }
+
+    init(violations: [Violation], violationCount: Int, idsChecked: Int, pagesChecked: Int = 0, isStructurallySound: Bool = true) {
+        self.violations = violations
+        self.violationCount = violationCount
+        self.idsChecked = idsChecked
+        self.pagesChecked = pagesChecked
+        self.isStructurallySound = isStructurallySound
+    }
 }
 
 /// What ``WriteTransaction/repair()`` changed.
