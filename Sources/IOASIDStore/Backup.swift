@@ -1,36 +1,65 @@
-import Foundation
 import LMDB
 
 extension IOASIDStore {
-    /// Copies a consistent snapshot of the live store into `destination` with
-    /// LMDB's copy (`mdb_env_copy2`), optionally compacted; writers may go on
-    /// meanwhile. The directory is created (owner-only); it must not exist or be empty.
+    /// Copies a consistent snapshot of the live store into a new directory
+    /// `destination`, while writers go on.
     ///
+    /// The copy is private and atomic: a temporary directory (`0700`) beside
+    /// `destination` receives `data.mdb` (created `0600` by `open`, never
+    /// chmod-ed later), written with LMDB's copy, synced; the directory is
+    /// synced and renamed into place, and its parent synced. A backup that fails
+    /// or is killed leaves nothing others can read and nothing that blocks a
+    /// retry; one that returned survives a power cut. The copy starts a new
+    /// life as a store of its own: open it like any store.
+    ///
+    /// - Parameters:
+    ///   - compact: omit free pages (`MDB_CP_COMPACT`).
+    ///   - replacing: replace an existing `destination` that is a store made by
+    ///     a backup (or an empty directory); otherwise an existing one is refused.
     /// - Returns: the size of the copied data file in bytes.
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` when `destination` is not empty,
-    ///   ``IOASIDError/Code/storageFailure`` when the copy fails.
+    /// - Throws: ``IOASIDError/Code/invalidArgument`` when `destination` exists
+    ///   (and may not be replaced), ``IOASIDError/Code/storageFailure`` when the
+    ///   copy fails (a full disk says so).
     @discardableResult
-    public func backup(to destination: String, compact: Bool = false) throws(IOASIDError) -> Int {
-        let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        if manager.fileExists(atPath: destination, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue, (try? manager.contentsOfDirectory(atPath: destination))?.isEmpty == true else {
-                throw IOASIDError(.invalidArgument, "\(destination) exists and is not an empty directory")
+    public func backup(to destination: String, compact: Bool = false, replacing: Bool = false) throws(IOASIDError) -> Int {
+        guard !destination.isEmpty else { throw IOASIDError(.invalidArgument, "the backup destination is empty") }
+        if let existing = try? FileSystem.status(destination) {
+            guard replacing else { throw IOASIDError(.invalidArgument, "\(destination) exists; choose a new directory for the backup") }
+            guard existing.kind == .directory else { throw IOASIDError(.invalidArgument, "\(destination) exists and is not a directory") }
+        }
+        let parent = FileSystem.parent(of: destination)
+        let name = destination.split(separator: "/").last.map(String.init) ?? "backup"
+        let temporary = parent + "/." + name + ".ioasid-backup-" + String(UInt64.random(in: 0 ... .max), radix: 36)
+        do { try FileSystem.makePrivateDirectory(temporary) } catch {
+            throw IOASIDError.fileFailure("cannot create the backup beside \(destination)", error)
+        }
+        var placed = false
+        defer { if !placed { FileSystem.removeDirectory(temporary) } }
+        let file = try AtomicFileWriter(destination: temporary + "/data.mdb", replacing: false)
+        try file.copy(from: env, compact: compact)
+        let size = try file.size()
+        try file.commit()
+        if replacing, (try? FileSystem.status(destination)) != nil {
+            // Move the old backup aside first, so the new one takes its place in one rename.
+            let old = temporary + ".old"
+            do { try FileSystem.rename(destination, to: old, replacing: false) } catch {
+                throw IOASIDError.fileFailure("cannot replace \(destination)", error)
             }
+            defer { FileSystem.removeDirectory(old) }
+            try place(temporary, at: destination)
         } else {
-            do {
-                try manager.createDirectory(atPath: destination, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw IOASIDError(.invalidArgument, "cannot create \(destination): \(error.localizedDescription)")
-            }
+            try place(temporary, at: destination)
         }
-        do {
-            try env.copy(to: destination, compact: compact)
-        } catch {
-            throw IOASIDError.wrapping(error)
+        placed = true
+        do { try FileSystem.syncDirectory(parent) } catch { throw IOASIDError.fileFailure("cannot sync \(parent)", error) }
+        return Int(size)
+    }
+
+    private func place(_ temporary: String, at destination: String) throws(IOASIDError) {
+        do { try FileSystem.rename(temporary, to: destination, replacing: false) } catch {
+            throw error == .exists || error.code == 39
+                ? IOASIDError(.invalidArgument, "\(destination) appeared while the backup was written; nothing was replaced")
+                : IOASIDError.fileFailure("cannot move the backup into \(destination)", error)
         }
-        let data = destination + "/data.mdb"
-        _ = chmod(data, 0o600)
-        return ((try? manager.attributesOfItem(atPath: data))?[.size] as? Int) ?? 0
     }
 }
