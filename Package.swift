@@ -26,10 +26,16 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
-        // The only module that imports CLMDB and touches pointers.
+        // The package's C, in one file: CRC32C with the CPU's instruction,
+        // LMDB calls guarded against faults on damaged pages, hidden syscalls.
+        .target(
+            name: "CLMDBSupport",
+            dependencies: ["CLMDB"]
+        ),
+        // The only module that imports CLMDB (and its C support) and touches pointers.
         .target(
             name: "LMDB",
-            dependencies: ["CLMDB"]
+            dependencies: ["CLMDB", "CLMDBSupport"]
         ),
         // Ordered, immutable schema migrations.
         .target(
@@ -105,7 +111,7 @@ let package = Package(
 /// Strict settings applied to every Swift target in one place: Swift 6 language
 /// mode with complete concurrency checking is the default for tools version 6;
 /// these add the upcoming features the code relies on.
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CLMDBSupport" {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .enableUpcomingFeature("ExistentialAny"),
         .enableUpcomingFeature("InternalImportsByDefault"),

@@ -32,6 +32,10 @@ public enum Migrator {
     public static func pendingMigrations(in env: Environment, migrations: [Migration] = Migrations.all) throws -> [Migration] {
         let versions = try appliedVersions(in: env)
         try check(versions, against: migrations)
+        if versions.isEmpty, try databaseExists("meta", in: env) {
+            // A new store has no databases at all: data without a history is damage, not an old schema.
+            throw MigrationError.corruptHistory("the store has databases but no migration history")
+        }
         return migrations.filter { !versions.contains($0.number) }
     }
 
@@ -74,6 +78,13 @@ public enum Migrator {
         guard versions == Array(known.prefix(versions.count)) else {
             throw MigrationError.corruptHistory("recorded \(versions), expected a prefix of \(known)")
         }
+    }
+
+    private static func databaseExists(_ name: String, in env: Environment) throws -> Bool {
+        let result = Result { () throws(LMDBError) -> Database in try env.openDatabase(named: name, create: false) }
+        if case .failure(let error) = result, error == .notFound { return false }
+        _ = try result.get()
+        return true
     }
 
     /// The history database, or `nil` when it does not exist and `create` is false.

@@ -80,7 +80,7 @@ public final class IOASIDStore: Sendable {
                 now: Self.nowMillis()
             )
         }
-        do { try store.env.sync() } catch { throw IOASIDError.wrapping(error) }
+        do { try store.env.sync() } catch { throw IOASIDError.wrapping(error, at: temporary) }
         options.logger.info("initialised store", metadata: ["capacity": "\(options.capacity)"])
     }
 
@@ -101,7 +101,7 @@ public final class IOASIDStore: Sendable {
         } catch where error == .noEntry {
             throw IOASIDError(.notInitialized, "there is no store at \(path)", cause: error)
         } catch {
-            throw IOASIDError.wrapping(error)
+            throw IOASIDError.wrapping(error, at: path)
         }
         guard env.options.durable == envOptions.durable else {
             throw IOASIDError(
@@ -115,7 +115,7 @@ public final class IOASIDStore: Sendable {
         self.env = env
         let logger = options.logger
         let readOnly = options.readOnly
-        schema = try IOASIDError.mapping {
+        schema = try IOASIDError.mapping(at: path) {
             let pending = try Migrator.pendingMigrations(in: env)
             if let first = pending.first {
                 if readOnly {
@@ -141,7 +141,7 @@ public final class IOASIDStore: Sendable {
             signal.notify()
         }
         if !creating {
-            let initialized = try IOASIDError.mapping {
+            let initialized = try IOASIDError.mapping(at: path) {
                 try env.read { txn in try txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil }
             }
             guard initialized else { throw IOASIDError(.corruptStore, "the store at \(path) has no capacity record") }
@@ -165,7 +165,7 @@ public final class IOASIDStore: Sendable {
         do {
             return try env.read { txn in try body(ReadTransaction(context: TransactionContext(txn: txn, schema: schema))) }
         } catch let error as LMDBError {
-            throw IOASIDError.wrapping(error)
+            throw IOASIDError.wrapping(error, at: path)
         }
     }
 
@@ -196,7 +196,7 @@ public final class IOASIDStore: Sendable {
             changeSignal.notify()
             return result
         } catch let error as LMDBError {
-            throw IOASIDError.wrapping(error)
+            throw IOASIDError.wrapping(error, at: path)
         }
     }
 
@@ -209,7 +209,7 @@ public final class IOASIDStore: Sendable {
         do {
             return try await writer.submit(isolated: true, body)
         } catch let error as LMDBError {
-            throw IOASIDError.wrapping(error)
+            throw IOASIDError.wrapping(error, at: path)
         }
     }
 
@@ -217,15 +217,15 @@ public final class IOASIDStore: Sendable {
     /// without the nested transaction of ``write(_:)-(WriteTransaction)->R``: the one-call async methods use it.
     package func submit<R: Sendable>(_ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R) async throws(IOASIDError) -> R {
         try checkWritable()
-        do { return try await writer.submit(isolated: false, body) } catch { throw IOASIDError.wrapping(error) }
+        do { return try await writer.submit(isolated: false, body) } catch { throw IOASIDError.wrapping(error, at: path) }
     }
 
     func readMapped<R>(_ body: (borrowing ReadTransaction) throws -> R) throws(IOASIDError) -> R {
-        try IOASIDError.mapping { try read(body) }
+        try IOASIDError.mapping(at: path) { try read(body) }
     }
 
     func writeMapped<R>(_ body: (borrowing WriteTransaction) throws -> R) throws(IOASIDError) -> R {
-        try IOASIDError.mapping { try write(body) }
+        try IOASIDError.mapping(at: path) { try write(body) }
     }
 
     func checkWritable() throws(IOASIDError) {

@@ -2,14 +2,19 @@ import IOASIDMigrations
 import LMDB
 
 extension IOASIDError {
-    /// Maps any error thrown inside the store to an ``IOASIDError``.
-    static func wrapping(_ error: any Error) -> IOASIDError {
+    /// Maps any error thrown inside the store to an ``IOASIDError``; with the
+    /// store's `path`, damage reports name the file.
+    static func wrapping(_ error: any Error, at path: String? = nil) -> IOASIDError {
+        let file = path.map { $0 + "/data.mdb" } ?? "the store's data file"
         switch error {
         case let error as IOASIDError:
             return error
         case let error as LMDBError:
+            if error == .fault {
+                return IOASIDError(.corruptStore, "\(file) is damaged: reading it hit a bad page (LMDB faulted or failed its own check)", cause: error)
+            }
             if error.isStoreUnusable {
-                return IOASIDError(.corruptStore, "the store's files are damaged: \(error.message)", cause: error)
+                return IOASIDError(.corruptStore, "\(file) is damaged: LMDB reports \(error.name)", cause: error)
             }
             if error == .accessDenied {
                 return IOASIDError(.accessDenied, "permission denied", cause: error)
@@ -30,15 +35,15 @@ extension IOASIDError {
                     cause: error
                 )
             case .corruptHistory(let detail):
-                return IOASIDError(.corruptStore, "migration history is damaged: \(detail)", cause: error)
+                return IOASIDError(.corruptStore, "the migration history (database migrations) in \(file) is damaged: \(detail)", cause: error)
             }
         default:
             return IOASIDError(.storageFailure, "\(error)")
         }
     }
 
-    /// Runs `body`, mapping anything it throws with ``wrapping(_:)``.
-    static func mapping<R>(_ body: () throws -> R) throws(IOASIDError) -> R {
-        do { return try body() } catch { throw wrapping(error) }
+    /// Runs `body`, mapping anything it throws with ``wrapping(_:at:)``.
+    static func mapping<R>(at path: String? = nil, _ body: () throws -> R) throws(IOASIDError) -> R {
+        do { return try body() } catch { throw wrapping(error, at: path) }
     }
 }

@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import CLMDBSupport
 
 /// CRC32C (Castagnoli, the checksum of iSCSI, ext4 metadata and RocksDB):
 /// well studied, detects every burst error up to 32 bits, and computed by one

@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import CLMDBSupport
 
 /// A cursor over one database, lent to the closure of ``Transaction/withCursor(on:_:)``.
 ///
@@ -59,7 +60,7 @@ public struct Cursor: ~Copyable {
     private func position(_ op: MDB_cursor_op) -> (Int32, MDB_val, MDB_val) {
         var mk = MDB_val()
         var mv = MDB_val()
-        let rc = mdb_cursor_get(handle, &mk, &mv, op)
+        let rc = clmdb_cursor_get(handle, &mk, &mv, op)
         return (rc, mk, mv)
     }
 
@@ -68,7 +69,7 @@ public struct Cursor: ~Copyable {
         var mv = MDB_val()
         let rc = key.withUnsafeBytes { k -> Int32 in
             mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return mdb_cursor_get(handle, &mk, &mv, MDB_SET_RANGE)
+            return clmdb_cursor_get(handle, &mk, &mv, MDB_SET_RANGE)
         }
         return (rc, mk, mv)
     }
@@ -107,13 +108,13 @@ public struct Cursor: ~Copyable {
         var mk = MDB_val()
         var mv = MDB_val()
         var rc = key.withUnsafeBytes { k -> Int32 in
-            if k.isEmpty { return mdb_cursor_get(handle, &mk, &mv, MDB_FIRST) }
+            if k.isEmpty { return clmdb_cursor_get(handle, &mk, &mv, MDB_FIRST) }
             mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return mdb_cursor_get(handle, &mk, &mv, MDB_SET_RANGE)
+            return clmdb_cursor_get(handle, &mk, &mv, MDB_SET_RANGE)
         }
         while rc == 0 {
             guard try body(CursorEntry(key: buffer(mk), value: buffer(mv))) else { return }
-            rc = mdb_cursor_get(handle, &mk, &mv, MDB_NEXT)
+            rc = clmdb_cursor_get(handle, &mk, &mv, MDB_NEXT)
         }
         if rc != MDB_NOTFOUND { throw LMDBError(code: rc) }
     }
@@ -133,7 +134,7 @@ public struct Cursor: ~Copyable {
             value.withUnsafeBytes { v in
                 var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
                 var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return FaultInjection.call(.put, path) { mdb_cursor_put(handle, &mk, &mv, UInt32(MDB_CURRENT)) }
+                return FaultInjection.call(.put, path) { clmdb_cursor_put(handle, &mk, &mv, UInt32(MDB_CURRENT)) }
             }
         }
         try LMDBError.check(rc)
@@ -142,7 +143,7 @@ public struct Cursor: ~Copyable {
 
     /// Deletes the entry the cursor is on.
     public func deleteCurrent() throws(LMDBError) {
-        try LMDBError.check(FaultInjection.call(.delete, path) { mdb_cursor_del(handle, 0) })
+        try LMDBError.check(FaultInjection.call(.delete, path) { clmdb_cursor_del(handle) })
         writes?.count += 1
     }
 }

@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import CLMDBSupport
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
@@ -72,6 +73,9 @@ public final class Environment: @unchecked Sendable {
 
     let handle: OpaquePointer
     let resizeLock = ReadWriteLock()
+    /// Set once a call hit damage (``LMDBError/fault``): LMDB's state may be
+    /// inconsistent, so no transaction is begun again.
+    private let faulted = Atomic<Bool>(false)
     private let idleReaders = Locked([IdleReader]())
     private let databases = Locked([String: Database]())
 
@@ -133,6 +137,8 @@ public final class Environment: @unchecked Sendable {
         var env: OpaquePointer?
         let rc = mdb_env_create(&env)
         guard rc == 0, let env else { return .failure(LMDBError(code: rc == 0 ? LMDBError.invalidArgument.code : rc)) }
+        clmdb_install_fault_handlers()
+        _ = clmdb_set_assert(env)
         do {
             try LMDBError.check(mdb_env_set_maxdbs(env, MDB_dbi(options.maxDatabases)))
             try LMDBError.check(mdb_env_set_maxreaders(env, UInt32(options.maxReaders)))
@@ -157,7 +163,7 @@ public final class Environment: @unchecked Sendable {
         guard generation == ForkGeneration.current else { return }
         Self.registry.withLock { table in
             idleReaders.withLock { idle in
-                for reader in idle { mdb_txn_abort(reader.txn) }
+                for reader in idle { _ = clmdb_txn_abort(reader.txn) }
                 idle.removeAll()
             }
             mdb_env_close(handle)
@@ -186,6 +192,7 @@ public final class Environment: @unchecked Sendable {
     public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         let mark = TransactionMark(self)
         defer { mark.end() }
+        try checkNotFaulted()
         var clearedReaders = false
         while true {
             do {
@@ -200,6 +207,9 @@ public final class Environment: @unchecked Sendable {
                 // Slots of killed readers count against the table until cleared.
                 clearedReaders = true
                 try clearStaleReaders()
+            } catch let error as LMDBError where error == .fault {
+                faulted.store(true, ordering: .sequentiallyConsistent)
+                throw error
             }
         }
     }
@@ -218,30 +228,41 @@ public final class Environment: @unchecked Sendable {
     public func write<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         let mark = TransactionMark(self)
         defer { mark.end() }
+        try checkNotFaulted()
         while true {
             do {
                 return try resizeLock.withReadLock { () throws -> R in
                     var raw: OpaquePointer?
-                    try LMDBError.check(FaultInjection.call(.beginWrite, path) { mdb_txn_begin(handle, nil, 0, &raw) })
+                    try LMDBError.check(FaultInjection.call(.beginWrite, path) { clmdb_txn_begin(handle, nil, 0, &raw) })
                     guard let raw else { throw LMDBError.invalidArgument }
                     let result: R
                     do {
                         result = try body(Transaction(handle: raw, environment: self, writes: WriteCounter()))
+                    } catch let error as LMDBError where error == .fault {
+                        throw error  // LMDB's state is unknown: leak the transaction rather than touch it
                     } catch {
-                        mdb_txn_abort(raw)
+                        _ = clmdb_txn_abort(raw)
                         throw error
                     }
                     // mdb_txn_commit frees the transaction whether or not it succeeds; an
                     // injected failure aborts it the same way.
-                    try LMDBError.check(FaultInjection.call(.commit, path, onInject: { mdb_txn_abort(raw) }) { mdb_txn_commit(raw) })
+                    try LMDBError.check(FaultInjection.call(.commit, path, onInject: { _ = clmdb_txn_abort(raw) }) { clmdb_txn_commit(raw) })
                     return result
                 }
             } catch let error as LMDBError where error == .mapResized {
                 try adoptGrownMap()
             } catch let error as LMDBError where error == .mapFull {
                 try growMap()
+            } catch let error as LMDBError where error == .fault {
+                faulted.store(true, ordering: .sequentiallyConsistent)
+                throw error
             }
         }
+    }
+
+    /// Refuses a transaction once a call has hit damage.
+    private func checkNotFaulted() throws(LMDBError) {
+        if faulted.load(ordering: .relaxed) { throw LMDBError.fault }
     }
 
     /// Traps unless this environment may start a transaction on this thread now.
@@ -255,25 +276,32 @@ public final class Environment: @unchecked Sendable {
 
     private func acquireReader() throws(LMDBError) -> OpaquePointer {
         if let idle = idleReaders.withLock({ $0.popLast() })?.txn {
-            let rc = mdb_txn_renew(idle)
+            let rc = clmdb_txn_renew(idle)
             if rc == 0 { return idle }
-            mdb_txn_abort(idle)
+            _ = clmdb_txn_abort(idle)
             throw LMDBError(code: rc)
         }
         var raw: OpaquePointer?
-        try LMDBError.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw))
+        try LMDBError.check(clmdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw))
         guard let raw else { throw LMDBError.invalidArgument }
         return raw
     }
 
     private func releaseReader(_ txn: OpaquePointer) {
-        mdb_txn_reset(txn)
+        if faulted.load(ordering: .relaxed) {
+            _ = clmdb_txn_abort(txn)
+            return
+        }
+        if clmdb_txn_reset(txn) != 0 {
+            faulted.store(true, ordering: .sequentiallyConsistent)
+            return
+        }
         let kept = idleReaders.withLock { idle -> Bool in
             guard idle.count < 8 else { return false }
             idle.append(IdleReader(txn: txn))
             return true
         }
-        if !kept { mdb_txn_abort(txn) }
+        if !kept { _ = clmdb_txn_abort(txn) }
     }
 
     // MARK: Map size
@@ -318,15 +346,15 @@ public final class Environment: @unchecked Sendable {
 
     private func rawOpenDatabase(named name: String, create: Bool) -> Result<Database, LMDBError> {
         var raw: OpaquePointer?
-        var rc = mdb_txn_begin(handle, nil, create ? 0 : UInt32(MDB_RDONLY), &raw)
+        var rc = clmdb_txn_begin(handle, nil, create ? 0 : UInt32(MDB_RDONLY), &raw)
         guard rc == 0, let raw else { return .failure(LMDBError(code: rc)) }
         var dbi = MDB_dbi()
-        rc = mdb_dbi_open(raw, name, create ? UInt32(MDB_CREATE) : 0, &dbi)
+        rc = clmdb_dbi_open(raw, name, create ? UInt32(MDB_CREATE) : 0, &dbi)
         if rc != 0 {
-            mdb_txn_abort(raw)
+            _ = clmdb_txn_abort(raw)
             return .failure(LMDBError(code: rc))
         }
-        rc = mdb_txn_commit(raw)
+        rc = clmdb_txn_commit(raw)
         return rc == 0 ? .success(Database(dbi: dbi, name: name)) : .failure(LMDBError(code: rc))
     }
 

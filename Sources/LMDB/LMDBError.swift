@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import CLMDBSupport
 
 /// An error reported by LMDB or by the operating system beneath it.
 ///
@@ -12,7 +13,10 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     public init(code: Int32) { self.code = code }
 
     /// The human-readable text LMDB gives for this code.
-    public var message: String { String(cString: mdb_strerror(code)) }
+    public var message: String {
+        if code == CLMDB_FAULT { return "reading the file hit damage (a bad page made LMDB fault or fail its own check)" }
+        return String(cString: mdb_strerror(code))
+    }
 
     /// A stable, symbolic name for the code (for example `MDB_MAP_FULL` or `ENOSPC`).
     public var name: String {
@@ -36,6 +40,7 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
         case MDB_BAD_TXN: "MDB_BAD_TXN"
         case MDB_BAD_VALSIZE: "MDB_BAD_VALSIZE"
         case MDB_BAD_DBI: "MDB_BAD_DBI"
+        case CLMDB_FAULT: "MDB_FAULT"
         case Self.noSpace.code: "ENOSPC"
         case Self.io.code: "EIO"
         case Self.accessDenied.code: "EACCES"
@@ -94,6 +99,10 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let noEntry = LMDBError(code: 2)
     /// `EINVAL`: invalid argument.
     public static let invalidArgument = LMDBError(code: 22)
+    /// A call into LMDB faulted (SIGSEGV/SIGBUS) or failed one of LMDB's own
+    /// assertions on a damaged page, and was stopped before it could kill the
+    /// process. The environment refuses every later transaction.
+    public static let fault = LMDBError(code: CLMDB_FAULT)
     /// `EROFS`: the file system is mounted read-only.
     public static let readOnlyFileSystem = LMDBError(code: 30)
     /// `EPIPE`: the reader of a pipe went away.
@@ -106,7 +115,7 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Whether the file itself cannot be trusted (corrupt, invalid or a version
     /// LMDB does not understand), as opposed to a transient condition.
     public var isStoreUnusable: Bool {
-        [Self.corrupted, .panic, .versionMismatch, .invalidFile, .incompatible].contains(self)
+        [Self.corrupted, .panic, .versionMismatch, .invalidFile, .incompatible, .fault].contains(self)
             || code == MDB_PAGE_NOTFOUND
     }
 

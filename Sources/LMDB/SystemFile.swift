@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import CLMDBSupport
 #if canImport(Glibc)
 internal import Glibc
 #elseif canImport(Darwin)
@@ -131,7 +132,7 @@ public struct SystemFile: ~Copyable {
     /// Copies the environment's data file into this file (`mdb_env_copyfd2`),
     /// optionally compacted. Call ``sync()`` afterwards.
     public func copy(from environment: Environment, compact: Bool) throws(LMDBError) {
-        try LMDBError.check(mdb_env_copyfd2(environment.handle, descriptor, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        try LMDBError.check(clmdb_env_copyfd2(environment.handle, descriptor, compact ? UInt32(MDB_CP_COMPACT) : 0))
     }
 }
 

@@ -1,4 +1,5 @@
 internal import CLMDB
+internal import CLMDBSupport
 
 /// A read or write transaction, lent to the closure of ``Environment/read(_:)``
 /// or ``Environment/write(_:)``.
@@ -50,7 +51,7 @@ public struct Transaction: ~Copyable {
         let (rc, value) = key.withUnsafeBytes { k -> (Int32, [UInt8]?) in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
             var mv = MDB_val()
-            let rc = mdb_get(handle, db.dbi, &mk, &mv)
+            let rc = clmdb_get(handle, db.dbi, &mk, &mv)
             return (rc, rc == 0 ? copy(mv) : nil)
         }
         if rc == MDB_NOTFOUND { return nil }
@@ -68,7 +69,7 @@ public struct Transaction: ~Copyable {
     public func withValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
         var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
         var mv = MDB_val()
-        let rc = mdb_get(handle, db.dbi, &mk, &mv)
+        let rc = clmdb_get(handle, db.dbi, &mk, &mv)
         if rc == MDB_NOTFOUND { return nil }
         try LMDBError.check(rc)
         var reader = ValueReader(UnsafeRawBufferPointer(start: mv.mv_data, count: mv.mv_size))
@@ -88,7 +89,7 @@ public struct Transaction: ~Copyable {
     public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
         var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
         var mv = MDB_val()
-        let rc = mdb_get(handle, db.dbi, &mk, &mv)
+        let rc = clmdb_get(handle, db.dbi, &mk, &mv)
         if rc == MDB_NOTFOUND { return nil }
         try LMDBError.check(rc)
         guard let payload = Sealing.payload(of: buffer(mv), key: k) else {
@@ -112,7 +113,7 @@ public struct Transaction: ~Copyable {
         let rc = key.withUnsafeBytes { k -> Int32 in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
             var mv = MDB_val()
-            return mdb_get(handle, db.dbi, &mk, &mv)
+            return clmdb_get(handle, db.dbi, &mk, &mv)
         }
         if rc == MDB_NOTFOUND { return false }
         try LMDBError.check(rc)
@@ -122,7 +123,7 @@ public struct Transaction: ~Copyable {
     /// The number of entries in `db`, read from its B-tree header (constant time).
     public func count(of db: Database) throws(LMDBError) -> Int {
         var st = MDB_stat()
-        try LMDBError.check(mdb_stat(handle, db.dbi, &st))
+        try LMDBError.check(clmdb_stat(handle, db.dbi, &st))
         return st.ms_entries
     }
 
@@ -148,7 +149,7 @@ public struct Transaction: ~Copyable {
                 var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
                 var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
                 return FaultInjection.call(.put, environment.path) {
-                    mdb_put(handle, db.dbi, &mk, &mv, overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
+                    clmdb_put(handle, db.dbi, &mk, &mv, overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
                 }
             }
         }
@@ -163,7 +164,7 @@ public struct Transaction: ~Copyable {
     public func delete(_ key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
         let rc = key.withUnsafeBytes { k in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return FaultInjection.call(.delete, environment.path) { mdb_del(handle, db.dbi, &mk, nil) }
+            return FaultInjection.call(.delete, environment.path) { clmdb_del(handle, db.dbi, &mk) }
         }
         if rc == MDB_NOTFOUND { return false }
         try LMDBError.check(rc)
@@ -173,7 +174,7 @@ public struct Transaction: ~Copyable {
 
     /// Deletes every entry of `db`, keeping the database itself.
     public func removeAll(in db: Database) throws(LMDBError) {
-        try LMDBError.check(mdb_drop(handle, db.dbi, 0))
+        try LMDBError.check(clmdb_drop(handle, db.dbi, 0))
         writes?.count += 1
     }
 
@@ -184,7 +185,7 @@ public struct Transaction: ~Copyable {
     /// ``Environment/openDatabase(named:create:)`` once the transaction has committed.
     public func createDatabase(named name: String) throws(LMDBError) {
         var dbi = MDB_dbi()
-        try LMDBError.check(mdb_dbi_open(handle, name, UInt32(MDB_CREATE), &dbi))
+        try LMDBError.check(clmdb_dbi_open(handle, name, UInt32(MDB_CREATE), &dbi))
         writes?.count += 1
     }
 
@@ -195,7 +196,7 @@ public struct Transaction: ~Copyable {
     /// - Throws: `MDB_NOTFOUND` when there is no such database.
     public func openDatabase(named name: String) throws(LMDBError) -> Database {
         var dbi = MDB_dbi()
-        try LMDBError.check(mdb_dbi_open(handle, name, 0, &dbi))
+        try LMDBError.check(clmdb_dbi_open(handle, name, 0, &dbi))
         return Database(dbi: dbi, name: name)
     }
 
@@ -208,17 +209,17 @@ public struct Transaction: ~Copyable {
     public func nested<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
         guard let writes else { throw LMDBError.invalidArgument }
         var raw: OpaquePointer?
-        try LMDBError.check(mdb_txn_begin(environment.handle, handle, 0, &raw))
+        try LMDBError.check(clmdb_txn_begin(environment.handle, handle, 0, &raw))
         guard let raw else { throw LMDBError.invalidArgument }
         let childWrites = WriteCounter()
         let result: R
         do {
             result = try body(Transaction(handle: raw, environment: environment, writes: childWrites))
         } catch {
-            mdb_txn_abort(raw)
+            _ = clmdb_txn_abort(raw)
             throw error
         }
-        try LMDBError.check(mdb_txn_commit(raw))
+        try LMDBError.check(clmdb_txn_commit(raw))
         writes.count += childWrites.count
         return result
     }

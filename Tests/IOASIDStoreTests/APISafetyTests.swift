@@ -41,6 +41,8 @@ struct APISafetyTests {
             "swiftc", "-swift-version", "6", "-emit-sil", "-o", "/dev/null",
             "-I", CLI.productsDirectory + "/Modules",
             "-Xcc", "-fmodule-map-file=\(root)/Sources/CLMDB/module.modulemap",
+            "-Xcc", "-fmodule-map-file=\(CLI.productsDirectory)/CLMDBSupport.build/module.modulemap",
+            "-Xcc", "-I\(root)/Sources/CLMDBSupport/include",
             source,
         ]
         let pipe = Pipe()

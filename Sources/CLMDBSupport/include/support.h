@@ -1,0 +1,46 @@
+#ifndef CLMDB_SUPPORT_H
+#define CLMDB_SUPPORT_H
+/* The package's C, behind one file (support.c): what Swift cannot do or
+ * reach — CRC32C with the CPU's instruction, guarded LMDB calls that turn a
+ * fault on a damaged page into an error, and system calls glibc hides behind
+ * _GNU_SOURCE. Only the LMDB module imports it (and CLMDB). */
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returned by a guarded call that faulted (SIGSEGV/SIGBUS) or failed an LMDB
+ * assertion; not an LMDB code (-30799…-30780) nor an errno. */
+#define CLMDB_FAULT (-30500)
+
+/* CRC32C: whether the CPU computes it, and the raw update (no inversion). */
+int clmdb_crc32c_hardware(void);
+uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count);
+
+/* Installs the fault handlers (once per process) and LMDB's assert callback for `env`. */
+void clmdb_install_fault_handlers(void);
+int clmdb_set_assert(MDB_env *env);
+
+/* Guarded LMDB calls: the same arguments and results, or CLMDB_FAULT. Values
+ * returned are touched inside the guard, so reading them afterwards cannot fault. */
+int clmdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int clmdb_cursor_get(MDB_cursor *cursor, MDB_val *key, MDB_val *data, MDB_cursor_op op);
+int clmdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int flags);
+int clmdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
+int clmdb_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags);
+int clmdb_cursor_del(MDB_cursor *cursor);
+int clmdb_drop(MDB_txn *txn, MDB_dbi dbi, int del);
+int clmdb_stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *stat);
+int clmdb_dbi_open(MDB_txn *txn, const char *name, unsigned int flags, MDB_dbi *dbi);
+int clmdb_txn_begin(MDB_env *env, MDB_txn *parent, unsigned int flags, MDB_txn **txn);
+int clmdb_txn_renew(MDB_txn *txn);
+int clmdb_txn_commit(MDB_txn *txn);
+int clmdb_txn_abort(MDB_txn *txn);
+int clmdb_txn_reset(MDB_txn *txn);
+int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
+
+/* An unnamed 0600 file in `dir` (O_TMPFILE), or -1 with errno. */
+int clmdb_open_tmpfile(const char *dir);
+/* rename(2) that fails with EEXIST instead of replacing (RENAME_NOREPLACE). */
+int clmdb_rename_noreplace(const char *from, const char *to);
+
+#endif

@@ -1,0 +1,259 @@
+/* See support.h. */
+#define _GNU_SOURCE
+#include "support.h"
+
+/* CRC32C (Castagnoli) with the CPU's instruction where there is one; the
+ * Swift side (Sources/LMDB/Checksum.swift) keeps a table-driven fallback and
+ * decides which to call. These return the raw register (no pre/post inversion). */
+#if defined(__x86_64__)
+#include <cpuid.h>
+int clmdb_crc32c_hardware(void) {
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c & bit_SSE4_2) != 0;
+}
+__attribute__((target("sse4.2")))
+uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count) {
+    const unsigned char *p = (const unsigned char *)data;
+    uint64_t c = crc;
+    while (count >= 8) {
+        uint64_t v;
+        __builtin_memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        count -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (count > 0) {
+        c32 = __builtin_ia32_crc32qi(c32, *p);
+        p++;
+        count--;
+    }
+    return c32;
+}
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+int clmdb_crc32c_hardware(void) { return 1; }
+uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count) {
+    const unsigned char *p = (const unsigned char *)data;
+    while (count >= 8) {
+        uint64_t v;
+        __builtin_memcpy(&v, p, 8);
+        crc = __crc32cd(crc, v);
+        p += 8;
+        count -= 8;
+    }
+    while (count > 0) {
+        crc = __crc32cb(crc, *p);
+        p++;
+        count--;
+    }
+    return crc;
+}
+#else
+int clmdb_crc32c_hardware(void) { return 0; }
+uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count) {
+    (void)data;
+    (void)count;
+    return crc;
+}
+#endif
+
+/* ---- Fault guard ------------------------------------------------------------
+ * LMDB 0.9 trusts its file: a damaged page can make it read outside a page or
+ * the file (SIGSEGV, SIGBUS) or fail one of its own checks (assert -> abort).
+ * Every LMDB call that touches the map runs through these wrappers: the calling
+ * thread arms a jump target, and a fault or a failed LMDB assertion on that
+ * thread jumps back, making the call return CLMDB_FAULT instead of killing the
+ * process. Only C frames lie between the target and the fault. Values a call
+ * returns are touched (every page, and their last byte) inside the guard, so
+ * reading them afterwards cannot fault. Faults outside a guard go to the
+ * previous handler, unchanged. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+
+
+static _Thread_local sigjmp_buf *clmdb_fault_target;
+static struct sigaction clmdb_previous_segv, clmdb_previous_bus;
+static pthread_once_t clmdb_fault_once = PTHREAD_ONCE_INIT;
+
+static void clmdb_fault_handler(int sig, siginfo_t *info, void *context) {
+    (void)info;
+    (void)context;
+    sigjmp_buf *target = clmdb_fault_target;
+    if (target != NULL) {
+        clmdb_fault_target = NULL;
+        siglongjmp(*target, 1);
+    }
+    /* Not a guarded call: restore the previous handler; the fault happens again there. */
+    sigaction(sig, sig == SIGBUS ? &clmdb_previous_bus : &clmdb_previous_segv, NULL);
+}
+
+static void clmdb_install_fault_handlers_once(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = clmdb_fault_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &action, &clmdb_previous_segv);
+    sigaction(SIGBUS, &action, &clmdb_previous_bus);
+}
+
+/* Installs the SIGSEGV/SIGBUS handlers (once per process). */
+void clmdb_install_fault_handlers(void) {
+    pthread_once(&clmdb_fault_once, clmdb_install_fault_handlers_once);
+}
+
+/* LMDB's assertion callback: jump out of a guarded call instead of aborting. */
+static void clmdb_assert(MDB_env *env, const char *message) {
+    (void)env;
+    (void)message;
+    sigjmp_buf *target = clmdb_fault_target;
+    if (target != NULL) {
+        clmdb_fault_target = NULL;
+        siglongjmp(*target, 1);
+    }
+}
+
+int clmdb_set_assert(MDB_env *env) { return mdb_env_set_assert(env, clmdb_assert); }
+
+static void clmdb_touch(const MDB_val *v) {
+    if (v == NULL || v->mv_data == NULL || v->mv_size == 0) return;
+    const volatile unsigned char *p = (const volatile unsigned char *)v->mv_data;
+    for (size_t i = 0; i < v->mv_size; i += 4096) (void)p[i];
+    (void)p[v->mv_size - 1];
+}
+
+#define CLMDB_GUARDED(statement) \
+    do { \
+        sigjmp_buf jump; \
+        sigjmp_buf *const saved = clmdb_fault_target; \
+        if (sigsetjmp(jump, 0) != 0) { \
+            clmdb_fault_target = saved; \
+            return CLMDB_FAULT; \
+        } \
+        clmdb_fault_target = &jump; \
+        statement; \
+        clmdb_fault_target = saved; \
+    } while (0)
+
+int clmdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_get(txn, dbi, key, data); if (rc == 0) clmdb_touch(data));
+    return rc;
+}
+
+int clmdb_cursor_get(MDB_cursor *cursor, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_cursor_get(cursor, key, data, op); if (rc == 0) { clmdb_touch(key); clmdb_touch(data); });
+    return rc;
+}
+
+int clmdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int flags) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_put(txn, dbi, key, data, flags));
+    return rc;
+}
+
+int clmdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_del(txn, dbi, key, NULL));
+    return rc;
+}
+
+int clmdb_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_cursor_put(cursor, key, data, flags));
+    return rc;
+}
+
+int clmdb_cursor_del(MDB_cursor *cursor) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_cursor_del(cursor, 0));
+    return rc;
+}
+
+int clmdb_drop(MDB_txn *txn, MDB_dbi dbi, int del) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_drop(txn, dbi, del));
+    return rc;
+}
+
+int clmdb_stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *stat) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_stat(txn, dbi, stat));
+    return rc;
+}
+
+int clmdb_dbi_open(MDB_txn *txn, const char *name, unsigned int flags, MDB_dbi *dbi) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_dbi_open(txn, name, flags, dbi));
+    return rc;
+}
+
+int clmdb_txn_begin(MDB_env *env, MDB_txn *parent, unsigned int flags, MDB_txn **txn) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_txn_begin(env, parent, flags, txn));
+    return rc;
+}
+
+int clmdb_txn_renew(MDB_txn *txn) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_txn_renew(txn));
+    return rc;
+}
+
+int clmdb_txn_commit(MDB_txn *txn) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_txn_commit(txn));
+    return rc;
+}
+
+/* Aborts a transaction; returns CLMDB_FAULT (leaking it) if that faults. */
+int clmdb_txn_abort(MDB_txn *txn) {
+    CLMDB_GUARDED(mdb_txn_abort(txn));
+    return 0;
+}
+
+int clmdb_txn_reset(MDB_txn *txn) {
+    CLMDB_GUARDED(mdb_txn_reset(txn));
+    return 0;
+}
+
+int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_env_copyfd2(env, fd, flags));
+    return rc;
+}
+
+/* System calls glibc hides behind _GNU_SOURCE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+/* An unnamed 0600 file in `dir` (O_TMPFILE), or -1 with errno. */
+int clmdb_open_tmpfile(const char *dir) {
+#if defined(__O_TMPFILE)
+    return open(dir, O_RDWR | O_CLOEXEC | __O_TMPFILE, 0600);
+#else
+    (void)dir;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
+/* rename(2) that fails with EEXIST instead of replacing (RENAME_NOREPLACE). */
+int clmdb_rename_noreplace(const char *from, const char *to) {
+#if defined(SYS_renameat2)
+    return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1u);
+#else
+    (void)from;
+    (void)to;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
