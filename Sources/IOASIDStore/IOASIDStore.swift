@@ -100,6 +100,8 @@ public final class IOASIDStore: Sendable {
             env = try Environment.open(path: path, options: envOptions)
         } catch where error == .noEntry {
             throw IOASIDError(.notInitialized, "there is no store at \(path)", cause: error)
+        } catch where !options.readOnly && (error == .accessDenied || error == .readOnlyFileSystem) {
+            throw IOASIDError(.readOnly, "the store at \(path) cannot be written (\(error == .accessDenied ? "its files are read-only to this user" : "the file system is read-only")); read commands still work", cause: error)
         } catch {
             throw IOASIDError.wrapping(error, at: path)
         }

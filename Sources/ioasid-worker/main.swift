@@ -9,6 +9,9 @@
 //       ID handed to two processes at once is caught (exit 2).
 //   ioasid-worker hold-reader STORE
 //       Opens a read transaction and sleeps in it (to be killed: a stale reader).
+//   ioasid-worker hold-writer STORE SECONDS
+//       Begins a write transaction, prints "writing", and holds LMDB's writer
+//       lock for SECONDS before committing nothing.
 //   ioasid-worker fork STORE reuse|reopen
 //       Opens STORE, reads it, then fork()s. The child either uses the parent's
 //       store (which must trap: "reuse") or opens the path again (which must give
@@ -63,6 +66,13 @@ do {
             emit("reading")
             while true { sleep(60) }
         }
+    case "hold-writer" where args.count == 3:
+        guard let seconds = UInt32(args[2]) else { fail("SECONDS must be a number", code: 64) }
+        let store = try openExisting(args[1])
+        try store.write { _ in
+            emit("writing")
+            sleep(seconds)
+        }
     case "fork" where args.count == 3 && ["reuse", "reopen"].contains(args[2]):
         try forkCheck(path: args[1], reopen: args[2] == "reopen")
     case "torture" where args.count == 4 || args.count == 5:
@@ -73,7 +83,7 @@ do {
     case "corrupt-fuzz":
         exit(try CorruptFuzz(arguments: Array(args.dropFirst())).run())
     default:
-        fail("usage: ioasid-worker alloc|churn|hold-reader|fork|torture|torture-parent|corrupt-fuzz … (see the source header)", code: 64)
+        fail("usage: ioasid-worker alloc|churn|hold-reader|hold-writer|fork|torture|torture-parent|corrupt-fuzz … (see the source header)", code: 64)
     }
 } catch {
     fail("\(error)", code: 1)

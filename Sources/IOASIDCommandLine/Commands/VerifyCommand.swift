@@ -80,7 +80,7 @@ struct BackupCommand: ParsableCommand {
 
     func run() throws {
         try Output.run(global) {
-            let store = try global.openStore()
+            let store = try global.openStoreForReading()
             let bytes = try store.backup(to: destination, compact: compact)
             struct View: Encodable { let destination: String; let bytes: Int; let compact: Bool }
             try Output(global).emit(
