@@ -29,6 +29,8 @@ final class GroupCommitWriter: Sendable {
 
     private let state = Locked(State())
     private let maxBatch: Int
+    /// Operations in the last commit and how long it took (writer thread only).
+    private let pace = Locked((operations: 0, nanoseconds: 0))
     private let commit: @Sendable ((borrowing WriteTransaction) throws -> Void) throws -> Void
 
     /// - Parameter commit: runs a closure in one write transaction and commits it.
@@ -63,15 +65,29 @@ final class GroupCommitWriter: Sendable {
     }
 
     private func run() {
+        let clock = ContinuousClock()
         while true {
-            let batch = state.withLock(waitingUntil: { !$0.queue.isEmpty || $0.stopping }) { s -> [Job]? in
+            state.withLock(waitingUntil: { !$0.queue.isEmpty || $0.stopping }) { _ in }
+            // Keep commits full under steady load: callers resumed by the last commit
+            // come back a moment later, so when fewer are waiting than it carried,
+            // wait up to half its duration for them (never when a caller is alone).
+            let (last, duration) = pace.withLock { $0 }
+            let wanted = min(last, maxBatch)
+            let batch = state.withLock(
+                waitingUntil: { $0.queue.count >= wanted || $0.stopping },
+                atMost: wanted > 1 ? min(duration / 2, 2_000_000) : 0
+            ) { s -> [Job]? in
                 if s.queue.isEmpty { return nil }
                 let batch = Array(s.queue.prefix(maxBatch))
                 s.queue.removeFirst(batch.count)
                 return batch
             }
             guard let batch else { return }
+            let started = clock.now
             execute(batch)
+            let elapsed = clock.now - started
+            let nanoseconds = Int(elapsed.components.seconds) * 1_000_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000)
+            pace.withLock { $0 = (batch.count, nanoseconds) }
         }
     }
 

@@ -51,6 +51,27 @@ package final class Locked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 
+    /// Waits (releasing the lock meanwhile) until `ready` holds for the value or
+    /// `nanoseconds` have passed, then runs `body` with the lock held.
+    package func withLock<R, E: Error>(
+        waitingUntil ready: (borrowing Value) -> Bool,
+        atMost nanoseconds: Int,
+        _ body: (inout Value) throws(E) -> R
+    ) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if !ready(value), nanoseconds > 0 {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let total = Int(now.tv_nsec) + nanoseconds
+            var deadline = timespec(tv_sec: now.tv_sec + total / 1_000_000_000, tv_nsec: total % 1_000_000_000)
+            while !ready(value) {
+                if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT { break }
+            }
+        }
+        return try body(&value)
+    }
+
     /// Runs `body` with the lock held, then wakes every thread waiting in
     /// ``withLock(waitingUntil:_:)``.
     package func withLockSignalling<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {

@@ -9,6 +9,9 @@
 //       ID handed to two processes at once is caught (exit 2).
 //   ioasid-worker hold-reader STORE
 //       Opens a read transaction and sleeps in it (to be killed: a stale reader).
+//   ioasid-worker group-commit STORE CALLERS SECONDS
+//       CALLERS async tasks allocate and free in one set for SECONDS; prints
+//       operations per second and operations per durable commit.
 //   ioasid-worker hold-writer STORE SECONDS
 //       Begins a write transaction, prints "writing", and holds LMDB's writer
 //       lock for SECONDS before committing nothing.
@@ -33,6 +36,7 @@
 
 import Foundation
 import IOASIDStore
+import LMDB
 
 func fail(_ message: String, code: Int32) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -66,6 +70,15 @@ do {
             emit("reading")
             while true { sleep(60) }
         }
+    case "group-commit" where args.count == 4:
+        guard let callers = Int(args[2]), let seconds = Double(args[3]) else { fail("CALLERS and SECONDS must be numbers", code: 64) }
+        let semaphore = DispatchSemaphore(value: 0)
+        let path = args[1]
+        Task.detached {  // not on the main actor, which the semaphore blocks
+            do { try await groupCommitProbe(path: path, callers: callers, seconds: seconds) } catch { fail("\(error)", code: 1) }
+            semaphore.signal()
+        }
+        semaphore.wait()
     case "hold-writer" where args.count == 3:
         guard let seconds = UInt32(args[2]) else { fail("SECONDS must be a number", code: 64) }
         let store = try openExisting(args[1])
@@ -130,4 +143,32 @@ func forkCheck(path: String, reopen: Bool) throws {
     _ = try store.capacity()
     let signal = status & 0x7f
     emit(signal == 0 ? "child exit \((status >> 8) & 0xff)" : "child signal \(signal)")
+}
+
+/// Measures group commit: operations per second and per commit.
+func groupCommitProbe(path: String, callers: Int, seconds: Double) async throws {
+    let store = try IOASIDStore(path: path)
+    let set = try await store.createSet(token: "probe-\(getpid())", quota: UInt32(callers * 4))
+    let commits = Locked(0)
+    FaultInjection.install(at: path) { point in
+        if point == .commit { commits.withLock { $0 += 1 } }
+        return nil
+    }
+    let deadline = Date().addingTimeInterval(seconds)
+    let operations = try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<callers {
+            group.addTask {
+                var done = 0
+                while Date() < deadline {
+                    let id = try await store.allocate(in: set)
+                    try await store.free(id, in: set)
+                    done += 2
+                }
+                return done
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let count = commits.withLock { $0 }
+    emit(String(format: "callers %d: %.0f operations/s, %.1f operations per commit", callers, Double(operations) / seconds, Double(operations) / Double(max(count, 1))))
 }
