@@ -78,7 +78,7 @@ extension IOASIDCommand {
                     let showRaw = raw || record.problem != nil
                     if global.json {
                         var fields: [String: FieldValue] = [:]
-                        for field in record.fields { fields[field.name] = FieldValue(field.value) }
+                        for field in record.fields where field.value != .text("") { fields[field.name] = FieldValue(field.value) }
                         let view = RecordView(
                             database: record.database, key: record.key, fields: fields.isEmpty ? nil : fields, problem: record.problem,
                             rawKey: showRaw ? Hex.encode(record.rawKey) : nil, rawValue: showRaw && !record.rawValue.isEmpty ? Hex.encode(record.rawValue) : nil
