@@ -21,7 +21,7 @@ public struct IOASIDCommand: AsyncParsableCommand {
 
             A command whose answer is one number (a new set, a new ID, a looked-up set) prints just that \
             number. With --json every command prints one JSON object on stdout (streams print JSON Lines), \
-            and a failure prints {"error":{"code":…,"message":…}} on stderr; see docs/cli-json.md. \
+            and a failure prints {"error":{"code":"...","message":"..."}} on stderr; see docs/cli-json.md. \
             Progress of long operations goes to stderr, only on a terminal.
 
             EXIT CODES:

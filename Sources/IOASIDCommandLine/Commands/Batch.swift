@@ -12,7 +12,7 @@ extension IOASIDCommand {
             discussion: """
                 One operation per line, written as the command would be without `ioasid` and global \
                 options; blank lines and lines starting with # are skipped; words may be quoted with \
-                '…' or "…". Operations: alloc, free, attach, detach, data, hold, release, set create, \
+                '...' or "...". Operations: alloc, free, attach, detach, data, hold, release, set create, \
                 set adjust. Every line is parsed before anything runs (a bad line is a usage error, exit \
                 64, naming it); then all run in one write transaction. If any is refused, nothing is \
                 committed and the error names the line. Prints one result per operation, in order.

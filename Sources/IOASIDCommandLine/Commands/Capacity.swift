@@ -19,7 +19,7 @@ extension IOASIDCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: ArgumentHelp("The new capacity (IDs 1 … N - 1).", valueName: "n"))
+        @Argument(help: ArgumentHelp("The new capacity (IDs 1 to N - 1).", valueName: "n"))
         var newCapacity: UInt32?
 
         @Flag(name: .customLong("allow-wide-ids"), help: "Allow a capacity above 2^20.")

@@ -76,7 +76,7 @@ extension IOASIDCommand {
         guard words.first == "help" else { return nil }
         var command: any ParsableCommand.Type = IOASIDCommand.self
         for (position, word) in words.dropFirst().enumerated() {
-            guard let next = command.configuration.subcommands.first(where: { $0.configuration.commandName == word }) else {
+            guard let next = command.configuration.subcommands.first(where: { $0._commandName == word }) else {
                 return Array(words.dropFirst().prefix(position + 1))
             }
             command = next
