@@ -68,6 +68,17 @@ struct CLITerminalTests {
         #expect(!json.stdout.contains("verifying"))
     }
 
+    @Test("free-set of many IDs shows what it does and the time spent, then erases it")
+    func freeSetProgress() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try Self.store(in: dir, count: 200_000)
+        let result = try Self.onTerminal(Self.quoted([Self.ioasid, "--store", store, "set", "free", "2", "--destroy"]))
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.stdout.contains("freeing 200,000 IDs of set 2"), "\(result.stdout.debugDescription.prefix(400))")
+        #expect(result.stdout.contains("freed 200,000 IDs of set 2; set destroyed"))
+    }
+
     @Test("TERM=dumb and NO_COLOR get ASCII progress without escape sequences", arguments: [["TERM": "dumb"], ["TERM": "xterm", "NO_COLOR": "1"]])
     func asciiProgress(environment: [String: String]) throws {
         let dir = try TemporaryDirectory()

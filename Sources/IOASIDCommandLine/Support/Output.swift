@@ -208,5 +208,5 @@ enum Timestamp {
 
 /// `1 ID`, `2 IDs`.
 func plural(_ count: some BinaryInteger, _ singular: String, _ pluralForm: String? = nil) -> String {
-    "\(count) \(count == 1 ? singular : pluralForm ?? singular + "s")"
+    "\(grouped(Int(clamping: count))) \(count == 1 ? singular : pluralForm ?? singular + "s")"
 }
