@@ -443,7 +443,8 @@ struct Answer: Equatable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else { return text }
         func strip(_ value: Any) -> Any {
             if let dictionary = value as? [String: Any] {
-                return dictionary.filter { $0.key != "oldestUnacknowledgedAgeMs" }.mapValues(strip)
+                // The store's directory differs between the template and its copies.
+                return dictionary.filter { $0.key != "path" }.mapValues(strip)
             }
             if let array = value as? [Any] { return array.map(strip) }
             return value
