@@ -30,8 +30,10 @@ package struct CLI {
     package static func path(of product: String) -> String { productsDirectory + "/" + product }
 
     /// Runs `product` with `arguments` and waits for it.
-    package static func run(_ arguments: [String], product: String = "ioasid", environment: [String: String] = [:]) throws -> Result {
-        let process = try start(product, arguments, environment: environment)
+    package static func run(
+        _ arguments: [String], product: String = "ioasid", environment: [String: String] = [:], input: String? = nil
+    ) throws -> Result {
+        let process = try start(product, arguments, environment: environment, input: input)
         let out = process.out.fileHandleForReading.readDataToEndOfFile()
         let err = process.err.fileHandleForReading.readDataToEndOfFile()
         process.process.waitUntilExit()
@@ -49,7 +51,9 @@ package struct CLI {
     }
 
     /// Starts `product` without waiting for it.
-    package static func start(_ product: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+    ///
+    /// - Parameter input: written to the process's standard input (then closed); `nil`: `/dev/null`.
+    package static func start(_ product: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> Running {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: product.hasPrefix("/") ? product : path(of: product))
         process.arguments = arguments
@@ -61,8 +65,17 @@ package struct CLI {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let stdin = input.map { _ in Pipe() }
+        process.standardInput = stdin ?? FileHandle.nullDevice
         try process.run()
+        if let stdin, let input {
+            let writer = stdin.fileHandleForWriting
+            let bytes = Data(input.utf8)
+            Thread.detachNewThread {
+                try? writer.write(contentsOf: bytes)
+                try? writer.close()
+            }
+        }
         return Running(process: process, out: out, err: err)
     }
 }

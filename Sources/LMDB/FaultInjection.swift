@@ -21,14 +21,21 @@ package enum FaultPoint: String, Sendable, CaseIterable {
 /// and returns an error code to make the call fail without running it, or
 /// `nil` to let it run.
 package enum FaultInjection {
+    /// A hook, boxed: a closure kept directly in generic storage would be
+    /// re-wrapped in a thunk on every access.
+    private final class Hook: Sendable {
+        let body: @Sendable (FaultPoint) -> Int32?
+        init(_ body: @escaping @Sendable (FaultPoint) -> Int32?) { self.body = body }
+    }
+
     private static let installed = Atomic<Int>(0)
-    private static let hooks = Locked([String: @Sendable (FaultPoint) -> Int32?]())
+    private static let hooks = Locked([String: Hook]())
 
     /// Installs `hook` for the environment opened at `path` (as given to
     /// `Environment.open`), replacing any hook there; `nil` removes it.
     package static func install(at path: String, _ hook: (@Sendable (FaultPoint) -> Int32?)?) {
         let count = hooks.withLock { table -> Int in
-            table[path] = hook
+            table[path] = hook.map(Hook.init)
             return table.count
         }
         installed.store(count, ordering: .sequentiallyConsistent)
@@ -36,7 +43,7 @@ package enum FaultInjection {
 
     @inline(__always)
     static func call(_ point: FaultPoint, _ path: String, onInject: () -> Void = {}, _ body: () -> Int32) -> Int32 {
-        if installed.load(ordering: .relaxed) > 0, let hook = hooks.withLock({ $0[path] }), let code = hook(point) {
+        if installed.load(ordering: .relaxed) > 0, let hook = hooks.withLock({ $0[path] }), let code = hook.body(point) {
             onInject()
             return code
         }

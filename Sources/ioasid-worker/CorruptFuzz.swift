@@ -443,7 +443,8 @@ struct Answer: Equatable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else { return text }
         func strip(_ value: Any) -> Any {
             if let dictionary = value as? [String: Any] {
-                return dictionary.filter { $0.key != "oldestUnacknowledgedAgeMs" }.mapValues(strip)
+                // The store's directory differs between the template and its copies.
+                return dictionary.filter { $0.key != "path" }.mapValues(strip)
             }
             if let array = value as? [Any] { return array.map(strip) }
             return value
@@ -469,10 +470,10 @@ struct Baseline {
         }
         let status = try json(["status"]) as? [String: Any] ?? [:]
         let capacity = status["capacity"] as? Int ?? 4096
-        let sets = (status["sets"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+        let sets = (status["sets"] as? [[String: Any]] ?? []).compactMap { $0["set"] as? Int }
         let subscribers = (status["subscribers"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         var idsBySet: [Int: [Int]] = [:]
-        for set in sets { idsBySet[set] = try json(["set", "ids", String(set)]) as? [Int] ?? [] }
+        for set in sets { idsBySet[set] = (try json(["set", "ids", String(set)]) as? [String: Any])?["ids"] as? [Int] ?? [] }
 
         // A sample of IDs: every set's first, and up to two each of free-pending,
         // with a guest, with data; then IDs no set holds.

@@ -1,7 +1,17 @@
 // The `ioasid` command-line tool; the commands live in IOASIDCommandLine.
-import ArgumentParser
 import IOASIDCommandLine
 
-/// Runs ``IOASIDCommand`` (asynchronously: `events tail --follow` awaits new events).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Ignores SIGPIPE (a closed pipe is then a write error, reported with exit 3
+/// and the reason, instead of a silent death), then runs ``IOASIDCommand``.
 @main
-extension IOASIDCommand {}
+enum IOASIDMain {
+    static func main() async {
+        signal(SIGPIPE, SIG_IGN)
+        let status = await IOASIDCommand.main(arguments: Array(CommandLine.arguments.dropFirst()))
+        exit(status)
+    }
+}

@@ -19,10 +19,6 @@ extension WriteTransaction {
 struct APISafetyTests {
     // MARK: Transactions cannot escape
 
-    /// The package root, for compiling snippets against the built modules.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-
     /// Type-checks `snippet` (in a function that has `store: IOASIDStore`)
     /// against the modules of this build; returns the compiler's status and output.
     static func compile(_ snippet: String) throws -> (status: Int32, output: String) {
@@ -35,23 +31,8 @@ struct APISafetyTests {
             \(snippet)
             }
             """.write(toFile: source, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "swiftc", "-swift-version", "6", "-emit-sil", "-o", "/dev/null",
-            "-I", CLI.productsDirectory + "/Modules",
-            "-Xcc", "-fmodule-map-file=\(root)/Sources/CLMDB/module.modulemap",
-            "-Xcc", "-fmodule-map-file=\(CLI.productsDirectory)/CLMDBSupport.build/module.modulemap",
-            "-Xcc", "-I\(root)/Sources/CLMDBSupport/include",
-            source,
-        ]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let result = try SwiftSnippet.check(file: source)
+        return (result.status, result.stdout + result.stderr)
     }
 
     @Test("A snippet that uses a transaction inside its closure compiles (the control)")

@@ -49,9 +49,13 @@ struct CLITests {
         _ = try s.run("init")
         let status = try s.json("status")
         #expect(status.status == 0)
-        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"freePending\":0,\"lastSequence\":0,\"reserved\":32768,"))
+        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"freePending\":0,\"lastSequence\":0,\"path\":"))
+        let object = try #require(status.json as? [String: Any])
+        #expect(object["schema"] as? Int == Int(IOASIDStore.schemaVersion))
+        #expect((object["storeID"] as? String)?.count == 32)
         let plain = try s.run("status")
-        #expect(plain.stdout.contains("unreserved:   1015807"))
+        #expect(plain.stdout.contains("quota:        32768 reserved by 1 set, 1015807 unreserved"))
+        #expect(plain.stdout.contains("schema:       \(IOASIDStore.schemaVersion)"))
     }
 
     @Test("Refusals exit 1 with their code, unknown sets and IDs exit 2")
@@ -166,16 +170,63 @@ struct CLITests {
         #expect(try s.run("events", "tail", "kvm").out == tail.out, "tail without --ack delivers again")
         #expect(try s.json("events", "ack", "kvm", "--through", "9").status == 64)
         #expect(try s.run("events", "ack", "kvm", "--through", "1").status == 0)
-        #expect(try s.run("release", id, "--set", "1", "--holder", "vfio").out == "vfio released \(id) (reclaimed)")
+        #expect(try s.run("release", id, "--set", "1", "--holder", "vfio").out == "vfio released \(id) (free)")
         #expect(try s.json("release", id, "--set", "1", "--holder", "vfio").errorCode == "noSuchID")
         let pending = try s.run("events", "pending", "kvm").out
-        #expect(pending.contains("\"kind\":\"RECLAIM\""))
+        #expect(pending.hasPrefix("#2 RECLAIM set 1 id \(id) "), "\(pending)")
+        let pendingJSON = try #require(try s.json("events", "pending", "kvm").json as? [String: Any])
+        #expect((pendingJSON["events"] as? [[String: Any]])?.first?["kind"] as? String == "RECLAIM")
         let status = try #require(try s.json("status").json as? [String: Any])
         let subscribers = try #require(status["subscribers"] as? [[String: Any]])
         #expect(subscribers.first?["lag"] as? Int == 1)
         #expect(try s.run("events", "unsubscribe", "kvm").status == 0)
         #expect(try s.json("events", "pending", "kvm").errorCode == "noSuchSubscriber")
         #expect(try s.run("events", "unsubscribe", "kvm").status == 2)
+    }
+
+    @Test("dump decodes every record and flags a damaged one with its bytes; migrate validate checks an export without a store and refuses a tampered one")
+    func dumpAndValidate() throws {
+        let s = try Session()
+        defer { s.dir.cleanup() }
+        _ = try s.run("init", "--capacity", "4096", "--system-quota", "8")
+        _ = try s.run("set", "create", "--token", "vm:a", "--quota", "4")
+        #expect(try s.run("alloc", "--set", "2", "--guest", "101", "--data", "0a0b").out == "1")
+        let dump = try s.run("dump")
+        #expect(dump.status == 0, "\(dump.stderr)")
+        #expect(dump.stdout.contains("ids 1: set=2 state=allocated guest=101 data=0a0b"), "\(dump.stdout)")
+        #expect(dump.stdout.contains("control set 2: token=vm:a quota=4 held=1 freePending=0 flags=-"))
+        #expect(dump.stdout.contains("guests set 2 guest 101: id=1"))
+        #expect(!dump.stdout.contains("DAMAGED"))
+
+        let file = s.dir.child("vm.export")
+        #expect(try s.run("migrate", "export", "--set", "2", "--out", file).status == 0)
+        let valid = try CLI.run(["migrate", "validate", file])
+        #expect(valid.status == 0, "\(valid.stderr)")
+        #expect(valid.out.hasPrefix("valid: export "), "\(valid.out)")
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"data\":\"0a0b\"", with: "\"data\":\"0a0c\"").write(toFile: file, atomically: true, encoding: .utf8)
+        let tampered = try CLI.run(["--json", "migrate", "validate", file])
+        #expect(tampered.status == 1)
+        #expect(tampered.errorCode == "exportChecksumMismatch", "\(tampered.stderr)")
+        #expect(try s.run("migrate", "abort", "2").status == 0)
+
+        // Flip one byte of ID 1's record without resealing it: dump goes on and shows it.
+        do {
+            let env = try Environment.open(path: s.store)
+            let ids = try env.openDatabase(named: StoreLayout.DB.ids.rawValue)
+            try env.write { txn in
+                var value = try #require(try txn.get(StoreLayout.idKey(1), in: ids))
+                value[5] ^= 0x01
+                try txn.put(value, forKey: StoreLayout.idKey(1), in: ids)
+            }
+        }
+        let damaged = try s.run("dump")
+        #expect(damaged.status == 0, "\(damaged.stderr)")
+        #expect(damaged.stdout.contains("ids 1: DAMAGED (checksum mismatch) [key 00000001 value "), "\(damaged.stdout)")
+        #expect(damaged.stdout.contains("guests set 2 guest 101: id=1"), "the records after the damaged one are dumped too")
+        let json = try s.json("dump")
+        let line = try #require(json.stdout.split(separator: "\n").first { $0.contains("\"database\":\"ids\"") })
+        #expect(line.contains("\"problem\":\"checksum mismatch\"") && line.contains("\"rawValue\":"), "\(line)")
     }
 
     @Test("$IOASID_STORE chooses the store when --store is absent")
@@ -190,7 +241,7 @@ struct CLITests {
     func helpAndDemo() throws {
         let help = try CLI.run(["--help"])
         #expect(help.status == 0)
-        #expect(help.stdout.contains("64  usage error"))
+        #expect(help.stdout.contains("64    usage error"))
         let demo = try CLI.run(["demo"])
         #expect(demo.status == 0, "\(demo.stderr)")
         #expect(demo.stdout.contains("allocation 1001 refused — quotaExceeded"))

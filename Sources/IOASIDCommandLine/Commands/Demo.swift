@@ -1,13 +1,23 @@
 import ArgumentParser
 import Foundation
 import IOASIDStore
+import Logging
 
+extension IOASIDCommand {
 /// `ioasid demo`: a VM's life on a throwaway store.
-struct DemoCommand: ParsableCommand {
+struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "demo",
         abstract: "Walk through a VM's life on a throwaway store.",
-        discussion: "Boot, a VM set, allocations, a refused over-quota allocation, a refused duplicate token, teardown. Uses a temporary directory unless --store is given (which must not exist yet)."
+        discussion: """
+            Boot, a VM set, allocations, a refused over-quota allocation, a refused duplicate token, \
+            a FREE held back by a consumer, teardown, and a live migration to a second store. Uses new \
+            temporary directories, removed afterwards, unless --store DIR is given on the command line \
+            (DIR must not exist yet; $IOASID_STORE is not used).
+
+            EXAMPLES:
+              ioasid demo
+              ioasid --json demo | jq -r '.steps[].title'
+            """
     )
 
     @OptionGroup var global: GlobalOptions
@@ -69,9 +79,13 @@ struct DemoCommand: ParsableCommand {
             try store.free(second, in: vm)
             let pendingState = try store.find(second).state
             let refusedReuse = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: .system, range: second.rawValue...second.rawValue) }
-            let freeEvent = try store.pendingEvents(for: "iommu-agent").last!
+            guard let freeEvent = try store.pendingEvents(for: "iommu-agent").last else {
+                throw IOASIDError(.internalError, "the demo's subscriber saw no FREE")
+            }
             try store.acknowledge("iommu-agent", through: freeEvent.sequence)
-            let reclaim = try store.pendingEvents(for: "iommu-agent").last!
+            guard let reclaim = try store.pendingEvents(for: "iommu-agent").last else {
+                throw IOASIDError(.internalError, "the demo's subscriber saw no RECLAIM")
+            }
             let reused = try store.allocate(in: .system, range: second.rawValue...second.rawValue)
             try say("Free while in use", "iommu-agent subscribes to set \(vm); free(\(second)) commits FREE #\(freeEvent.sequence) and returns at once\nID \(second) is \(pendingState == .freePending ? "free-pending" : "allocated"): the host asking for exactly \(second) is refused — \(refusedReuse)\nagent acknowledges #\(freeEvent.sequence) → \(reclaim.kind.rawValue) #\(reclaim.sequence) for ID \(reclaim.id.map(String.init(describing:)) ?? "?"); now the host gets \(reused)")
 
@@ -118,7 +132,10 @@ struct DemoCommand: ParsableCommand {
                 "migrate complete: the source freed and destroyed set \(moving)",
             ]).joined(separator: "\n"))
 
-            if global.json { try Output.standardOutput(Output.encode(steps)) }
+            if global.json {
+                struct View: Encodable { let steps: [Step] }
+                try Output.standardOutput(Output.encode(View(steps: steps)))
+            }
         }
     }
 
@@ -136,4 +153,5 @@ struct DemoCommand: ParsableCommand {
         let title: String
         let detail: String
     }
+}
 }

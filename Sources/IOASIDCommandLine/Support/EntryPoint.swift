@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import IOASIDStore
+import Logging
+
+extension IOASIDCommand {
+    /// Parses `arguments` (without the program name), runs the command and
+    /// returns its exit status. Every failure, argument-parser's own usage
+    /// errors included, is printed in the tool's one style — `ioasid: error:
+    /// MESSAGE (code)`, or `{"error":{"code","message"}}` on stderr with `--json`
+    /// — with its documented exit status.
+    public static func main(arguments: [String]) async -> Int32 {
+        let json = wantsJSON(arguments)
+        if let unknown = unknownHelpTopic(arguments) {
+            Output.report(
+                code: "usage", message: "no command '\(unknown.joined(separator: " "))'",
+                hint: "`ioasid help` lists the commands", json: json
+            )
+            return ExitStatus.usage
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return ExitStatus.success
+        } catch let exit as ExitCode {
+            // The command printed its own output or error already.
+            return exit.rawValue
+        } catch let error as IOASIDError {
+            Output.report(error, json: json)
+            return ExitStatus.code(for: error)
+        } catch {
+            let status = exitCode(for: error).rawValue
+            if status == 0 {
+                // Help, --generate-completion-script, completions, --experimental-dump-help.
+                let text = fullMessage(for: error)
+                do { try Output.standardOutput(text) } catch {
+                    Output.report(error, json: json)
+                    return ExitStatus.code(for: error)
+                }
+                return ExitStatus.success
+            }
+            let message = Self.message(for: error)
+            Output.report(code: "usage", message: Self.lowercasingFirst(message), hint: Self.usageHint(fullMessage(for: error)), json: json)
+            return ExitStatus.usage
+        }
+    }
+
+    /// Whether `--json` is among the options (before a `--`), so that even a
+    /// usage error is reported as JSON.
+    static func wantsJSON(_ arguments: [String]) -> Bool {
+        for argument in arguments {
+            if argument == "--" { return false }
+            if argument == "--json" { return true }
+        }
+        return false
+    }
+
+    /// For `ioasid help X Y`: the words that name no command, or `nil` when the
+    /// arguments are not a help request or name a real command.
+    static func unknownHelpTopic(_ arguments: [String]) -> [String]? {
+        var words: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--store" {
+                index += 2
+                continue
+            }
+            if !argument.hasPrefix("-") { words.append(argument) }
+            index += 1
+        }
+        guard words.first == "help" else { return nil }
+        var command: any ParsableCommand.Type = IOASIDCommand.self
+        for (position, word) in words.dropFirst().enumerated() {
+            guard let next = command.configuration.subcommands.first(where: { $0._commandName == word }) else {
+                return Array(words.dropFirst().prefix(position + 1))
+            }
+            command = next
+        }
+        return nil
+    }
+
+    /// `see 'ioasid alloc --help'`, from argument-parser's full message.
+    static func usageHint(_ full: String) -> String? {
+        for line in full.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("See '") { return "s" + trimmed.dropFirst() }
+        }
+        return nil
+    }
+
+    static func lowercasingFirst(_ text: String) -> String {
+        guard let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase ?? false else { return text }
+        return first.lowercased() + text.dropFirst()
+    }
+}

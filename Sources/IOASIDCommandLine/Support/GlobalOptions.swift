@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import IOASIDStore
+import Logging
+
+/// Options every command accepts, before or after the subcommand.
+struct GlobalOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The store directory (default: $IOASID_STORE, else ./ioasid-store).", valueName: "dir"),
+        completion: .directory
+    )
+    var store: String?
+
+    @Flag(name: .long, help: "Print one JSON object instead of text; errors as JSON on stderr (docs/cli-json.md).")
+    var json = false
+
+    @Flag(name: .long, help: "Log each operation and commit to stderr (debug level).")
+    var verbose = false
+
+    func validate() throws {
+        if let store, store.isEmpty { throw ValidationError("--store must not be empty") }
+    }
+
+    /// The store path after defaults (an empty `$IOASID_STORE` counts as unset).
+    var storePath: String {
+        if let store { return store }
+        if let environment = ProcessInfo.processInfo.environment["IOASID_STORE"], !environment.isEmpty { return environment }
+        return "./ioasid-store"
+    }
+
+    /// The logger `--verbose` turns on (debug level, standard error); silent otherwise.
+    var logger: Logger {
+        guard verbose else { return Logger(label: "ioasid", factory: { _ in SwiftLogNoOpLogHandler() }) }
+        var logger = Logger(label: "ioasid") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .debug
+        return logger
+    }
+
+    /// Store options for this invocation.
+    func storeOptions(creation: IOASIDStore.Creation = .openExisting) -> IOASIDStore.Options {
+        var options = IOASIDStore.Options()
+        options.creation = creation
+        options.logger = logger
+        return options
+    }
+
+    /// Opens the existing store to change it.
+    func openStore() throws(IOASIDError) -> IOASIDStore {
+        logger.debug("open", metadata: ["store": "\(storePath)", "mode": "read-write"])
+        return try IOASIDStore(path: storePath, options: storeOptions())
+    }
+
+    /// Opens the existing store read-only: nothing is written (not even a
+    /// migration), so it works on read-only media and beside a long write.
+    func openStoreForReading() throws(IOASIDError) -> IOASIDStore {
+        var options = storeOptions()
+        options.readOnly = true
+        logger.debug("open", metadata: ["store": "\(storePath)", "mode": "read-only"])
+        return try IOASIDStore(path: storePath, options: options)
+    }
+
+    /// Runs one store operation that commits (or reads), logging it and, at
+    /// debug level, its commit and how long it took.
+    func operation<R>(
+        _ name: String, _ metadata: Logger.Metadata = [:], commits: Bool = true,
+        _ body: () throws(IOASIDError) -> R
+    ) throws(IOASIDError) -> R {
+        let log = logger
+        log.debug("operation \(name)", metadata: metadata)
+        let started = ContinuousClock.now
+        do {
+            let result = try body()
+            if commits {
+                log.debug("commit \(name): durable", metadata: ["elapsed": "\(Self.milliseconds(since: started)) ms"])
+            }
+            return result
+        } catch {
+            log.debug("\(name) failed, nothing committed: \(error.code.name)", metadata: ["elapsed": "\(Self.milliseconds(since: started)) ms"])
+            throw error
+        }
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> String {
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        return String(format: "%.2f", ms)
+    }
+}
+
+/// `--set SID`: the set a command acts in (shared by every "ID in a set" command).
+struct SetOption: ParsableArguments {
+    @Option(help: ArgumentHelp("The set that owns the ID.", valueName: "sid"), completion: Completions.setIDs)
+    var set: UInt32
+
+    var setID: SetID { SetID(set) }
+}
+
+/// `ID --set SID`: one ID and the set that owns it.
+struct IDInSet: ParsableArguments {
+    @Argument(help: ArgumentHelp("The ID.", valueName: "id"))
+    var id: UInt32
+
+    @OptionGroup var owner: SetOption
+
+    var ioasid: IOASID { IOASID(id) }
+    var set: SetID { owner.setID }
+}

@@ -1,0 +1,212 @@
+import ArgumentParser
+import Foundation
+import IOASIDStore
+import Logging
+import LMDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit codes, as documented in the root help, the README and docs/cli-json.md.
+enum ExitStatus {
+    static let success: Int32 = 0
+    static let refused: Int32 = 1
+    static let notFound: Int32 = 2
+    static let storeUnusable: Int32 = 3
+    static let usage: Int32 = 64
+
+    static func code(for error: IOASIDError) -> Int32 {
+        switch error.category {
+        case .refused: refused
+        case .notFound: notFound
+        case .storeUnusable: storeUnusable
+        case .invalidInput: usage
+        }
+    }
+}
+
+/// Every byte the tool prints goes through here: results on standard output
+/// (a failed write is an error, exit 3, never a crash or a silent exit 0),
+/// errors and progress on standard error.
+struct Output {
+    let json: Bool
+
+    init(_ options: GlobalOptions) { json = options.json }
+
+    /// Prints `value` as one JSON object, or `text` in plain mode, on standard output.
+    ///
+    /// - Throws: ``IOASIDError/Code/storageFailure`` when standard output cannot
+    ///   be written (a full disk, a reader that went away): a command whose
+    ///   output was lost must not exit 0.
+    func emit<T: Encodable>(_ value: T, text: @autoclosure () -> String) throws(IOASIDError) {
+        try Self.standardOutput(json ? Self.encode(value) : text())
+    }
+
+    /// Writes `text` and a newline to standard output, reporting a failed write.
+    static func standardOutput(_ text: String) throws(IOASIDError) {
+        try standardOutput(bytes: Array((text + "\n").utf8))
+    }
+
+    /// Writes bytes to standard output, reporting a failed write.
+    static func standardOutput(bytes: [UInt8]) throws(IOASIDError) {
+        do { try SystemFile.standardOutput.writeAll(bytes) } catch {
+            throw IOASIDError.fileFailure("cannot write to standard output", error)
+        }
+    }
+
+    /// Writes `text` to standard error; a failure there has nowhere to be reported.
+    static func standardError(_ text: String) {
+        try? SystemFile.standardError.writeAll(Array(text.utf8))
+    }
+
+    /// One JSON object (sorted keys, no escaped slashes) on one line.
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(value) else {
+            return #"{"error":{"code":"internalError","message":"the result could not be encoded as JSON"}}"#
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Runs `body`; an ``IOASIDError`` is printed (JSON on stderr with `--json`)
+    /// and turned into its documented exit code.
+    static func run(_ options: GlobalOptions, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as IOASIDError {
+            report(error, json: options.json)
+            throw ExitCode(ExitStatus.code(for: error))
+        }
+    }
+
+    /// ``run(_:_:)`` for async commands.
+    static func runAsync(_ options: GlobalOptions, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as IOASIDError {
+            report(error, json: options.json)
+            throw ExitCode(ExitStatus.code(for: error))
+        }
+    }
+
+    /// The error document of docs/cli-json.md.
+    struct ErrorDocument: Encodable {
+        struct Body: Encodable {
+            let code: String
+            let message: String
+            let cause: String?
+            let hint: String?
+        }
+        let error: Body
+    }
+
+    /// Prints an error in the one style of the tool: `ioasid: error: MESSAGE (code)`,
+    /// then `cause:` and `hint:` lines; or the JSON error document.
+    static func report(code: String, message: String, cause: String? = nil, hint: String? = nil, json: Bool) {
+        if json {
+            standardError(encode(ErrorDocument(error: .init(code: code, message: message, cause: cause, hint: hint))) + "\n")
+            return
+        }
+        var lines = "ioasid: error: \(Names.escaped(message)) (\(code))\n"
+        if let cause { lines += "ioasid: cause: \(Names.escaped(cause))\n" }
+        if let hint { lines += "ioasid: hint: \(Names.escaped(hint))\n" }
+        standardError(lines)
+    }
+
+    static func report(_ error: IOASIDError, json: Bool) {
+        report(code: error.code.name, message: error.message, cause: error.cause.map { "\($0)" }, hint: Advice.hint(for: error), json: json)
+    }
+}
+
+/// What an operator can do about an error: the CLI's advice, kept out of the library's messages.
+enum Advice {
+    static func hint(for error: IOASIDError) -> String? {
+        switch error.code {
+        case .notInitialized: "create a store with `ioasid init` (or pass --store / set $IOASID_STORE to an existing one)"
+        case .newerSchema: "this store was written by a newer ioasid; upgrade the tool (`ioasid --version` shows the schema it reads)"
+        case .corruptStore: "run `ioasid verify` for details; restore the last good backup (docs/operations.md), or send `ioasid dump` output to support"
+        case .readOnly: "open the store from a writable location, or as a user who may write it"
+        case .storageFailure: "check free disk space and the system log"
+        case .setFrozen: "finish the migration with `ioasid migrate complete SID` or undo it with `ioasid migrate abort SID`"
+        case .internalError: "this is a bug in ioasid; nothing was changed, please report it"
+        default: nil
+        }
+    }
+}
+
+/// Hex encoding for private data on the command line.
+enum Hex {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes an even number of hex digits, with an optional `0x`; `nil` otherwise.
+    static func decode(_ text: String) -> [UInt8]? {
+        var digits = Substring(text)
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
+        let utf8 = Array(digits.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Parses `--data`: hex bytes, or a usage error that says what is wrong.
+    static func parseData(_ text: String) throws -> [UInt8] {
+        guard let bytes = decode(text) else {
+            let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? text.count - 2 : text.count
+            if digits % 2 != 0 {
+                throw ValidationError("--data must be whole bytes: an even number of hex digits, got \(digits) (pad with a leading 0, e.g. 0\(text))")
+            }
+            throw ValidationError("--data must be hex digits (0-9, a-f), got '\(Names.escaped(text))'")
+        }
+        return bytes
+    }
+}
+
+/// Times in RFC 3339, UTC, with milliseconds: `2025-03-01T12:34:56.789Z`.
+enum Timestamp {
+    static func rfc3339(milliseconds: UInt64) -> String {
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
+    }
+
+    /// Milliseconds since 1970, now.
+    static var nowMilliseconds: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+}
+
+/// `1 ID`, `2 IDs`.
+func plural(_ count: some BinaryInteger, _ singular: String, _ pluralForm: String? = nil) -> String {
+    "\(grouped(Int(clamping: count))) \(count == 1 ? singular : pluralForm ?? singular + "s")"
+}
