@@ -10,7 +10,7 @@ struct OutputContract {
     let fields: Set<String>
     let commands: Set<String>
 
-    static let path = APISafetyTests.root + "/docs/cli-json.md"
+    static let path = SwiftSnippet.packageRoot + "/docs/cli-json.md"
 
     init() throws {
         let text = try String(contentsOfFile: Self.path, encoding: .utf8)

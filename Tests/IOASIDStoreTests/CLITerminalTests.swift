@@ -167,8 +167,14 @@ struct CLITerminalTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let prefix = dir.child("prefix")
+        // Tools/test builds generate-manual beside the test binaries; building it from
+        // inside a running `swift test` would wait for the build lock forever.
+        try #require(
+            FileManager.default.isExecutableFile(atPath: CLI.path(of: "generate-manual")),
+            "generate-manual is not built next to the tests: run the suite with Tools/test"
+        )
         let install = try CLI.run(
-            [APISafetyTests.root + "/Tools/install", "--prefix", prefix, "--bin", Self.ioasid],
+            [SwiftSnippet.packageRoot + "/Tools/install", "--prefix", prefix, "--bin", Self.ioasid],
             product: "/bin/bash"
         )
         #expect(install.status == 0, "\(install.stderr)")

@@ -49,7 +49,7 @@ struct CodeBlock: CustomStringConvertible {
 
 @Suite("README, DocC and runbook code blocks run or compile", .serialized)
 struct DocumentationTests {
-    static let root = APISafetyTests.root
+    static let root = SwiftSnippet.packageRoot
     static let doccArticles: [String] = {
         let dir = root + "/Sources/IOASIDStore/IOASIDStore.docc"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
