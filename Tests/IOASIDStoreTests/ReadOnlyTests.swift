@@ -64,7 +64,7 @@ struct ReadOnlyTests {
         #expect(try Self.snapshot(store) == before, "a command changed the read-only store")
     }
 
-    @Test("With 0444 files, the owner's read commands work (without lock.mdb) and writes fail with exit 3",
+    @Test("With 0400 files, the owner's read commands work (without lock.mdb) and writes fail with exit 3",
           .enabled(if: isRoot, "needs root to create a second, unprivileged user (root ignores file modes)"))
     func readOnlyFiles() throws {
         let user = "ioasid-test"
@@ -82,7 +82,7 @@ struct ReadOnlyTests {
         let initialised = try asUser(["init", "--capacity", "64", "--system-quota", "8"])
         #expect(initialised.status == 0, "\(initialised.stderr)")
         #expect(try asUser(["alloc", "--set", "1"]).status == 0)
-        #expect(chmod(store + "/data.mdb", 0o444) == 0 && chmod(store + "/lock.mdb", 0o444) == 0)
+        #expect(chmod(store + "/data.mdb", 0o400) == 0 && chmod(store + "/lock.mdb", 0o400) == 0)
         let before = try Self.snapshot(store)
         for command in [["status"], ["find", "1"], ["set", "ids", "1"], ["verify"]] {
             let result = try asUser(command)

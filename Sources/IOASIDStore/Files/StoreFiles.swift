@@ -6,7 +6,7 @@ import LMDB
 /// - The directory and its `data.mdb` and `lock.mdb` must belong to this
 ///   user; the directory must not be a symbolic link nor open to group or
 ///   others (mode `0700`, as ssh insists for private keys); the files must be
-///   regular files (not links) that group and others cannot write.
+///   regular files (not links) that group and others can neither read nor write.
 /// - `data.mdb` is checked with plain reads (``DataFile``) before LMDB maps it:
 ///   a truncated, empty, zeroed or foreign file is a corrupt store, named, and
 ///   never rewritten by a read. A directory with no store files at all is not
@@ -75,9 +75,13 @@ enum StoreFiles {
                 "\(path) is open to group or others (mode \(mode)); the store directory must be private: chmod 700 \(path)"
             )
         }
-        // The private directory keeps the files from others; they must not be writable by anyone else either way.
-        if !isDirectory, status.permissions & 0o022 != 0 {
-            throw IOASIDError(.accessDenied, "\(path) is writable by group or others (mode \(mode)): chmod go-w \(path)")
+        // Private data and tokens: a file others could read is refused like one they could write
+        // (a 0700 directory hides it today; a later chmod of the directory would not).
+        if !isDirectory, status.permissions & 0o077 != 0 {
+            throw IOASIDError(
+                .accessDenied,
+                "\(path) is open to group or others (mode \(mode)); the store's files must be private: chmod 600 \(path)"
+            )
         }
     }
 
