@@ -40,6 +40,38 @@ struct HostilePathTests {
         #expect(try Hostile.ioasid(["--store", store, "status"]).status == 0)
     }
 
+    @Test("A symbolic link as the store directory (with or without a trailing slash) or as data.mdb is refused with exit 3")
+    func symbolicLinks() throws {
+        let (dir, store) = try Self.scene()
+        defer { dir.cleanup() }
+        let link = dir.child("link")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: store)
+        let linkedFile = dir.child("linked")
+        try FileManager.default.createDirectory(atPath: linkedFile, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createSymbolicLink(atPath: linkedFile + "/data.mdb", withDestinationPath: store + "/data.mdb")
+        let before = try Hostile.Snapshot(store: store, under: dir.path)
+        for (path, says) in [(link, "symbolic link"), (link + "/", "symbolic link"), (linkedFile, "symbolic link")] {
+            for command in [["status"], ["alloc", "--set", "2"]] {
+                let outcome = try Hostile.ioasid(["--store", path] + command)
+                #expect(outcome.status == 3, "\(path) \(command): \(outcome.summary)")
+                #expect(outcome.stderr.contains(says), "\(path): \(outcome.stderr)")
+            }
+        }
+        try Hostile.expectUnchanged(before, store: store, under: dir.path, "a store through a symbolic link")
+        // init through a link to an empty directory creates nothing there.
+        let empty = dir.child("empty")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        let emptyLink = dir.child("empty-link")
+        try FileManager.default.createSymbolicLink(atPath: emptyLink, withDestinationPath: empty)
+        let treeBefore = Hostile.tree(dir.path)
+        for path in [emptyLink, emptyLink + "/"] {
+            let outcome = try Hostile.ioasid(["--store", path, "init", "--capacity", "64", "--system-quota", "8"])
+            #expect(outcome.status == 3, "\(path): \(outcome.summary)")
+            #expect(outcome.stderr.contains("symbolic link"), "\(path): \(outcome.stderr)")
+        }
+        #expect(Hostile.tree(dir.path) == treeBefore)
+    }
+
     @Test("--store '' is a usage error (64)")
     func emptyStorePath() throws {
         for command in [["status"], ["init"], ["alloc", "--set", "2"]] {

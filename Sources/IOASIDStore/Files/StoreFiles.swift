@@ -25,7 +25,10 @@ enum StoreFiles {
 
     /// Checks the directory and files at `path` without mapping anything.
     static func inspect(_ path: String) throws(IOASIDError) -> Inspection {
-        guard let directory = try status(path) else { return .absent }
+        // lstat("link/") follows the link: look at the name itself.
+        var name = Substring(path)
+        while name.count > 1, name.hasSuffix("/") { name = name.dropLast() }
+        guard let directory = try status(String(name)) else { return .absent }
         switch directory.kind {
         case .directory: break
         case .symbolicLink:
