@@ -23,6 +23,24 @@ ensure_lmdb() {
     $sudo apt-get install -y -qq pkg-config liblmdb-dev lmdb-utils >&2
 }
 
+# strace, for the power-loss model tests (Tests/IOASIDStoreTests/PowerLossTests.swift),
+# which replay a command's file system calls; they are skipped, saying so, without it.
+ensure_strace() {
+    if command -v strace >/dev/null 2>&1; then
+        return 0
+    fi
+    log "ioasid: installing strace…"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "ioasid: strace is not installed and apt-get is not available; the power-loss tests will be skipped"
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >&2 || true
+    $sudo apt-get install -y -qq strace >&2 || log "ioasid: could not install strace; the power-loss tests will be skipped"
+}
+
 ensure_swift() {
     if ! command -v swift >/dev/null 2>&1; then
         log "ioasid: Swift 6.1 or later must be on PATH"

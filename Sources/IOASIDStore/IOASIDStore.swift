@@ -46,7 +46,7 @@ public final class IOASIDStore: Sendable {
     ///   `newerSchema`, `corruptStore`, `accessDenied`, `readOnly`, `storageFailure`, `invalidArgument`.
     public convenience init(path: String, options: Options = Options()) throws(IOASIDError) {
         guard !path.isEmpty else { throw IOASIDError(.invalidArgument, "the store path is empty") }
-        switch try StoreFiles.inspect(path) {
+        switch try StoreFiles.inspect(path, forWriting: !options.readOnly) {
         case .valid:
             if options.creation == .createNew { throw IOASIDError(.alreadyInitialized, "a store already exists at \(path)") }
         case .absent:

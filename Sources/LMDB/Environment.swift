@@ -125,7 +125,7 @@ public final class Environment: @unchecked Sendable {
         var result = Self.create(path: path, options: options, flags: flags, created: wasCreated)
         var lockless = false
         if options.readOnly, case .failure(let error) = result, error == .accessDenied || error == .readOnlyFileSystem {
-            // 0444 files or a read-only mount: nobody can be writing, so no lock file is needed.
+            // 0400 files or a read-only mount: nobody can be writing, so no lock file is needed.
             result = Self.create(path: path, options: options, flags: flags | UInt32(MDB_NOLOCK), created: false)
             lockless = true
         }

@@ -31,6 +31,17 @@
 //       Damages copies of a store's data.mdb (bit flips, zeroed or random runs,
 //       truncation, swapped pages) and checks that the `ioasid` binary never
 //       crashes, hangs, writes on a read or answers wrongly while verify is clean.
+//   ioasid-worker measure RESULT PROGRAM ARGS…
+//       Runs PROGRAM (absolute path) with this process's standard streams and
+//       writes "maxrss_kb elapsed_ms exit_status signal" to the file RESULT.
+//   ioasid-worker with-sigpipe default|ignore PROGRAM ARGS…
+//       Executes PROGRAM with SIGPIPE at its default action or ignored.
+//   ioasid-worker snoop DIR
+//       Run as another user: tries to open everything under DIR (and the open
+//       files of ioasid processes) until standard input closes; prints what it opened.
+//   ioasid-worker atomic-write DEST full|no-dir-sync|no-file-sync
+//       Writes DEST through a temporary file and a rename, optionally leaving
+//       out the directory or file sync (controls for the power-loss model).
 //
 // Exit status: 0 done, 1 an operation failed (message on stderr), 2 a violation, 64 usage.
 
@@ -95,8 +106,16 @@ do {
         exit(try TortureParent(arguments: Array(args.dropFirst())).run())
     case "corrupt-fuzz":
         exit(try CorruptFuzz(arguments: Array(args.dropFirst())).run())
+    case "measure" where args.count >= 3:
+        measure(result: args[1], program: args[2], arguments: Array(args.dropFirst(3)))
+    case "with-sigpipe" where args.count >= 3 && ["default", "ignore"].contains(args[1]):
+        execWithSIGPIPE(ignored: args[1] == "ignore", program: args[2], arguments: Array(args.dropFirst(3)))
+    case "snoop" where args.count == 2:
+        snoop(directory: args[1])
+    case "atomic-write" where args.count == 3 && ["full", "no-dir-sync", "no-file-sync"].contains(args[2]):
+        try atomicWrite(destination: args[1], mode: args[2])
     default:
-        fail("usage: ioasid-worker alloc|churn|hold-reader|hold-writer|fork|torture|torture-parent|corrupt-fuzz … (see the source header)", code: 64)
+        fail("usage: ioasid-worker alloc|churn|hold-reader|hold-writer|fork|torture|torture-parent|corrupt-fuzz|measure|with-sigpipe|snoop|atomic-write … (see the source header)", code: 64)
     }
 } catch {
     fail("\(error)", code: 1)

@@ -244,7 +244,8 @@ struct NotificationTests {
         let started = ContinuousClock.now
         for _ in 0..<3 { _ = try await store.allocate(in: .system) }
         let seen = try await consumer.value
-        #expect(ContinuousClock.now - started < .seconds(5), "woken by the commit, not by the 30 s poll")
+        // Well under the 30 s poll even on a loaded 2-core machine running the whole suite.
+        #expect(ContinuousClock.now - started < .seconds(20), "woken by the commit, not by the 30 s poll")
         #expect(seen.map(\.sequence) == [1, 2, 3, 4])
         #expect(seen.first?.id == first)
         // Not acknowledged: a new stream starts from the same place.

@@ -60,6 +60,7 @@ extension IOASIDCommand.Migrate {
                 let progress = Progress(global, "exporting")
                 defer { progress.finish() }
                 let summary: ExportSummary
+                do {
                 if out == "-" {
                     summary = try global.operation("export", ["set": "\(set)"]) { () throws(IOASIDError) in
                         try store.exportSet(SetID(set), to: { bytes throws(IOASIDError) in try Output.standardOutput(bytes: bytes) }, progress: progress.update)
@@ -68,12 +69,12 @@ extension IOASIDCommand.Migrate {
                     if !force, FileManager.default.fileExists(atPath: out) {
                         throw IOASIDError(.invalidArgument, "\(out) exists; pass --force to replace it")
                     }
-                    let file = try AtomicFileWriter(destination: out, replacing: force)
                     summary = try global.operation("export", ["set": "\(set)", "out": "\(out)"]) { () throws(IOASIDError) in
-                        let summary = try store.exportSet(SetID(set), to: { bytes throws(IOASIDError) in try file.write(bytes) }, progress: progress.update)
-                        try file.commit()
-                        return summary
+                        try store.exportSet(SetID(set), toFile: out, replacing: force, progress: progress.update)
                     }
+                }
+                } catch let error as IOASIDError where error.message.contains("stays frozen") {
+                    throw AdvisedError(error: error, hint: "`ioasid migrate abort \(set)` unfreezes it, or `ioasid migrate complete \(set)` finishes the migration")
                 }
                 progress.finish()
                 let text = "exported \(plural(summary.header.count, "ID")) of set \(set) (\(Names.escaped(summary.header.token))) "

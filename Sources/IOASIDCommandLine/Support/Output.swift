@@ -78,6 +78,9 @@ struct Output {
         } catch let error as IOASIDError {
             report(error, json: options.json)
             throw ExitCode(ExitStatus.code(for: error))
+        } catch let failure as AdvisedError {
+            report(failure.error, hint: failure.hint, json: options.json)
+            throw ExitCode(ExitStatus.code(for: failure.error))
         }
     }
 
@@ -88,6 +91,9 @@ struct Output {
         } catch let error as IOASIDError {
             report(error, json: options.json)
             throw ExitCode(ExitStatus.code(for: error))
+        } catch let failure as AdvisedError {
+            report(failure.error, hint: failure.hint, json: options.json)
+            throw ExitCode(ExitStatus.code(for: failure.error))
         }
     }
 
@@ -115,9 +121,15 @@ struct Output {
         standardError(lines)
     }
 
-    static func report(_ error: IOASIDError, json: Bool) {
-        report(code: error.code.name, message: error.message, cause: error.cause.map { "\($0)" }, hint: Advice.hint(for: error), json: json)
+    static func report(_ error: IOASIDError, hint: String? = nil, json: Bool) {
+        report(code: error.code.name, message: error.message, cause: error.cause.map { "\($0)" }, hint: hint ?? Advice.hint(for: error), json: json)
     }
+}
+
+/// An error together with advice that only the command knows (which set, which verb undoes it).
+struct AdvisedError: Error {
+    let error: IOASIDError
+    let hint: String
 }
 
 /// What an operator can do about an error: the CLI's advice, kept out of the library's messages.

@@ -6,7 +6,11 @@ import LMDB
 /// - The directory and its `data.mdb` and `lock.mdb` must belong to this
 ///   user; the directory must not be a symbolic link nor open to group or
 ///   others (mode `0700`, as ssh insists for private keys); the files must be
-///   regular files (not links) that group and others cannot write.
+///   regular files (not links) that group and others cannot write, and — for
+///   an open that writes — cannot read either (the tool does not add private
+///   data to a file others could read should the directory ever be opened).
+///   A read-only open accepts read-only copies such as `0444` files behind the
+///   private directory.
 /// - `data.mdb` is checked with plain reads (``DataFile``) before LMDB maps it:
 ///   a truncated, empty, zeroed or foreign file is a corrupt store, named, and
 ///   never rewritten by a read. A directory with no store files at all is not
@@ -24,8 +28,11 @@ enum StoreFiles {
     }
 
     /// Checks the directory and files at `path` without mapping anything.
-    static func inspect(_ path: String) throws(IOASIDError) -> Inspection {
-        guard let directory = try status(path) else { return .absent }
+    static func inspect(_ path: String, forWriting: Bool = true) throws(IOASIDError) -> Inspection {
+        // lstat("link/") follows the link: look at the name itself.
+        var name = Substring(path)
+        while name.count > 1, name.hasSuffix("/") { name = name.dropLast() }
+        guard let directory = try status(String(name)) else { return .absent }
         switch directory.kind {
         case .directory: break
         case .symbolicLink:
@@ -33,14 +40,14 @@ enum StoreFiles {
         default:
             throw IOASIDError(.invalidArgument, "\(path) is not a directory")
         }
-        try checkPrivate(path, directory, isDirectory: true)
+        try checkPrivate(path, directory, isDirectory: true, forWriting: forWriting)
         for name in ["data.mdb", "lock.mdb"] {
             let file = path + "/" + name
             guard let status = try status(file) else { continue }
             guard status.kind == .regular else {
                 throw IOASIDError(.corruptStore, "\(file) is \(status.kind == .symbolicLink ? "a symbolic link" : "not a regular file")")
             }
-            try checkPrivate(file, status, isDirectory: false)
+            try checkPrivate(file, status, isDirectory: false, forWriting: forWriting)
         }
         do {
             switch try DataFile.inspect(directory: path) {
@@ -63,7 +70,7 @@ enum StoreFiles {
     }
 
     /// Refuses files of another user, and files or a directory others could read or change.
-    private static func checkPrivate(_ path: String, _ status: FileStatus, isDirectory: Bool) throws(IOASIDError) {
+    private static func checkPrivate(_ path: String, _ status: FileStatus, isDirectory: Bool, forWriting: Bool) throws(IOASIDError) {
         let me = FileStatus.currentUser
         if status.owner != me {
             throw IOASIDError(.accessDenied, "\(path) belongs to user \(status.owner), not to this user (\(me))")
@@ -75,9 +82,16 @@ enum StoreFiles {
                 "\(path) is open to group or others (mode \(mode)); the store directory must be private: chmod 700 \(path)"
             )
         }
-        // The private directory keeps the files from others; they must not be writable by anyone else either way.
-        if !isDirectory, status.permissions & 0o022 != 0 {
-            throw IOASIDError(.accessDenied, "\(path) is writable by group or others (mode \(mode)): chmod go-w \(path)")
+        // Private data and tokens: a file others could read is refused like one they could write
+        // (a 0700 directory hides it today; a later chmod of the directory would not).
+        if !isDirectory, forWriting, status.permissions & 0o200 == 0, me != 0 {
+            throw IOASIDError(.readOnly, "\(path) is read-only (mode \(mode)); read commands still work")
+        }
+        if !isDirectory, status.permissions & (forWriting ? 0o077 : 0o022) != 0 {
+            throw IOASIDError(
+                .accessDenied,
+                "\(path) is open to group or others (mode \(mode)); the store's files must be private: chmod 600 \(path)"
+            )
         }
     }
 

@@ -26,13 +26,26 @@ extension IOASIDStore {
         to sink: ([UInt8]) throws -> Void,
         progress: ((Int, Int) -> Void)? = nil
     ) throws(IOASIDError) -> ExportSummary {
+        try exportSet(set, to: sink, progress: progress, finally: {})
+    }
+
+    /// ``exportSet(_:to:progress:)`` with a last step (committing a file) whose
+    /// failure counts as a failed export.
+    private func exportSet(
+        _ set: SetID,
+        to sink: ([UInt8]) throws -> Void,
+        progress: ((Int, Int) -> Void)?,
+        finally finish: () throws(IOASIDError) -> Void
+    ) throws(IOASIDError) -> ExportSummary {
         let froze = try writeMapped { tx in
             let wasFrozen = try tx.liveSetRecord(set).flags.contains(.frozen)
             try tx.freeze(set)
             return !wasFrozen
         }
         do {
-            return try IOASIDError.mapping { try read { tx in try tx.streamExport(set, to: sink, progress: progress) } }
+            let summary = try IOASIDError.mapping { try read { tx in try tx.streamExport(set, to: sink, progress: progress) } }
+            try finish()
+            return summary
         } catch {
             guard froze else {
                 throw IOASIDError(error.code, error.message + "; set \(set) was frozen before this export and stays frozen", cause: error.cause)
@@ -44,6 +57,22 @@ extension IOASIDStore {
             }
             throw IOASIDError(error.code, error.message + "; set \(set) was unfrozen", cause: error.cause)
         }
+    }
+
+    /// Freezes `set` and writes its export to the file `path`, privately and
+    /// atomically (``AtomicFileWriter``: a `0600` temporary file beside `path`,
+    /// synced, renamed into place, the directory synced). If writing or
+    /// committing the file fails, the file is not there and a set this call
+    /// froze is unfrozen again, as with ``exportSet(_:to:progress:)``.
+    ///
+    /// - Parameter replacing: whether an existing file at `path` may be replaced.
+    public func exportSet(
+        _ set: SetID, toFile path: String, replacing: Bool = false, progress: ((Int, Int) -> Void)? = nil
+    ) throws(IOASIDError) -> ExportSummary {
+        let file = try AtomicFileWriter(destination: path, replacing: replacing)
+        return try exportSet(set, to: { bytes throws(IOASIDError) in try file.write(bytes) }, progress: progress, finally: { () throws(IOASIDError) in
+            try file.commit()
+        })
     }
 
     /// Completes a migration at the source. See ``WriteTransaction/completeMigration(of:)``.
