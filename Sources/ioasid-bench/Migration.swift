@@ -35,7 +35,9 @@ extension Bench {
         var exportBytes = 0, rawBytes = 0
         for round in 0..<rounds {
             // Raw import first (it builds the B-tree the raw export scans).
-            let raw = try RawEnvironment(path: fresh("raw-import"), mapSize: 1 << 30)
+            let rawPath = fresh("raw-import"), destination = fresh("store-import")
+            defer { for path in [rawPath, destination] { try? FileManager.default.removeItem(atPath: path) } }
+            let raw = try RawEnvironment(path: rawPath, mapSize: 1 << 30)
             let rawFile = fresh("raw-export") + ".jsonl"
             let file = fresh("export") + ".jsonl"
             try alternate(round) {
@@ -46,7 +48,6 @@ extension Bench {
                                                 errorFile: errors))
                 _ = try runTimed([cli, "migrate", "abort", "--store", source, "\(setID.rawValue)"], errorFile: errors)
                 exportBytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-                let destination = fresh("store-import")
                 _ = try IOASIDStore(path: destination, options: storeOptions(capacity: 1 << 21))
                 storeImport.append(try runTimed([cli, "migrate", "import", "--store", destination, file], errorFile: errors))
                 let imported = try IOASIDStore(path: destination, options: storeOptions(capacity: 1 << 21)).status().allocated
@@ -73,12 +74,14 @@ extension Bench {
         let value = RawBytes(idRecord11)
         var store: [Double] = [], raw: [Double] = []
         for round in 0..<rounds {
-            let s = try IOASIDStore(path: fresh("store-freeset"), options: storeOptions(capacity: 1 << 21))
+            let storePath = fresh("store-freeset"), rawPath = fresh("raw-freeset")
+            defer { for path in [storePath, rawPath] { try? FileManager.default.removeItem(atPath: path) } }
+            let s = try IOASIDStore(path: storePath, options: storeOptions(capacity: 1 << 21))
             let other = try s.createSet(token: "vm:other", quota: 500_000)
             let victim = try s.createSet(token: "vm:victim", quota: 100_000)
             try s.write { tx in for _ in 0..<500_000 { _ = try tx.allocate(in: other) } }
             try s.write { tx in for _ in 0..<100_000 { _ = try tx.allocate(in: victim) } }
-            let r = try RawEnvironment(path: fresh("raw-freeset"))
+            let r = try RawEnvironment(path: rawPath)
             try r.fill(Array(1...600_000), value: value, perCommit: 600_000)
             try alternate(round) {
                 var freed = 0

@@ -9,7 +9,7 @@ extension Bench {
     /// Blocks of 50 commits rotate between raw C, a store with no subscriber and a store
     /// with one, so that drift in flush latency falls on all three alike.
     func outbox() throws {
-        let blocks = options.quick ? 10 : 40
+        let blocks = options.quick ? 10 : 100
         let raw = try RawEnvironment(path: fresh("raw-outbox"))
         let value = RawBytes(idRecord11)
         let (plain, plainSet) = try openStore(fresh("store-nosub"))
@@ -42,7 +42,7 @@ extension Bench {
     /// Read a batch of 1,000 pending events and acknowledge it (one durable commit per batch),
     /// vs a raw C cursor read of 1,000 records and their `mdb_del` in one durable commit.
     func drain() throws {
-        let events = options.quick ? 50_000 : 200_000
+        let events = options.quick ? 50_000 : 500_000
         let batch = 1000
         let (store, set) = try openStore(fresh("store-drain"))
         try store.subscribe("agent")
@@ -71,38 +71,49 @@ extension Bench {
                 }
             }
         }
-        let storeSeconds = try time {
-            while true {
-                let pending = try store.pendingEvents(for: "agent", limit: batch)
-                guard let last = pending.last else { break }
-                try store.acknowledge("agent", through: last.sequence)
+        /// One store batch: read up to 1,000 pending events, acknowledge them; false when none were left.
+        func storeBatch() throws -> Bool {
+            let pending = try store.pendingEvents(for: "agent", limit: batch)
+            guard let last = pending.last else { return false }
+            try store.acknowledge("agent", through: last.sequence)
+            return true
+        }
+        /// One raw batch: a cursor read of up to 1,000 records, then their `mdb_del` in one durable commit.
+        var touched = 0
+        func rawBatch() throws -> Bool {
+            var keys: [UInt64] = []
+            try raw.scan("events") { key, value in
+                keys.append(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+                touched &+= Int(value[0])
+                return keys.count < batch
             }
+            if keys.isEmpty { return false }
+            try raw.write { txn in
+                for key in keys {
+                    var k = key.bigEndian
+                    let rc = withUnsafeMutableBytes(of: &k) { kb -> Int32 in
+                        var mk = MDB_val(mv_size: 8, mv_data: kb.baseAddress)
+                        return mdb_del(txn, dbi, &mk, nil)
+                    }
+                    try check(rc, "mdb_del")
+                }
+            }
+            return true
+        }
+        // Alternate blocks of 25 batches between the two until both are drained.
+        var storeSeconds = 0.0, rawSeconds = 0.0
+        var storeMore = true, rawMore = true, block = 0
+        while storeMore || rawMore {
+            try alternate(block) {
+                storeSeconds += try time { for _ in 0..<25 where storeMore { storeMore = try storeBatch() } }
+            } _: {
+                rawSeconds += try time { for _ in 0..<25 where rawMore { rawMore = try rawBatch() } }
+            }
+            block += 1
         }
         let left = try store.rawDump()["events"]?.count ?? -1
         guard left == 0 else { throw RawError(call: "the outbox still holds \(left) events", code: EINVAL) }
-        let rawSeconds = try time {
-            while true {
-                var keys: [UInt64] = []
-                var touched = 0
-                try raw.scan("events") { key, value in
-                    keys.append(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
-                    touched &+= Int(value[0])
-                    return keys.count < batch
-                }
-                if keys.isEmpty { break }
-                try raw.write { txn in
-                    for key in keys {
-                        var k = key.bigEndian
-                        let rc = withUnsafeMutableBytes(of: &k) { kb -> Int32 in
-                            var mk = MDB_val(mv_size: 8, mv_data: kb.baseAddress)
-                            return mdb_del(txn, dbi, &mk, nil)
-                        }
-                        try check(rc, "mdb_del")
-                    }
-                }
-                if touched == -1 { say("") }
-            }
-        }
+        if touched == -1 { say("") }
         report.rates("drain + acknowledge events, 1,000 per batch", store: Double(events) / storeSeconds, raw: Double(events) / rawSeconds,
                      rawWhat: "C cursor read of 1,000 records (31 B) + their mdb_del in one durable commit")
     }

@@ -10,7 +10,7 @@ let idRecord11 = idRecordBytes(set: 2)
 extension Bench {
     /// Durable single allocation vs one raw `mdb_put` per durable commit, in alternating blocks of 50.
     func single() throws {
-        let blocks = options.quick ? 10 : 100
+        let blocks = options.quick ? 10 : 150
         let raw = try RawEnvironment(path: fresh("raw-single"))
         let value = RawBytes(idRecord11)
         let (store, set) = try openStore(fresh("store-single"))
@@ -35,7 +35,7 @@ extension Bench {
 
     /// 1,000 allocations per commit vs 1,000 raw `mdb_put`s per durable commit, alternating every 5 commits.
     func batch() throws {
-        let blocks = options.quick ? 10 : 40
+        let blocks = options.quick ? 10 : 80
         let perBlock = 5
         let raw = try RawEnvironment(path: fresh("raw-batch"))
         let value = RawBytes(idRecord11)
@@ -65,7 +65,7 @@ extension Bench {
     /// (the most a group of N callers can put into one commit), in alternating blocks.
     func group() async throws -> [GroupPoint] {
         let commitsPerBlock = options.quick ? 100 : 300
-        let blocks = options.quick ? 4 : 16
+        let blocks = options.quick ? 4 : 24
         let value = RawBytes(idRecord11)
         var points: [GroupPoint] = []
         for n in [1, 4, 16, 64] {
