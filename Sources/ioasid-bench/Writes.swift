@@ -97,9 +97,10 @@ extension Bench {
                                    opsPerCommit: Double(storeOps) / Double(max(1, storeCommits)))
             points.append(point)
             let big = n >= 16
-            report.rates("group commit, \(n) callers: allocate+free ops/s", store: point.store, raw: point.raw,
+            let callers = n == 1 ? "1 async caller" : "\(n) async callers"
+            report.rates("group commit, \(callers): allocate+free ops/s", store: point.store, raw: point.raw,
                          rawWhat: "\(n) mdb_put per durable commit", floor: big ? .atLeast(0.85) : nil)
-            report.counts("group commit, \(n) callers: operations per commit", store: point.opsPerCommit, raw: Double(n),
+            report.counts("group commit, \(callers): operations per commit", store: point.opsPerCommit, raw: Double(n),
                           rawWhat: "\(n) (the most a group of \(n) can share)", floor: big ? .atLeast(0.9) : nil)
         }
         return points
