@@ -96,6 +96,18 @@ func storeOptions(capacity: UInt32) -> IOASIDStore.Options {
     return o
 }
 
+/// A time limit for a loop of blocks: at least `minimum` blocks, then more only while
+/// `seconds` have not passed, so that a slow disk cannot stretch a full run without bound.
+struct Budget {
+    let minimum: Int
+    let seconds: Double
+    let start = ContinuousClock.now
+
+    func allows(_ done: Int) -> Bool {
+        done < minimum || ioasid_bench.seconds(ContinuousClock.now - start) < seconds
+    }
+}
+
 /// Alternates the order of two blocks from one block to the next, so neither always runs first.
 func alternate(_ index: Int, _ first: () throws -> Void, _ second: () throws -> Void) rethrows {
     if index % 2 == 0 {

@@ -16,7 +16,10 @@ extension Bench {
         let (store, set) = try openStore(fresh("store-single"))
         var rawSeconds = 0.0, storeSeconds = 0.0
         var next: UInt32 = 1
-        for block in 0..<blocks {
+        let budget = Budget(minimum: blocks / 5, seconds: 30)
+        var done = 0
+        for block in 0..<blocks where budget.allows(block) {
+            done += 1
             try alternate(block) {
                 rawSeconds += try time {
                     for _ in 0..<50 {
@@ -28,7 +31,7 @@ extension Bench {
                 storeSeconds += try time { for _ in 0..<50 { _ = try store.allocate(in: set) } }
             }
         }
-        let n = Double(blocks * 50)
+        let n = Double(done * 50)
         report.rates("durable allocate, 1 per commit", store: n / storeSeconds, raw: n / rawSeconds,
                      rawWhat: "1 mdb_put (11 B) per durable commit", floor: .atLeast(0.9))
     }
@@ -42,7 +45,10 @@ extension Bench {
         let (store, set) = try openStore(fresh("store-batch"))
         var rawSeconds = 0.0, storeSeconds = 0.0
         var next: UInt32 = 1
-        for block in 0..<blocks {
+        let budget = Budget(minimum: blocks / 4, seconds: 20)
+        var done = 0
+        for block in 0..<blocks where budget.allows(block) {
+            done += 1
             try alternate(block) {
                 rawSeconds += try time {
                     for _ in 0..<perBlock {
@@ -56,7 +62,7 @@ extension Bench {
                 }
             }
         }
-        let n = Double(blocks * perBlock * 1000)
+        let n = Double(done * perBlock * 1000)
         report.rates("allocate, 1,000 per commit", store: n / storeSeconds, raw: n / rawSeconds,
                      rawWhat: "1,000 mdb_put (11 B, ascending keys) per durable commit", floor: .atLeast(0.5))
     }
@@ -83,7 +89,8 @@ extension Bench {
             // operations per block, as many as the raw block puts.
             let pairs = commitsPerBlock / 2
             _ = try await hammer(store, set, callers: n, pairs: 10)
-            for block in 0..<blocks {
+            let budget = Budget(minimum: 6, seconds: 30)
+            for block in 0..<blocks where budget.allows(block) {
                 if block % 2 == 0 { rawSeconds += try rawPutBlock(raw, value, perCommit: n, commits: commitsPerBlock, next: &next) }
                 let before = try lastCommittedTxnID(store.path)
                 let start = ContinuousClock.now
