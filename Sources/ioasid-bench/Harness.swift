@@ -130,7 +130,7 @@ struct PlainRow {
     private func add(_ row: RawRow) {
         raw.append(row)
         let verdict = row.floor.map { $0.met(row.ratio) ? "meets" : "misses" } ?? ""
-        say(String(format: "  %-52@ store %11@  raw %11@  %6.2f×  %@", row.name as NSString, row.store as NSString,
+        say(String(format: "  %-52@ store %11@  raw %11@  %6.3f×  %@", row.name as NSString, row.store as NSString,
                      row.raw as NSString, row.ratio, verdict as NSString))
     }
 
@@ -160,7 +160,9 @@ struct PlainRow {
             out += "|---|---:|---:|---|---:|---|---|\n"
             for r in raw {
                 let verdict = r.floor.map { $0.met(r.ratio) ? "meets" : "**misses**" } ?? ""
-                out += "| \(r.name) | \(r.store) | \(r.raw) | \(r.rawWhat) | \(String(format: "%.2f×", r.ratio)) | \(r.floor?.text ?? "") | \(verdict) |\n"
+                // Three decimals where a floor is checked, so a ratio just under it does not print as equal to it.
+                let ratio = String(format: r.floor == nil ? "%.2f×" : "%.3f×", r.ratio)
+                out += "| \(r.name) | \(r.store) | \(r.raw) | \(r.rawWhat) | \(ratio) | \(r.floor?.text ?? "") | \(verdict) |\n"
             }
             out += "\n"
         }
