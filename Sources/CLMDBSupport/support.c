@@ -145,6 +145,14 @@ int clmdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
     return rc;
 }
 
+int clmdb_get_u32(MDB_txn *txn, MDB_dbi dbi, uint32_t key, MDB_val *data) {
+    unsigned char bytes[4] = {
+        (unsigned char)(key >> 24), (unsigned char)(key >> 16), (unsigned char)(key >> 8), (unsigned char)key,
+    };
+    MDB_val k = {sizeof bytes, bytes};
+    return clmdb_get(txn, dbi, &k, data);
+}
+
 int clmdb_cursor_get(MDB_cursor *cursor, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
     int rc = 0;
     CLMDB_GUARDED(rc = mdb_cursor_get(cursor, key, data, op); if (rc == 0) { clmdb_touch(key); clmdb_touch(data); });

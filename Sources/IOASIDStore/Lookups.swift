@@ -104,7 +104,7 @@ extension IOASIDReading where Self: ~Copyable {
     ///
     /// - Throws: ``IOASIDError/Code/noSuchID``.
     public func findSet(_ id: IOASID) throws -> SetID {
-        let owner = try record(StoreLayout.idKey(id.rawValue), in: schema.ids) { try IDRecord.owner(decoding: &$0) }
+        let owner = try record(id: id.rawValue, in: schema.ids) { try IDRecord.owner(decoding: &$0) }
         guard let owner else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         return SetID(owner)
     }

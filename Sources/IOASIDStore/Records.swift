@@ -55,7 +55,20 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The ID's record, or `nil` when it is not allocated.
     func idRecord(_ id: IOASID) throws -> IDRecord? {
-        try record(StoreLayout.idKey(id.rawValue), in: schema.ids) { try IDRecord(decoding: &$0) }
+        try record(id: id.rawValue, in: schema.ids) { try IDRecord(decoding: &$0) }
+    }
+
+    /// ``record(_:in:_:)`` for a key that is one ID (`ids`, `pending`), built on the stack.
+    func record<R>(id: UInt32, in db: Database, _ decode: (inout ValueReader) throws -> R) throws -> R? {
+        do {
+            return try txn.withSealedValue(forKey: id, in: db, decode)
+        } catch let error as DamagedRecord {
+            throw IOASIDError.damaged(database: db.name, key: error.key, cause: error)
+        } catch is DecodingFailure {
+            throw IOASIDError.undecodable(database: db.name, key: StoreLayout.idKey(id))
+        } catch let error as ValueReader.Underflow {
+            throw IOASIDError.undecodable(database: db.name, key: StoreLayout.idKey(id), cause: error)
+        }
     }
 
     /// Writes the set records changed in this transaction (a no-op in a read

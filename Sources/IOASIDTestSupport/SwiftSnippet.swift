@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 
 /// Compiles Swift source against the modules of this build, for tests that
 /// check what compiles (documentation examples) and what must not (misuse).

@@ -434,7 +434,8 @@ struct TransactionMark {
 
 /// The environments with an open transaction on one thread (a pthread-specific value).
 private final class ThreadMarks {
-    var active: [ObjectIdentifier] = []
+    // Only its own thread ever touches it: no dynamic exclusivity checks needed.
+    @exclusivity(unchecked) var active: [ObjectIdentifier] = []
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()

@@ -85,6 +85,19 @@ public struct Transaction: ~Copyable {
         try key.withUnsafeBytes { k in try withSealedValue(rawKey: k, in: db, body) }
     }
 
+    /// ``withSealedValue(forKey:in:_:)`` for a `UInt32` key stored big-endian, without building an array.
+    public func withSealedValue<R>(forKey key: UInt32, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        var mv = MDB_val()
+        let rc = clmdb_get_u32(handle, db.dbi, key, &mv)
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBError.check(rc)
+        let bigEndian = key.bigEndian
+        let payload = Swift.withUnsafeBytes(of: bigEndian) { k in Sealing.payload(of: buffer(mv), key: k) }
+        guard let payload else { throw DamagedRecord(database: db.name, key: BigEndian.bytes(key)) }
+        var reader = ValueReader(payload)
+        return try body(&reader)
+    }
+
     /// ``withSealedValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
     public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
         var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))

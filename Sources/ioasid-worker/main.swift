@@ -90,6 +90,16 @@ do {
             semaphore.signal()
         }
         semaphore.wait()
+    case "find-loop" where args.count == 3:
+        // Profiling aid: a store of 100,000 IDs, then COUNT lookups with their own read transactions.
+        guard let count = Int(args[2]) else { fail("COUNT must be a number", code: 64) }
+        let store = try IOASIDStore(path: args[1])
+        let set = try store.createSet(token: "find-loop-\(getpid())", quota: 100_000)
+        try store.write { tx in for _ in 0..<100_000 { _ = try tx.allocate(in: set) } }
+        let started = Date()
+        var hits = 0
+        for i in 0..<count { hits += try store.find(IOASID(UInt32(1 + i % 100_000)), in: set).id.rawValue > 0 ? 1 : 0 }
+        emit(String(format: "%d lookups in %.3f s: %.0f/s", hits, Date().timeIntervalSince(started), Double(count) / Date().timeIntervalSince(started)))
     case "hold-writer" where args.count == 3:
         guard let seconds = UInt32(args[2]) else { fail("SECONDS must be a number", code: 64) }
         let store = try openExisting(args[1])

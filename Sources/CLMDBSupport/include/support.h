@@ -23,6 +23,8 @@ int clmdb_set_assert(MDB_env *env);
 /* Guarded LMDB calls: the same arguments and results, or CLMDB_FAULT. Values
  * returned are touched inside the guard, so reading them afterwards cannot fault. */
 int clmdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+/* clmdb_get with a key that is one UInt32, stored big-endian (built here, not by the caller). */
+int clmdb_get_u32(MDB_txn *txn, MDB_dbi dbi, uint32_t key, MDB_val *data);
 int clmdb_cursor_get(MDB_cursor *cursor, MDB_val *key, MDB_val *data, MDB_cursor_op op);
 int clmdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int flags);
 int clmdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
