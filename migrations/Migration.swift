@@ -29,6 +29,7 @@ public enum Migrations {
         migration0002Notifications,
         migration0003GuestIDsAndImports,
         migration0004SealedRecords,
+        migration0005ConsumersAndOwners,
     ]
 
     /// The schema version this code writes: the number of its newest migration.

@@ -1,6 +1,6 @@
 package import LMDB
 
-/// The storage layout of the current schema (version 4): which named
+/// The storage layout of the current schema (version 5): which named
 /// databases hold what, how keys are encoded and how each record is laid out.
 /// The one home of the layout, used by the store, the tools and the tests.
 ///
@@ -11,7 +11,7 @@ package import LMDB
 ///
 /// | database | key | payload |
 /// |---|---|---|
-/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32 |
+/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32, `epoch` u32, `home` 16 bytes |
 /// | `control` | `0x01 ‖ set` | ``SetRecord`` |
 /// | `control` | `0x02 ‖ last` | free extent `first…last`: `first` u32 |
 /// | `tokens` | owner token (UTF-8) | live set ID u32 |
@@ -88,6 +88,11 @@ package enum StoreLayout {
         package static let nextSequence = Array("next-sequence".utf8)
         /// u32: the most bytes of private data an ID may carry (absent: 4096).
         package static let maximumDataSize = Array("max-data-size".utf8)
+        /// u32: the store's epoch (absent: 1). A restored copy starts a new one.
+        package static let epoch = Array("epoch".utf8)
+        /// u64 device ‖ u64 inode of the `data.mdb` this store was last written as:
+        /// a different file (a restored backup, a copy) starts a new epoch.
+        package static let home = Array("home".utf8)
     }
 }
 
@@ -135,8 +140,12 @@ extension ValueReader {
 
 // MARK: Records
 
-/// A set (`control`, key `0x01 ‖ set`): `u8 version (1), u8 flags, u32 quota,
-/// u32 count, u32 pending, u32 token length, token`.
+/// A set (`control`, key `0x01 ‖ set`).
+///
+/// Version 2 (schema 5): `u8 version, u8 flags, u32 quota, u32 count, u32 pending,
+/// u32 token length, token, u64 lease ms (0: none), u64 renewed-at ms,
+/// u32 owner pid (0: none), u64 owner start time (clock ticks after boot)`.
+/// Version 1 (schema ≤ 4) ends after the token; it reads as no lease and no owner.
 package struct SetRecord: Equatable, Sendable {
     /// The set's flags.
     package struct Flags: OptionSet, Equatable, Sendable {
@@ -157,6 +166,14 @@ package struct SetRecord: Equatable, Sendable {
     /// Of ``count``, the IDs that are free-pending.
     package var pending: UInt32
     package var flags: Flags
+    /// The lease in milliseconds (0: none): the set is reaped when not renewed for two lease periods.
+    package var leaseMillis: UInt64 = 0
+    /// When the lease was last renewed (milliseconds since 1970).
+    package var renewedAt: UInt64 = 0
+    /// The owning process (0: none): the set is reaped when it is gone.
+    package var ownerPID: UInt32 = 0
+    /// The owning process's start time, so that a reused PID does not count as alive.
+    package var ownerStartTime: UInt64 = 0
 
     /// A set is live until it is destroyed (or waits to be).
     package var isLive: Bool { !flags.contains(.destroyPending) }
@@ -170,23 +187,34 @@ package struct SetRecord: Equatable, Sendable {
     }
 
     package func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 18 + token.utf8.count)
-        w.u8(1)
+        var w = ByteWriter(capacity: 46 + token.utf8.count)
+        w.u8(2)
         w.u8(flags.rawValue)
         w.u32(quota)
         w.u32(count)
         w.u32(pending)
         w.string(token)
+        w.u64(leaseMillis)
+        w.u64(renewedAt)
+        w.u32(ownerPID)
+        w.u64(ownerStartTime)
         return w.bytes
     }
 
     package init(decoding r: inout ValueReader) throws {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { throw DecodingFailure() }
         flags = Flags(rawValue: try r.u8())
         quota = try r.u32()
         count = try r.u32()
         pending = try r.u32()
         token = try r.string()
+        if version == 2 {
+            leaseMillis = try r.u64()
+            renewedAt = try r.u64()
+            ownerPID = try r.u32()
+            ownerStartTime = try r.u64()
+        }
         try r.end()
     }
 }
@@ -248,90 +276,145 @@ package struct IDRecord: Equatable, Sendable {
     }
 }
 
-/// An outbox event (`events`): `u8 version (1), u8 kind, u64 timestamp, u32 set,
-/// u8 fields, [u32 id], [u32 quota], [u32 guest], [u8 destroy], u32 token length, token`,
-/// where `fields` says which optional values follow.
+/// An outbox event (`events`).
+///
+/// Version 2 (schema 5): `u8 version, u8 kind, u64 timestamp, u32 set,
+/// u8 fields, [u32 id], [u32 quota], [u32 guest], [u8 destroy], [u32 capacity],
+/// [u32 subscriber length, subscriber], u32 token length, token, u32 epoch`,
+/// where `fields` says which optional values follow (the set is meaningful
+/// only with `hasSet`). Version 1 (schema ≤ 4) has no capacity, subscriber,
+/// epoch or `hasSet` (its set is always meaningful) and reads as epoch 1.
 package struct EventRecord: Equatable, Sendable {
     package var kind: UInt8
     package var timestamp: UInt64
-    package var set: UInt32
+    /// The set concerned; `nil` for store-wide events (capacity, subscribers).
+    package var set: UInt32?
     package var id: UInt32?
     package var quota: UInt32?
     package var guest: UInt32?
     package var destroy: Bool?
+    package var capacity: UInt32?
+    package var subscriber: String?
     package var token: String
+    /// The store epoch the event was committed in.
+    package var epoch: UInt32
 
     private static let hasID: UInt8 = 1 << 0
     private static let hasQuota: UInt8 = 1 << 1
     private static let hasGuest: UInt8 = 1 << 2
     private static let hasDestroy: UInt8 = 1 << 3
+    private static let hasCapacity: UInt8 = 1 << 4
+    private static let hasSubscriber: UInt8 = 1 << 5
+    private static let hasSet: UInt8 = 1 << 6
 
     package init(
-        kind: UInt8, timestamp: UInt64, set: UInt32, token: String,
-        id: UInt32? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil
+        kind: UInt8, timestamp: UInt64, set: UInt32?, token: String, epoch: UInt32,
+        id: UInt32? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil,
+        capacity: UInt32? = nil, subscriber: String? = nil
     ) {
         self.kind = kind
         self.timestamp = timestamp
         self.set = set
         self.token = token
+        self.epoch = epoch
         self.id = id
         self.quota = quota
         self.guest = guest
         self.destroy = destroy
+        self.capacity = capacity
+        self.subscriber = subscriber
     }
 
     package func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 32 + token.utf8.count)
-        w.u8(1)
+        var w = ByteWriter(capacity: 40 + token.utf8.count)
+        w.u8(2)
         w.u8(kind)
         w.u64(timestamp)
-        w.u32(set)
+        w.u32(set ?? 0)
         var fields: UInt8 = 0
+        if set != nil { fields |= Self.hasSet }
         if id != nil { fields |= Self.hasID }
         if quota != nil { fields |= Self.hasQuota }
         if guest != nil { fields |= Self.hasGuest }
         if destroy != nil { fields |= Self.hasDestroy }
+        if capacity != nil { fields |= Self.hasCapacity }
+        if subscriber != nil { fields |= Self.hasSubscriber }
         w.u8(fields)
         if let id { w.u32(id) }
         if let quota { w.u32(quota) }
         if let guest { w.u32(guest) }
         if let destroy { w.u8(destroy ? 1 : 0) }
+        if let capacity { w.u32(capacity) }
+        if let subscriber { w.string(subscriber) }
         w.string(token)
+        w.u32(epoch)
         return w.bytes
     }
 
     package init(decoding r: inout ValueReader) throws {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { throw DecodingFailure() }
         kind = try r.u8()
         timestamp = try r.u64()
-        set = try r.u32()
+        let set = try r.u32()
         let fields = try r.u8()
-        guard fields & ~(Self.hasID | Self.hasQuota | Self.hasGuest | Self.hasDestroy) == 0 else { throw DecodingFailure() }
+        let known = version == 1
+            ? Self.hasID | Self.hasQuota | Self.hasGuest | Self.hasDestroy
+            : Self.hasID | Self.hasQuota | Self.hasGuest | Self.hasDestroy | Self.hasCapacity | Self.hasSubscriber | Self.hasSet
+        guard fields & ~known == 0 else { throw DecodingFailure() }
+        self.set = version == 1 || fields & Self.hasSet != 0 ? set : nil
         id = fields & Self.hasID != 0 ? try r.u32() : nil
         quota = fields & Self.hasQuota != 0 ? try r.u32() : nil
         guest = fields & Self.hasGuest != 0 ? try r.u32() : nil
         destroy = fields & Self.hasDestroy != 0 ? try r.u8() == 1 : nil
+        capacity = fields & Self.hasCapacity != 0 ? try r.u32() : nil
+        subscriber = fields & Self.hasSubscriber != 0 ? try r.string() : nil
         token = try r.string()
+        epoch = version == 2 ? try r.u32() : 1
         try r.end()
     }
 
-    /// Just the kind and set, to test a filter without decoding the rest.
-    package static func kindAndSet(decoding r: inout ValueReader) throws -> (kind: UInt8, set: UInt32) {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
+    /// Just the kind and set (`nil` for a store-wide event), to test a filter without decoding the rest.
+    package static func kindAndSet(decoding r: inout ValueReader) throws -> (kind: UInt8, set: UInt32?) {
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { throw DecodingFailure() }
         let kind = try r.u8()
         _ = try r.u64()
-        return (kind, try r.u32())
+        let set = try r.u32()
+        let fields = try r.u8()
+        return (kind, version == 1 || fields & hasSet != 0 ? set : nil)
     }
 }
 
-/// A durable subscriber (`subscribers`): `u8 version (1), u64 acknowledged-through,
-/// u8 hasSets, [u32 count, count × u32 set], u8 hasKinds, [u16 kind bitmask]`.
+/// A durable subscriber (`subscribers`).
+///
+/// Version 2 (schema 5): `u8 version, u64 acknowledged-through, u8 hasSets,
+/// [u32 count, count × u32 set], u8 hasKinds, [u16 kind bitmask], u8 kind
+/// (0 gating, 1 observer), u8 state (0 active, 1 lapsed), u64 max lag in
+/// events (0: none), u64 max age in ms (0: none), u32 count, count × (u32
+/// length, name)` of the subscribers it runs after. Version 1 (schema ≤ 4)
+/// ends after the kinds and reads as an active gating subscriber without limits.
 package struct SubscriberRecord: Equatable, Sendable {
     package var acknowledgedThrough: UInt64
-    /// Only these sets; `nil`: every set.
+    /// Only these sets; `nil`: every set (and store-wide events).
     package var sets: Set<UInt32>?
     /// Only the kinds whose bit (1 << kind code) is set; `nil`: every kind.
     package var kindMask: UInt16?
+    /// An observer receives events but never holds an ID back.
+    package var isObserver: Bool = false
+    /// A lapsed subscriber receives nothing and holds nothing back until it resynchronises.
+    package var isLapsed: Bool = false
+    /// Lapse when more than this many events are unacknowledged (0: never).
+    package var maxLag: UInt64 = 0
+    /// Lapse when the oldest unacknowledged event is older than this, in ms (0: never).
+    package var maxAgeMillis: UInt64 = 0
+    /// The subscribers whose acknowledgement this one waits for.
+    package var after: [String] = []
+    /// With a lag limit: how many events it takes lie in
+    /// `(acknowledgedThrough, countedThrough]` (kept up to date at each commit).
+    package var pendingCount: UInt64 = 0
+    /// With a lag limit: the last sequence `pendingCount` covers.
+    package var countedThrough: UInt64 = 0
 
     package init(acknowledgedThrough: UInt64, sets: Set<UInt32>?, kindMask: UInt16?) {
         self.acknowledgedThrough = acknowledgedThrough
@@ -339,14 +422,21 @@ package struct SubscriberRecord: Equatable, Sendable {
         self.kindMask = kindMask
     }
 
-    /// Whether an event of `kind` (its code) about `set` passes the filter.
-    package func takes(kind: UInt8, set: UInt32) -> Bool {
-        (sets?.contains(set) ?? true) && (kindMask.map { kind < 16 && $0 & (1 << UInt16(kind)) != 0 } ?? true)
+    /// Whether the filter takes an event of `kind` (its code) about `set`
+    /// (`nil`: a store-wide event, taken only without a set filter). A lapsed
+    /// subscriber takes nothing.
+    package func takes(kind: UInt8, set: UInt32?) -> Bool {
+        guard !isLapsed else { return false }
+        let setMatches = set.map { set in sets?.contains(set) ?? true } ?? (sets == nil)
+        return setMatches && (kindMask.map { kind < 16 && $0 & (1 << UInt16(kind)) != 0 } ?? true)
     }
+
+    /// Whether it holds back the IDs whose FREE it takes until it acknowledges them.
+    package var isGating: Bool { !isObserver && !isLapsed }
 
     package func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.u8(1)
+        w.u8(2)
         w.u64(acknowledgedThrough)
         if let sets {
             w.u8(1)
@@ -361,11 +451,20 @@ package struct SubscriberRecord: Equatable, Sendable {
         } else {
             w.u8(0)
         }
+        w.u8(isObserver ? 1 : 0)
+        w.u8(isLapsed ? 1 : 0)
+        w.u64(maxLag)
+        w.u64(maxAgeMillis)
+        w.u32(UInt32(after.count))
+        for name in after { w.string(name) }
+        w.u64(pendingCount)
+        w.u64(countedThrough)
         return w.bytes
     }
 
     package init(decoding r: inout ValueReader) throws {
-        guard try r.u8() == 1 else { throw DecodingFailure() }
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { throw DecodingFailure() }
         acknowledgedThrough = try r.u64()
         switch try r.u8() {
         case 0: sets = nil
@@ -381,6 +480,25 @@ package struct SubscriberRecord: Equatable, Sendable {
         case 0: kindMask = nil
         case 1: kindMask = try r.u16()
         default: throw DecodingFailure()
+        }
+        if version == 2 {
+            switch try r.u8() {
+            case 0: isObserver = false
+            case 1: isObserver = true
+            default: throw DecodingFailure()
+            }
+            switch try r.u8() {
+            case 0: isLapsed = false
+            case 1: isLapsed = true
+            default: throw DecodingFailure()
+            }
+            maxLag = try r.u64()
+            maxAgeMillis = try r.u64()
+            let count = Int(try r.u32())
+            guard count <= r.remaining / 4 else { throw DecodingFailure() }
+            for _ in 0..<count { after.append(try r.string()) }
+            pendingCount = try r.u64()
+            countedThrough = try r.u64()
         }
         try r.end()
     }

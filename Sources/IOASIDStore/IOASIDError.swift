@@ -70,6 +70,12 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible, LocalizedEr
         public static let cannotPlace = Code("cannotPlace", .refused)
         /// The store already holds data and cannot be initialised again.
         public static let alreadyInitialized = Code("alreadyInitialized", .refused)
+        /// The subscriber fell behind its lag limit and lapsed: resynchronise it (`resync`) to go on.
+        public static let subscriberLapsed = Code("subscriberLapsed", .refused)
+        /// The store was restored from a backup since the caller's position: its outbox went back in time.
+        public static let storeRestored = Code("storeRestored", .refused)
+        /// Other subscribers run after this one: remove them first.
+        public static let subscriberHasFollowers = Code("subscriberHasFollowers", .refused)
 
         // Not found.
         /// No live set has this ID.
@@ -109,6 +115,7 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible, LocalizedEr
             .systemSetProtected, .capacityInUse, .duplicateSubscriber, .idFreePending, .duplicateGuest,
             .guestAlreadyAttached, .setFrozen, .setNotFrozen, .exportChecksumMismatch, .exportTruncated,
             .exportUnsupported, .exportMalformed, .exportAlreadyImported, .cannotPlace, .alreadyInitialized,
+            .subscriberLapsed, .storeRestored, .subscriberHasFollowers,
             .noSuchSet, .noSuchID, .noSuchGuest, .noSuchSubscriber, .noSuchHold,
             .notInitialized, .newerSchema, .corruptStore, .accessDenied, .storageFailure, .readOnly, .internalError,
             .invalidArgument,

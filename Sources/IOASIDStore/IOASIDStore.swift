@@ -64,6 +64,7 @@ public final class IOASIDStore: Sendable {
             }
         }
         try self.init(opening: path, options: options)
+        try adoptHome()
     }
 
     /// Builds a new, initialised store in the (new, empty) directory `temporary`, synced.
@@ -80,6 +81,9 @@ public final class IOASIDStore: Sendable {
                 now: Self.nowMillis()
             )
         }
+        // Record data.mdb's identity now: the rename keeps its inode, so
+        // the first open after `init` has nothing to write.
+        try store.adoptHome()
         do { try store.env.sync() } catch { throw IOASIDError.wrapping(error, at: temporary) }
         options.logger.info("initialised store", metadata: ["capacity": "\(options.capacity)"])
     }

@@ -63,8 +63,13 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// Calls `body` with each ID of the set and its record, in ascending order (one scan).
     func forEachRecord(in set: SetID, _ body: (IOASID, IDRecord) throws -> Void) throws {
+        try forEachRecord(where: { $0 == set.rawValue }, body)
+    }
+
+    /// Calls `body` with each ID whose owning set passes `wanted`, and its record, in ascending order (one scan).
+    func forEachRecord(where wanted: (UInt32) -> Bool, _ body: (IOASID, IDRecord) throws -> Void) throws {
         try forEachIDRecord(after: nil) { id, owner, entry in
-            if owner == set.rawValue { try body(IOASID(id), try Self.decode(entry, in: "ids") { try IDRecord(decoding: &$0) }) }
+            if wanted(owner) { try body(IOASID(id), try Self.decode(entry, in: "ids") { try IDRecord(decoding: &$0) }) }
             return true
         }
     }
@@ -89,7 +94,7 @@ extension IOASIDReading where Self: ~Copyable {
     /// - Throws: ``IOASIDError/Code/noSuchID`` when it is not allocated,
     ///   ``IOASIDError/Code/wrongSet`` when another set owns it.
     public func find(_ id: IOASID, in set: SetID) throws -> IDInfo {
-        IDInfo(id: id.rawValue, record: try ownedRecord(id, in: set))
+        try info(id, try ownedRecord(id, in: set))
     }
 
     /// The ID's record, whichever set owns it.
@@ -97,7 +102,16 @@ extension IOASIDReading where Self: ~Copyable {
     /// - Throws: ``IOASIDError/Code/noSuchID``.
     public func find(_ id: IOASID) throws -> IDInfo {
         guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
-        return IDInfo(id: id.rawValue, record: record)
+        return try info(id, record)
+    }
+
+    /// An ID as seen by callers; a free-pending one says what holds it back.
+    private func info(_ id: IOASID, _ record: IDRecord) throws -> IDInfo {
+        guard record.isFreePending else { return IDInfo(id: id.rawValue, record: record) }
+        return IDInfo(
+            id: id.rawValue, record: record, holders: try holders(of: id),
+            waitingFor: try waitingSubscribers(set: SetID(record.set), freeSequence: try freeSequence(of: id))
+        )
     }
 
     /// The set that owns `id` (kernel `ioasid_find_sid`).

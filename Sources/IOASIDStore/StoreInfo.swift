@@ -7,6 +7,9 @@ public struct StoreInfo: Sendable, Equatable, Codable {
     /// The 16 random bytes chosen when the store was initialised, in hex (the
     /// `sourceStore` of the store's exports).
     public let storeID: String
+    /// The store's epoch: 1 from initialisation, one more each time a copy
+    /// of it (a restored backup) is first opened for writing.
+    public let epoch: UInt32
     /// The schema version the store is at (the number of its last applied migration).
     public let schemaVersion: UInt32
     /// When the store was initialised, in milliseconds since 1970 (`nil` when not recorded).
@@ -26,9 +29,9 @@ extension IOASIDStore {
     public func info() throws(IOASIDError) -> StoreInfo {
         let versions = try IOASIDError.mapping { try Migrator.appliedVersions(in: env) }
         return try readMapped { tx in
-            let id = try tx.record(StoreLayout.MetaKey.storeID, in: tx.schema.meta) { r in try r.bytes(r.remaining) } ?? []
-            return StoreInfo(
-                storeID: Hex.encode(id),
+            StoreInfo(
+                storeID: try tx.storeID(),
+                epoch: try tx.epoch(),
                 schemaVersion: versions.max() ?? 0,
                 createdAt: try tx.metaU64(StoreLayout.MetaKey.createdAt),
                 maximumDataSize: try tx.maximumDataSize()

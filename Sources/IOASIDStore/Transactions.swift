@@ -26,6 +26,11 @@ final class TransactionState {
     var maximumDataSize: Int?
     /// The next event sequence, once read (kept up to date by `emit`).
     var nextSequence: UInt64?
+    /// The store's ID in hex and its epoch, once read.
+    var storeID: String?
+    var epoch: UInt32?
+    /// Whether the subscribers' lag limits were checked in this transaction.
+    var lapsesChecked = false
     /// Set records read or changed in this transaction.
     var sets: [UInt32: CachedSet] = [:]
     /// Whether ``sets`` holds changes not yet written.
@@ -48,6 +53,8 @@ final class TransactionState {
         capacity = nil
         maximumDataSize = nil
         nextSequence = nil
+        epoch = nil
+        lapsesChecked = false
         sets = [:]
         dirtySets = false
         subscribers = nil
@@ -123,6 +130,7 @@ extension WriteTransaction {
     /// when an operation broke the check-before-write rule.
     func prepareCommit() throws {
         if let refusal = context.state.brokenBy { throw IOASIDError.broken(by: refusal) }
+        try checkLapses()
         try flushDeferredWrites()
     }
 }

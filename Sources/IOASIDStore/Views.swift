@@ -43,13 +43,19 @@ public struct IDInfo: Sendable, Codable, Equatable {
     public let guest: UInt32?
     /// The opaque private data stored with it.
     public let data: [UInt8]
+    /// For a free-pending ID, the holders that still hold it.
+    public let holders: [String]
+    /// For a free-pending ID, the gating subscribers that have not acknowledged its FREE.
+    public let waitingFor: [String]
 
-    init(id: UInt32, record: IDRecord) {
+    init(id: UInt32, record: IDRecord, holders: [String] = [], waitingFor: [String] = []) {
         self.id = IOASID(id)
         set = SetID(record.set)
         state = record.isFreePending ? .freePending : .allocated
         guest = record.guest
         data = record.data
+        self.holders = holders
+        self.waitingFor = waitingFor
     }
 }
 

@@ -226,6 +226,8 @@ public struct FileStatus: Sendable, Equatable {
     public let owner: UInt32
     /// The size in bytes.
     public let size: Int64
+    /// The device and inode: which file this is.
+    public let identity: [UInt8]
 
     init(_ st: stat) {
         switch st.st_mode & S_IFMT {
@@ -237,6 +239,7 @@ public struct FileStatus: Sendable, Equatable {
         permissions = UInt32(st.st_mode & 0o777)
         owner = UInt32(st.st_uid)
         size = Int64(st.st_size)
+        identity = BigEndian.bytes(UInt64(st.st_dev)) + BigEndian.bytes(UInt64(st.st_ino))
     }
 
     /// The effective user ID of this process.

@@ -49,7 +49,7 @@ struct CLITests {
         _ = try s.run("init")
         let status = try s.json("status")
         #expect(status.status == 0)
-        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"freePending\":0,\"lastSequence\":0,\"path\":"))
+        #expect(status.out.hasPrefix("{\"allocated\":0,\"capacity\":1048576,\"epoch\":1,\"freePending\":0,\"lastSequence\":0,\"path\":"))
         let object = try #require(status.json as? [String: Any])
         #expect(object["schema"] as? Int == Int(IOASIDStore.schemaVersion))
         #expect((object["storeID"] as? String)?.count == 32)

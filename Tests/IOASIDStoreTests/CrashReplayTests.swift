@@ -106,7 +106,7 @@ struct CrashReplayTests {
         #expect(again.map(\.sequence) == Array((acked + 1)...last), "everything not acknowledged comes again")
         for event in seen where event.sequence > acked {
             let redelivered = again.first { $0.sequence == event.sequence }
-            #expect(redelivered?.kind.rawValue == event.kind && redelivered?.id?.rawValue == event.id && redelivered?.set.rawValue == event.set,
+            #expect(redelivered?.kind.rawValue == event.kind && redelivered?.id?.rawValue == event.id && redelivered?.set?.rawValue == event.set,
                     "redelivered with its original sequence number")
         }
     }

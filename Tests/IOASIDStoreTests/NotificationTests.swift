@@ -321,18 +321,44 @@ struct SchemaUpgradeTests {
         let fresh = try store.allocate(in: 2)
         #expect(fresh == 8)
         let env = try Environment.open(path: dir.child("store"))
-        #expect(try Migrator.appliedVersions(in: env) == [1, 2, 3, 4])
+        #expect(try Migrator.appliedVersions(in: env) == [1, 2, 3, 4, 5])
         try expectClean(store)
     }
 
-    @Test("A v4 store opened by code that knows only v3 is refused as newer")
+    @Test("A v4 store (fixture) is upgraded to v5: store identity, epoch 1, gating subscribers, events carry the store")
+    func v4ToV5() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try loadFixture("schema-v4", into: dir)
+        try expectClean(store)
+        let status = try store.status()
+        #expect(status.capacity == 4096)
+        #expect(status.allocated == 8)
+        #expect(status.freePending == 4)
+        #expect(status.subscribers.map(\.lag) == [19, 2])
+        #expect(status.subscribers.allSatisfy { $0.kind == .gating && $0.state == .active })
+        #expect(status.lastSequence == 22)
+        let info = try store.info()
+        let id = info.storeID
+        #expect(id.count == 32)
+        #expect(info.epoch == 1)
+        let events = try store.read { try $0.pendingEvents(for: status.subscribers[0].name) }
+        #expect(events.allSatisfy { $0.store == id && $0.epoch == 1 })
+        // The old records still decode and the rules still hold them: reclaim waits for the subscribers.
+        #expect(try store.holders(of: 3) == ["dev0"])
+        let env = try Environment.open(path: dir.child("store"))
+        #expect(try Migrator.appliedVersions(in: env) == [1, 2, 3, 4, 5])
+        try expectClean(store)
+    }
+
+    @Test("A v5 store opened by code that knows only v3 is refused as newer")
     func newerRefused() throws {
         try withStore { store in
             let env = try Environment.open(path: store.path)
-            #expect(throws: MigrationError.newerSchema(storeVersion: 4, supportedVersion: 3)) {
+            #expect(throws: MigrationError.newerSchema(storeVersion: 5, supportedVersion: 3)) {
                 try Migrator.migrate(env, migrations: Array(Migrations.all.prefix(3)), now: { 0 })
             }
-            #expect(throws: MigrationError.newerSchema(storeVersion: 4, supportedVersion: 3)) {
+            #expect(throws: MigrationError.newerSchema(storeVersion: 5, supportedVersion: 3)) {
                 _ = try Migrator.pendingMigrations(in: env, migrations: Array(Migrations.all.prefix(3)))
             }
         }

@@ -153,13 +153,16 @@ extension IOASIDCommand.Events {
         }
 
         static func text(_ event: Event) -> String {
-            var parts = ["#\(event.sequence)", event.kind.rawValue, "set \(event.set)"]
+            var parts = ["#\(event.sequence)", event.kind.rawValue]
+            if let set = event.set { parts.append("set \(set)") }
+            if let subscriber = event.subscriber { parts.append("subscriber \(Names.escaped(subscriber))") }
+            if let capacity = event.capacity { parts.append("capacity \(capacity)") }
             if let id = event.id { parts.append("id \(id)") }
             if let guest = event.guest { parts.append("guest \(guest)") }
             if let quota = event.quota { parts.append("quota \(quota)") }
             if event.destroy == true { parts.append("destroy") }
             parts.append(Timestamp.rfc3339(milliseconds: event.timestamp))
-            parts.append(Names.escaped(event.token))
+            if !event.token.isEmpty { parts.append(Names.escaped(event.token)) }
             return parts.joined(separator: " ")
         }
     }

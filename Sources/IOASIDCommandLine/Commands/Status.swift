@@ -24,8 +24,7 @@ extension IOASIDCommand {
             let path: String
             let storeID: String
             let schema: UInt32
-            /// The store's epoch: not recorded by the library yet; omitted until it is.
-            let epoch: UInt64?
+            let epoch: UInt32
             let capacity: UInt32
             let reserved: UInt64
             let unreserved: UInt64
@@ -42,7 +41,7 @@ extension IOASIDCommand {
                 let status = try global.operation("status", commits: false) { () throws(IOASIDError) in try store.status() }
                 let info = try store.info()
                 let view = View(
-                    path: store.path, storeID: info.storeID, schema: info.schemaVersion, epoch: nil,
+                    path: store.path, storeID: info.storeID, schema: info.schemaVersion, epoch: info.epoch,
                     capacity: status.capacity, reserved: status.reserved, unreserved: status.unreserved,
                     allocated: status.allocated - min(status.allocated, status.freePending), freePending: status.freePending,
                     lastSequence: status.lastSequence,
@@ -57,7 +56,7 @@ extension IOASIDCommand {
                 "store:        \(Names.escaped(view.path))",
                 "store ID:     \(view.storeID)",
                 "schema:       \(view.schema)",
-                // The epoch goes here once the library records one.
+                "epoch:        \(view.epoch)",
                 "capacity:     \(view.capacity) (IDs 1…\(view.capacity - 1))",
                 "quota:        \(view.reserved) reserved by \(plural(status.sets.count, "set")), \(view.unreserved) unreserved",
                 "IDs:          \(view.allocated) allocated, \(view.freePending) free-pending"

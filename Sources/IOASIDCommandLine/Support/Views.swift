@@ -145,22 +145,30 @@ struct SubscriberView: Encodable {
 
 /// An event, as printed by `events pending` and `events tail` (JSON Lines).
 struct EventView: Encodable {
+    let store: String
+    let epoch: UInt32
     let sequence: UInt64
     let kind: String
     let time: String
-    let set: UInt32
-    let token: String
+    let set: UInt32?
+    let token: String?
+    let capacity: UInt32?
+    let subscriber: String?
     let id: UInt32?
     let quota: UInt32?
     let guest: UInt32?
     let destroy: Bool?
 
     init(_ event: Event) {
+        store = event.store
+        epoch = event.epoch
         sequence = event.sequence
         kind = event.kind.rawValue
         time = Timestamp.rfc3339(milliseconds: event.timestamp)
-        set = event.set.rawValue
-        token = event.token
+        set = event.set?.rawValue
+        token = event.token.isEmpty ? nil : event.token
+        capacity = event.capacity
+        subscriber = event.subscriber
         id = event.id?.rawValue
         quota = event.quota
         guest = event.guest

@@ -165,8 +165,12 @@ enum DumpDecoder {
             let event = try EventRecord(decoding: &r)
             var fields = [
                 f("kind", .text(Event.Kind(code: event.kind)?.rawValue ?? "code \(event.kind)")),
-                f("time", .time(event.timestamp)), f("set", .number(UInt64(event.set))), f("token", .text(Names.escaped(event.token))),
+                f("time", .time(event.timestamp)), f("epoch", .number(UInt64(event.epoch))),
             ]
+            if let set = event.set { fields.append(f("set", .number(UInt64(set)))) }
+            if !event.token.isEmpty { fields.append(f("token", .text(Names.escaped(event.token)))) }
+            if let capacity = event.capacity { fields.append(f("capacity", .number(UInt64(capacity)))) }
+            if let subscriber = event.subscriber { fields.append(f("subscriber", .text(Names.escaped(subscriber)))) }
             if let id = event.id { fields.append(f("id", .number(UInt64(id)))) }
             if let quota = event.quota { fields.append(f("quota", .number(UInt64(quota)))) }
             if let guest = event.guest { fields.append(f("guest", .number(UInt64(guest)))) }

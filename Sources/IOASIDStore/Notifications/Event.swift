@@ -4,14 +4,15 @@ import IOASIDMigrations
 ///
 /// Every event commits in the same transaction as the change it describes,
 /// and carries a sequence number that only grows, so a consumer can drop
-/// duplicates after an at-least-once redelivery.
+/// duplicates after an at-least-once redelivery. `(store, epoch, sequence)`
+/// never repeats: a store restored from a backup starts a new epoch.
 public struct Event: Sendable, Codable, Equatable, Hashable {
     /// What changed.
     public enum Kind: String, Sendable, Codable, CaseIterable {
         /// An ID was allocated to a set.
         case alloc = "ALLOC"
         /// An ID was freed by its owner; it is free-pending until every holder and
-        /// interested subscriber lets go.
+        /// interested gating subscriber lets go.
         case free = "FREE"
         /// A freed ID returned to the pool and may be handed out again.
         case reclaim = "RECLAIM"
@@ -25,6 +26,12 @@ public struct Event: Sendable, Codable, Equatable, Hashable {
         case bind = "BIND"
         /// A guest ID was detached from a host ID.
         case unbind = "UNBIND"
+        /// A subscriber fell behind its lag limit and lapsed (store-wide; ``Event/subscriber`` names it).
+        case subscriberLapsed = "SUBSCRIBER_LAPSED"
+        /// A set's lease expired or its owner process went away; its FREEs and SET_FREE follow.
+        case setExpired = "SET_EXPIRED"
+        /// The capacity changed (store-wide; ``Event/capacity`` is the new one).
+        case capacity = "CAPACITY"
 
         var code: UInt8 {
             switch self {
@@ -36,6 +43,9 @@ public struct Event: Sendable, Codable, Equatable, Hashable {
             case .setFree: 6
             case .bind: 7
             case .unbind: 8
+            case .subscriberLapsed: 9
+            case .setExpired: 10
+            case .capacity: 11
             }
         }
 
@@ -45,15 +55,19 @@ public struct Event: Sendable, Codable, Equatable, Hashable {
         }
     }
 
-    /// The event's position in the outbox: unique, and greater than every earlier event's.
+    /// The ID of the store the event belongs to (hex).
+    public let store: String
+    /// The store's epoch when the event committed; a restored copy starts a new one.
+    public let epoch: UInt32
+    /// The event's position in the outbox: unique in its epoch, and greater than every earlier event's.
     public let sequence: UInt64
     /// What changed.
     public let kind: Kind
     /// When the change committed, in milliseconds since 1970.
     public let timestamp: UInt64
-    /// The set concerned.
-    public let set: SetID
-    /// The set's owner token.
+    /// The set concerned; `nil` for a store-wide event (CAPACITY, SUBSCRIBER_LAPSED).
+    public let set: SetID?
+    /// The set's owner token (empty for a store-wide event).
     public let token: String
     /// The ID concerned (ALLOC, FREE, RECLAIM, BIND, UNBIND).
     public let id: IOASID?
@@ -63,12 +77,19 @@ public struct Event: Sendable, Codable, Equatable, Hashable {
     public let guest: UInt32?
     /// Whether the set was destroyed (SET_FREE).
     public let destroy: Bool?
+    /// The new capacity (CAPACITY).
+    public let capacity: UInt32?
+    /// The subscriber concerned (SUBSCRIBER_LAPSED).
+    public let subscriber: String?
 
     /// Creates an event (the store creates its own; tests and tools use this).
     package init(
-        sequence: UInt64, kind: Kind, timestamp: UInt64, set: SetID, token: String,
-        id: IOASID? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil
+        store: String = "", epoch: UInt32 = 1, sequence: UInt64, kind: Kind, timestamp: UInt64, set: SetID?, token: String,
+        id: IOASID? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil,
+        capacity: UInt32? = nil, subscriber: String? = nil
     ) {
+        self.store = store
+        self.epoch = epoch
         self.sequence = sequence
         self.kind = kind
         self.timestamp = timestamp
@@ -78,12 +99,14 @@ public struct Event: Sendable, Codable, Equatable, Hashable {
         self.quota = quota
         self.guest = guest
         self.destroy = destroy
+        self.capacity = capacity
+        self.subscriber = subscriber
     }
 }
 
 /// Which events a subscriber receives.
 public struct EventFilter: Sendable, Codable, Equatable {
-    /// Only events of these sets; `nil` means every set.
+    /// Only events of these sets; `nil` means every set, and store-wide events too.
     public var sets: Set<SetID>?
     /// Only events of these kinds; `nil` means every kind.
     public var kinds: Set<Event.Kind>?
@@ -97,9 +120,50 @@ public struct EventFilter: Sendable, Codable, Equatable {
     /// Every event of every set.
     public static let all = EventFilter()
 
-    /// Whether an event of `kind` about `set` passes the filter.
-    public func matches(_ kind: Event.Kind, set: SetID) -> Bool {
-        (sets?.contains(set) ?? true) && (kinds?.contains(kind) ?? true)
+    /// Whether an event of `kind` about `set` (`nil`: store-wide) passes the filter.
+    public func matches(_ kind: Event.Kind, set: SetID?) -> Bool {
+        let setMatches = set.map { set in sets?.contains(set) ?? true } ?? (sets == nil)
+        return setMatches && (kinds?.contains(kind) ?? true)
+    }
+}
+
+/// How a subscriber takes part in reclaiming freed IDs.
+public enum SubscriberKind: String, Sendable, Codable {
+    /// Holds back each freed ID its filter takes until it acknowledges the ID's FREE (the default).
+    case gating
+    /// Receives events and keeps a cursor, but never holds an ID back.
+    case observer
+}
+
+/// Whether a subscriber is receiving events.
+public enum SubscriberState: String, Sendable, Codable {
+    /// Receiving events (and, if gating, holding freed IDs back).
+    case active
+    /// Fell behind its lag limit: receives nothing and holds nothing back until it resynchronises.
+    case lapsed
+}
+
+/// How a subscriber is set up: its filter, its kind, its lag limits and the
+/// subscribers it runs after.
+public struct SubscriptionOptions: Sendable, Equatable {
+    /// Which events it receives.
+    public var filter: EventFilter
+    /// Whether it holds freed IDs back.
+    public var kind: SubscriberKind
+    /// Lapse when more events than this are unacknowledged (counted in outbox sequence numbers).
+    public var maxLag: UInt64?
+    /// Lapse when the oldest unacknowledged event is older than this.
+    public var maxAge: Duration?
+    /// See an event only once every one of these subscribers has acknowledged it.
+    public var after: [String]
+
+    /// Options; the defaults make a gating subscriber of every event, without limits.
+    public init(filter: EventFilter = .all, kind: SubscriberKind = .gating, maxLag: UInt64? = nil, maxAge: Duration? = nil, after: [String] = []) {
+        self.filter = filter
+        self.kind = kind
+        self.maxLag = maxLag
+        self.maxAge = maxAge
+        self.after = after
     }
 }
 
@@ -109,21 +173,33 @@ public struct SubscriberInfo: Sendable, Codable, Equatable {
     public let name: String
     /// Which events it receives.
     public let filter: EventFilter
+    /// Whether it holds freed IDs back.
+    public let kind: SubscriberKind
+    /// Whether it is receiving events.
+    public let state: SubscriberState
     /// Every event up to this sequence number has been acknowledged.
     public let acknowledgedThrough: UInt64
     /// Events it has not acknowledged yet.
     public let lag: Int
     /// When the oldest unacknowledged event committed (milliseconds since 1970), if any.
     public let oldestUnacknowledged: UInt64?
+    /// Its lag limit in events, if any.
+    public let maxLag: UInt64?
+    /// Its age limit in milliseconds, if any.
+    public let maxAgeMillis: UInt64?
+    /// The subscribers it runs after.
+    public let after: [String]
 }
 
 extension Event {
-    /// The event stored under `sequence`.
-    init(sequence: UInt64, record: EventRecord) throws {
+    /// The event stored under `sequence` in the store with ID `store`.
+    init(store: String, sequence: UInt64, record: EventRecord) throws {
         guard let kind = Kind(code: record.kind) else { throw DecodingFailure() }
         self.init(
-            sequence: sequence, kind: kind, timestamp: record.timestamp, set: SetID(record.set), token: record.token,
-            id: record.id.map(IOASID.init), quota: record.quota, guest: record.guest, destroy: record.destroy
+            store: store, epoch: record.epoch, sequence: sequence, kind: kind, timestamp: record.timestamp,
+            set: record.set.map(SetID.init), token: record.token,
+            id: record.id.map(IOASID.init), quota: record.quota, guest: record.guest, destroy: record.destroy,
+            capacity: record.capacity, subscriber: record.subscriber
         )
     }
 }

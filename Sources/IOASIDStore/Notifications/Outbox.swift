@@ -74,12 +74,13 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// Visits the stored events in `range`, decoded.
     func forEachDecodedEvent(in range: ClosedRange<UInt64>, _ body: (Event) throws -> Bool) throws {
+        let store = try storeID()
         try forEachEvent(in: range) { sequence, reader in
             let record: EventRecord
             do { record = try EventRecord(decoding: &reader) } catch {
                 throw IOASIDError.undecodable(database: "events", key: StoreLayout.sequenceKey(sequence))
             }
-            do { return try body(try Event(sequence: sequence, record: record)) } catch is DecodingFailure {
+            do { return try body(try Event(store: store, sequence: sequence, record: record)) } catch is DecodingFailure {
                 throw IOASIDError.undecodable(database: "events", key: StoreLayout.sequenceKey(sequence))
             }
         }
@@ -92,14 +93,15 @@ extension WriteTransaction {
     /// - Returns: the event's sequence number, or `nil` when no subscriber wants it.
     @discardableResult
     func emit(
-        _ kind: Event.Kind, set: SetID, token: String,
-        id: IOASID? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil
+        _ kind: Event.Kind, set: SetID?, token: String,
+        id: IOASID? = nil, quota: UInt32? = nil, guest: UInt32? = nil, destroy: Bool? = nil,
+        capacity: UInt32? = nil, subscriber: String? = nil
     ) throws -> UInt64? {
-        guard try subscriberRecords().contains(where: { $0.record.takes(kind: kind.code, set: set.rawValue) }) else { return nil }
+        guard try subscriberRecords().contains(where: { $0.record.takes(kind: kind.code, set: set?.rawValue) }) else { return nil }
         let sequence = try nextSequence()
         let record = EventRecord(
-            kind: kind.code, timestamp: IOASIDStore.nowMillis(), set: set.rawValue, token: token,
-            id: id?.rawValue, quota: quota, guest: guest, destroy: destroy
+            kind: kind.code, timestamp: IOASIDStore.nowMillis(), set: set?.rawValue, token: token, epoch: try epoch(),
+            id: id?.rawValue, quota: quota, guest: guest, destroy: destroy, capacity: capacity, subscriber: subscriber
         )
         try put(record.encoded(), StoreLayout.sequenceKey(sequence), in: schema.events)
         context.state.nextSequence = sequence + 1

@@ -65,6 +65,7 @@ extension WriteTransaction {
                 try putMeta(StoreLayout.MetaKey.capacity, u32: newCapacity)
                 context.state.capacity = newCapacity
                 try giveFree(old...(newCapacity - 1))
+                try emit(.capacity, set: nil, token: "", capacity: newCapacity)
                 return
             }
             let reserved = try reservedQuota()
@@ -77,6 +78,7 @@ extension WriteTransaction {
             try putMeta(StoreLayout.MetaKey.capacity, u32: newCapacity)
             context.state.capacity = newCapacity
             try truncateFree(below: newCapacity)
+            try emit(.capacity, set: nil, token: "", capacity: newCapacity)
         }
     }
 

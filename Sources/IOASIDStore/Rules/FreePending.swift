@@ -34,18 +34,23 @@ extension IOASIDReading where Self: ~Copyable {
         }
     }
 
-    /// Whether anything holds a free-pending ID back: a holder, or a
+    /// Whether anything holds a free-pending ID back: a holder, or a gating
     /// subscriber that takes FREE events of `set` and has not acknowledged the
     /// ID's FREE (sequence `freeSequence`). The one definition of "held back".
     func isHeldBack(_ id: IOASID, set: SetID, freeSequence: UInt64?) throws -> Bool {
         if try !holders(of: id).isEmpty { return true }
-        guard let sequence = freeSequence, sequence > 0 else { return false }
-        return try subscriberRecords().contains { Self.waits($0.record, for: sequence, set: set) }
+        return try !waitingSubscribers(set: set, freeSequence: freeSequence).isEmpty
     }
 
-    /// Whether `subscriber` still has to acknowledge the FREE with `sequence` of an ID of `set`.
+    /// The gating subscribers that have not acknowledged the FREE (`freeSequence`) of an ID of `set`.
+    func waitingSubscribers(set: SetID, freeSequence: UInt64?) throws -> [String] {
+        guard let sequence = freeSequence, sequence > 0 else { return [] }
+        return try subscriberRecords().filter { Self.waits($0.record, for: sequence, set: set) }.map(\.name)
+    }
+
+    /// Whether `subscriber` holds back the ID of `set` whose FREE has `sequence`.
     static func waits(_ subscriber: SubscriberRecord, for sequence: UInt64, set: SetID) -> Bool {
-        subscriber.acknowledgedThrough < sequence && subscriber.takes(kind: Event.Kind.free.code, set: set.rawValue)
+        subscriber.isGating && subscriber.acknowledgedThrough < sequence && subscriber.takes(kind: Event.Kind.free.code, set: set.rawValue)
     }
 }
 

@@ -39,7 +39,7 @@ struct StoreScan {
     struct ScannedEvent {
         let sequence: UInt64
         let kind: UInt8
-        let set: UInt32
+        let set: UInt32?
         let id: UInt32?
     }
 
