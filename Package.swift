@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "ioasid-bench", targets: ["ioasid-bench"]),
         .executable(name: "ioasid-worker", targets: ["ioasid-worker"]),
         .executable(name: "ioasid-fuzz", targets: ["ioasid-fuzz"]),
+        .executable(name: "ioasid-fuzz-import", targets: ["ioasid-fuzz-import"]),
+        .executable(name: "ioasid-fuzz-cli", targets: ["ioasid-fuzz-cli"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,13 +73,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Mutation fuzzer for the export parser and the CLI's argument handling.
+        // Mutation fuzzer for the export parser and the CLI's argument handling: the
+        // fallback of Tools/fuzz where the toolchain has no libFuzzer.
         .executableTarget(
             name: "ioasid-fuzz",
             dependencies: [
                 "IOASIDStore", "IOASIDCommandLine", "IOASIDTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // libFuzzer targets (Tools/fuzz builds them with -DLIBFUZZER and
+        // --sanitize=fuzzer --sanitize=address; libFuzzer supplies `main`).
+        // Built plainly, as `swift build` and `swift test` do, they are corpus
+        // replayers and need no sanitizer runtime.
+        .executableTarget(
+            name: "ioasid-fuzz-import",
+            dependencies: ["IOASIDStore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .executableTarget(
+            name: "ioasid-fuzz-cli",
+            dependencies: ["IOASIDCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Benchmarks: store operations beside LMDB's C API called directly, in the same run.
         // The one exception to "only LMDB imports CLMDB": the raw baselines need the C calls.
