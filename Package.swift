@@ -14,12 +14,21 @@ let package = Package(
         .executable(name: "ioasid-fuzz", targets: ["ioasid-fuzz"]),
         .executable(name: "ioasid-fuzz-import", targets: ["ioasid-fuzz-import"]),
         .executable(name: "ioasid-fuzz-cli", targets: ["ioasid-fuzz-cli"]),
+        .executable(name: "ioasid-serve", targets: ["ioasid-serve"]),
+        .executable(name: "ioasid-serve-bench", targets: ["ioasid-serve-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        // The service only (IOASIDService, ioasid-serve): never a dependency of
+        // IOASIDStore, IOASIDCommandLine or ioasid.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C: Debian's liblmdb-dev through pkg-config.
@@ -55,11 +64,18 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // A dependency-free HTTP/1.1 client over a Unix socket (POSIX sockets only):
+        // how the CLI talks to `ioasid serve` with --socket / $IOASID_SOCKET.
+        .target(
+            name: "IOASIDClient",
+            dependencies: []
+        ),
         // The command-line tool's commands (a library, so the fuzzer can parse in-process).
         .target(
             name: "IOASIDCommandLine",
             dependencies: [
                 "IOASIDStore",
+                "IOASIDClient",
                 "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -72,6 +88,34 @@ let package = Package(
                 "IOASIDCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // The host service: HTTP/1.1 over a Unix socket (Hummingbird 2 on SwiftNIO),
+        // pushed events, Prometheus metrics, graceful shutdown.
+        .target(
+            name: "IOASIDService",
+            dependencies: [
+                "IOASIDStore",
+                "IOASIDCommandLine",
+                "LMDB",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // `ioasid serve` runs this binary (found beside `ioasid`).
+        .executableTarget(
+            name: "ioasid-serve",
+            dependencies: ["IOASIDService", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The service beside the in-process async API, in one run (Tools/serve-bench).
+        .executableTarget(
+            name: "ioasid-serve-bench",
+            dependencies: ["IOASIDStore", "IOASIDClient"]
         ),
         // Mutation fuzzer for the export parser and the CLI's argument handling: the
         // fallback of Tools/fuzz where the toolchain has no libFuzzer.
@@ -117,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IOASIDStoreTests",
-            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport"],
+            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport", "IOASIDClient"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -63,6 +63,7 @@ public struct IOASIDCommand: AsyncParsableCommand {
             Verify.self,
             Backup.self,
             Dump.self,
+            Serve.self,
             Demo.self,
         ]
     )

@@ -32,6 +32,8 @@ final class GroupCommitWriter: Sendable {
     /// Operations in the last commit and how long it took (writer thread only).
     private let pace = Locked((operations: 0, nanoseconds: 0))
     private let commit: @Sendable ((borrowing WriteTransaction) throws -> Void) throws -> Void
+    /// Told the size and duration of each group commit (metrics).
+    private let observer = Locked<(@Sendable (Int, Duration) -> Void)?>(nil)
 
     /// - Parameter commit: runs a closure in one write transaction and commits it.
     init(maxBatch: Int, commit: @escaping @Sendable ((borrowing WriteTransaction) throws -> Void) throws -> Void) {
@@ -45,17 +47,48 @@ final class GroupCommitWriter: Sendable {
         _ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R
     ) async throws -> R {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, any Error>) in
-            let job = Job(isolated: isolated, body: body, continuation: continuation)
-            let start = state.withLockSignalling { s -> Bool in
-                s.queue.append(job)
-                defer { s.started = true }
-                return !s.started
-            }
-            if start {
-                let thread = Thread { [self] in run() }
-                thread.name = "ioasid-writer"
-                thread.start()
-            }
+            enqueue(Job(isolated: isolated, body: body, complete: { continuation.resume(with: $0) }))
+        }
+    }
+
+    /// ``submit(isolated:_:)`` for a synchronous caller: blocks the calling
+    /// thread (never the writer's) until the commit holding `body` is durable.
+    func submitAndWait<R>(isolated: Bool, _ body: (borrowing WriteTransaction) throws -> R) throws -> R {
+        try withoutActuallyEscaping(body) { escaping in
+            // The writer drops its reference to `escaping` before the caller resumes
+            // (withoutActuallyEscaping checks that nothing kept it).
+            let box = UncheckedBox<((borrowing WriteTransaction) throws -> R)?>(escaping)
+            let outcome = UncheckedBox<Result<R, any Error>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            enqueue(Job(isolated: isolated, body: { tx in
+                guard let body = box.value else { throw IOASIDError(.internalError, "an operation ran after its caller resumed") }
+                return UncheckedBox(try body(tx))
+            }, complete: { result in
+                box.value = nil
+                outcome.value = result.map(\.value)
+                done.signal()
+            }))
+            done.wait()
+            guard let result = outcome.value else { throw IOASIDError(.storageFailure, "operation did not run") }
+            return try result.get()
+        }
+    }
+
+    /// Calls `body` with each group commit's size and duration, on the writer thread.
+    func observe(_ body: @escaping @Sendable (Int, Duration) -> Void) {
+        observer.withLock { $0 = body }
+    }
+
+    private func enqueue(_ job: Job) {
+        let start = state.withLockSignalling { s -> Bool in
+            s.queue.append(job)
+            defer { s.started = true }
+            return !s.started
+        }
+        if start {
+            let thread = Thread { [self] in run() }
+            thread.name = "ioasid-writer"
+            thread.start()
         }
     }
 
@@ -88,6 +121,7 @@ final class GroupCommitWriter: Sendable {
             let elapsed = clock.now - started
             let nanoseconds = Int(elapsed.components.seconds) * 1_000_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000)
             pace.withLock { $0 = (batch.count, nanoseconds) }
+            if let observe = observer.withLock({ $0 }) { observe(batch.count, elapsed) }
         }
     }
 
@@ -119,10 +153,10 @@ private final class Job: @unchecked Sendable {
     let finish: () -> Void
     let fail: (any Error) -> Void
 
-    init<R: Sendable>(
+    init<R>(
         isolated: Bool,
-        body: @escaping @Sendable (borrowing WriteTransaction) throws -> R,
-        continuation: CheckedContinuation<R, any Error>
+        body: @escaping (borrowing WriteTransaction) throws -> R,
+        complete: @escaping (Result<R, any Error>) -> Void
     ) {
         let box = ResultBox<R>()
         run = { tx in
@@ -153,12 +187,19 @@ private final class Job: @unchecked Sendable {
                 box.result = .failure(error)
             }
         }
-        finish = { continuation.resume(with: box.result ?? .failure(IOASIDError(.storageFailure, "operation did not run"))) }
-        fail = { continuation.resume(throwing: $0) }
+        finish = { complete(box.result ?? .failure(IOASIDError(.storageFailure, "operation did not run"))) }
+        fail = { complete(.failure($0)) }
     }
 }
 
 /// A job's result, written and read only on the writer thread.
 private final class ResultBox<R>: @unchecked Sendable {
     var result: Result<R, any Error>?
+}
+
+/// A value handed between a blocked caller and the writer thread, which never
+/// touch it at the same time (the caller waits on a semaphore meanwhile).
+private final class UncheckedBox<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }

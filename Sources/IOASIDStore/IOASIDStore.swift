@@ -28,6 +28,7 @@ public final class IOASIDStore: Sendable {
 
     /// Whether this store was opened read-only (see ``Options/readOnly``).
     public let isReadOnly: Bool
+    let synchronousWritesThroughWriter: Bool
 
     /// Opens the store at `path` (a directory), creating it when `options` allow.
     ///
@@ -67,6 +68,15 @@ public final class IOASIDStore: Sendable {
         try adoptHome()
     }
 
+    /// Checks with plain reads (no LMDB, nothing opened) that `path` holds a sound
+    /// store this user may write: what `ioasid serve` checks before it runs the service.
+    package static func checkFiles(at path: String) throws(IOASIDError) {
+        guard !path.isEmpty else { throw IOASIDError(.invalidArgument, "the store path is empty") }
+        if case .absent = try StoreFiles.inspect(path, forWriting: true) {
+            throw IOASIDError(.notInitialized, "there is no store at \(path)")
+        }
+    }
+
     /// Builds a new, initialised store in the (new, empty) directory `temporary`, synced.
     private static func build(at temporary: String, options: Options) throws(IOASIDError) {
         var building = options
@@ -93,6 +103,7 @@ public final class IOASIDStore: Sendable {
         self.path = path
         logger = options.logger
         isReadOnly = options.readOnly
+        synchronousWritesThroughWriter = options.synchronousWritesThroughWriter && !creating
         var envOptions = Environment.Options()
         envOptions.mapSize = options.mapSize
         envOptions.maxMapSize = max(options.maxMapSize, options.mapSize)
@@ -154,7 +165,32 @@ public final class IOASIDStore: Sendable {
         }
     }
 
-    deinit { writer.stop() }
+    deinit {
+        writer.stop()
+        changeSignal.stopWatching()
+    }
+
+    /// Calls `body` with the number of operations and the duration of each group
+    /// commit of the writer thread (for metrics), on that thread.
+    package func observeGroupCommits(_ body: @escaping @Sendable (Int, Duration) -> Void) {
+        writer.observe(body)
+    }
+
+    /// Starts the cross-process wake-up (an inotify watch of `data.mdb`) used by
+    /// event streams; returns whether it runs. Idempotent.
+    @discardableResult
+    package func watchForCommits() -> Bool {
+        changeSignal.watch(path + "/data.mdb")
+    }
+
+    /// The wake-up of event streams: a generation that changes after each commit
+    /// seen (this instance's, or any process's through ``watchForCommits()``).
+    package var commitGeneration: UInt64 { changeSignal.generation }
+
+    /// Waits until ``commitGeneration`` differs from `seen`, or `timeout` passes.
+    package func waitForCommit(after seen: UInt64, timeout: Duration) async {
+        await changeSignal.wait(after: seen, timeout: timeout)
+    }
 
     // MARK: Transactions
 
@@ -191,6 +227,11 @@ public final class IOASIDStore: Sendable {
     @discardableResult
     public func write<R>(_ body: (borrowing WriteTransaction) throws -> R) throws -> R {
         try checkWritable()
+        if synchronousWritesThroughWriter {
+            do { return try writer.submitAndWait(isolated: true, body) } catch let error as LMDBError {
+                throw IOASIDError.wrapping(error, at: path)
+            }
+        }
         let schema = schema
         do {
             let result = try env.write { txn in

@@ -50,6 +50,11 @@ extension IOASIDStore {
         /// long write by another process. Writes fail with ``IOASIDError/Code/readOnly``;
         /// a store that needs a migration cannot be opened this way.
         public var readOnly: Bool = false
+        /// Whether the synchronous ``IOASIDStore/write(_:)-(WriteTransaction)->R`` runs on
+        /// the group-commit writer thread (the caller's thread blocks until its commit is
+        /// durable) instead of on the caller's thread: `ioasid serve` sets it, so commands
+        /// it runs for clients share group commits with its async requests.
+        package var synchronousWritesThroughWriter: Bool = false
         /// Where the store logs (opens, migrations, map growth). Logs nothing by default.
         public var logger: Logger = Logger(label: "ioasid.store", factory: { _ in SwiftLogNoOpLogHandler() })
 

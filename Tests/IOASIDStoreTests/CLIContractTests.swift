@@ -239,6 +239,7 @@ struct CLIContractTests {
             Self.ok("events", "unsubscribe", "kvm"),
             Self.fails(2, "noSuchSubscriber", "events", "unsubscribe", "kvm"),
             Case(arguments: ["--store", dir.child("demo"), "demo"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", dir.child("nothing"), "serve"], status: 3, code: "notInitialized", ownStore: true),
             Self.fails(64, "usage", "help", "bogus"),
             Self.fails(64, "usage", "frobnicate"),
             Case(arguments: ["--store", "", "status"], status: 64, code: "usage", ownStore: true),

@@ -69,6 +69,10 @@ extension IOASIDCommand {
         }
 
         static func readStandardInput() throws(IOASIDError) -> [UInt8] {
+        if let session = CommandSession.current {
+            if session.standardInput.count > maximumInput { throw IOASIDError(.invalidArgument, "standard input is longer than \(maximumInput) bytes") }
+            return session.standardInput
+        }
             var bytes: [UInt8] = []
             while true {
                 let n: Int

@@ -10,6 +10,40 @@ extension IOASIDCommand {
     /// MESSAGE (code)`, or `{"error":{"code","message"}}` on stderr with `--json`
     /// — with its documented exit status.
     public static func main(arguments: [String]) async -> Int32 {
+        if CommandSession.current == nil {
+            let (socket, rest) = ServiceClientMode.socket(in: arguments)
+            if let socket {
+                let json = wantsJSON(rest)
+                guard !socket.isEmpty else {
+                    Output.report(code: "usage", message: "--socket must not be empty", json: json)
+                    return ExitStatus.usage
+                }
+                // `ioasid --version` and bare `ioasid` need no store.
+                guard let command = ServiceClientMode.command(in: rest) else { return await runHere(rest) }
+                if CommandSession.localCommands.contains(command) { return await runLocally(rest, socket: socket, json: json) }
+                return await ServiceClientMode.run(socket: socket, arguments: rest, json: json)
+            }
+        }
+        return await runHere(arguments)
+    }
+
+    /// A command that works on the client's files, run in this process even with
+    /// `--socket`: on the store the service serves unless `--store` names one.
+    private static func runLocally(_ arguments: [String], socket: String, json: Bool) async -> Int32 {
+        let command = ServiceClientMode.command(in: arguments)
+        if ["demo", "help", "serve", "init"].contains(command) || ServiceClientMode.namesStore(arguments) {
+            return await runHere(arguments)
+        }
+        do {
+            let path = try ServiceClientMode.storePath(socket: socket)
+            return await runHere(["--store", path] + arguments)
+        } catch {
+            Output.report(error, json: json)
+            return ExitStatus.code(for: error)
+        }
+    }
+
+    private static func runHere(_ arguments: [String]) async -> Int32 {
         let json = wantsJSON(arguments)
         if let unknown = unknownHelpTopic(arguments) {
             Output.report(

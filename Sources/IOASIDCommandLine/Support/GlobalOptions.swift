@@ -12,6 +12,13 @@ struct GlobalOptions: ParsableArguments {
     )
     var store: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Send the command to `ioasid serve` on this Unix socket instead of opening the store (default: $IOASID_SOCKET).", valueName: "path"),
+        completion: .file()
+    )
+    var socket: String?
+
     @Flag(name: .long, help: "Print one JSON object instead of text; errors as JSON on stderr (docs/cli-json.md).")
     var json = false
 
@@ -47,6 +54,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// Opens the existing store to change it.
     func openStore() throws(IOASIDError) -> IOASIDStore {
+        if let session = CommandSession.current { return session.store }
         logger.debug("open", metadata: ["store": "\(storePath)", "mode": "read-write"])
         return try IOASIDStore(path: storePath, options: storeOptions())
     }
@@ -54,6 +62,7 @@ struct GlobalOptions: ParsableArguments {
     /// Opens the existing store read-only: nothing is written (not even a
     /// migration), so it works on read-only media and beside a long write.
     func openStoreForReading() throws(IOASIDError) -> IOASIDStore {
+        if let session = CommandSession.current { return session.store }
         var options = storeOptions()
         options.readOnly = true
         logger.debug("open", metadata: ["store": "\(storePath)", "mode": "read-only"])

@@ -50,6 +50,7 @@ struct Output {
 
     /// Writes bytes to standard output, reporting a failed write.
     static func standardOutput(bytes: [UInt8]) throws(IOASIDError) {
+        if let session = CommandSession.current { return try session.standardOutput(bytes) }
         do { try SystemFile.standardOutput.writeAll(bytes) } catch {
             throw IOASIDError.fileFailure("cannot write to standard output", error)
         }
@@ -57,6 +58,7 @@ struct Output {
 
     /// Writes `text` to standard error; a failure there has nowhere to be reported.
     static func standardError(_ text: String) {
+        if let session = CommandSession.current { return session.standardError(Array(text.utf8)) }
         try? SystemFile.standardError.writeAll(Array(text.utf8))
     }
 

@@ -7,13 +7,19 @@ import Glibc
 /// What the terminal on standard error (where progress and bars go) can show.
 enum Terminal {
     /// Whether `descriptor` is a terminal.
-    static func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) != 0 }
+    static func isTerminal(_ descriptor: Int32) -> Bool {
+        if let terminal = CommandSession.current?.terminal {
+            return descriptor == STDOUT_FILENO ? terminal.standardOutput : descriptor == STDERR_FILENO ? terminal.standardError : false
+        }
+        return isatty(descriptor) != 0
+    }
 
     /// Whether standard output is a terminal (usage bars in `status`).
     static var standardOutputIsTerminal: Bool { isTerminal(STDOUT_FILENO) }
 
     /// Plain ASCII only, no cursor control beyond `\r`: `TERM=dumb` (or unset) or `NO_COLOR` set.
     static var asciiOnly: Bool {
+        if let terminal = CommandSession.current?.terminal { return terminal.asciiOnly }
         let environment = ProcessInfo.processInfo.environment
         if environment["NO_COLOR"] != nil { return true }
         guard let term = environment["TERM"], !term.isEmpty else { return true }
@@ -23,6 +29,7 @@ enum Terminal {
     /// The width of the terminal on `descriptor` in columns: the kernel's
     /// window size, else `$COLUMNS`, else 80.
     static func width(of descriptor: Int32) -> Int {
+        if let terminal = CommandSession.current?.terminal { return terminal.width }
         var size = winsize()
         if ioctl(descriptor, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
         if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }

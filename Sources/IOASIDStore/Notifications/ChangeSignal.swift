@@ -1,10 +1,13 @@
 import Foundation
+import LMDB
 
 /// Wakes event streams of this process after each write commit.
 ///
 /// Waiters remember the generation they saw; `notify()` bumps it and resumes
-/// every waiter. A wait also ends after a timeout, which is how streams notice
-/// commits made by other processes (they poll the store).
+/// every waiter. Commits made by other processes (or other store instances)
+/// are seen through ``watch(_:)``: a thread blocked on an inotify watch of
+/// `data.mdb` (``FileChangeWatch``) notifies after every write to the file.
+/// A wait also ends after a timeout: the fallback poll where inotify is not available.
 final class ChangeSignal: Sendable {
     private struct State {
         var generation: UInt64 = 0
@@ -13,6 +16,49 @@ final class ChangeSignal: Sendable {
     }
 
     private let state = LockedState(State())
+    private let watcher = LockedState<(started: Bool, stopping: Bool)>((false, false))
+
+    /// Starts (once) a thread that notifies after every write to `file` by any
+    /// process; returns whether the watch runs (`false`: callers keep polling).
+    ///
+    /// A commit's last write (the meta page) reaches the file an instant before
+    /// LMDB publishes the new transaction ID to readers, so after each burst of
+    /// writes the thread notifies once more, 2 ms later: a reader woken too early
+    /// looks again and finds the commit.
+    @discardableResult
+    func watch(_ file: String) -> Bool {
+        let start = watcher.withLock { w -> Bool in
+            if w.started || w.stopping { return false }
+            w.started = true
+            return true
+        }
+        guard start else { return watcher.withLock { $0.started && !$0.stopping } }
+        let watch: FileChangeWatch
+        do { watch = try FileChangeWatch(path: file) } catch {
+            watcher.withLock { $0.started = false }
+            return false
+        }
+        let thread = Thread { [self] in
+            var trailing = false
+            while !watcher.withLock({ $0.stopping }) {
+                if watch.wait(milliseconds: trailing ? 2 : 250) {
+                    notify()
+                    trailing = true
+                } else if trailing {
+                    notify()
+                    trailing = false
+                }
+            }
+        }
+        thread.name = "ioasid-watch"
+        thread.start()
+        return true
+    }
+
+    /// Ends the watch thread (within its 250 ms wait).
+    func stopWatching() {
+        watcher.withLock { $0.stopping = true }
+    }
 
     /// The current generation.
     var generation: UInt64 { state.withLock { $0.generation } }

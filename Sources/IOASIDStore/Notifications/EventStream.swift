@@ -3,8 +3,9 @@
 /// Starts after the subscriber's acknowledged-through sequence, so after a
 /// restart every unacknowledged event is delivered again with its original
 /// sequence number. Wakes promptly after commits made through the same
-/// ``IOASIDStore`` instance, and polls every `pollInterval` for commits made
-/// through other instances or by other processes. Iteration never
+/// ``IOASIDStore`` instance, and after commits made by other instances or
+/// processes through an inotify watch of `data.mdb` (Linux); `pollInterval`
+/// is the fallback poll where that watch is not available, and a safety net. Iteration never
 /// acknowledges: call `acknowledge(_:through:)` once an event is handled.
 /// Ends (returns `nil`) when the task is cancelled; throws when the subscriber is removed.
 /// No transaction is held across an `await`.
@@ -55,6 +56,7 @@ public struct EventStream: AsyncSequence, Sendable {
         }
 
         private mutating func fill(limit: Int) async throws -> Bool {
+            store.watchForCommits()
             while buffer.isEmpty {
                 if Task.isCancelled { return false }
                 let generation = store.changeSignal.generation

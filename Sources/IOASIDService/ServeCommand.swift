@@ -1,0 +1,291 @@
+public import ArgumentParser
+import Foundation
+import Hummingbird
+import IOASIDCommandLine
+import IOASIDStore
+import LMDB
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ioasid-serve` (also `ioasid serve`): owns one store and serves it over
+/// HTTP/1.1 on a Unix domain socket, with pushed events and Prometheus metrics.
+///
+/// Hummingbird 2 on SwiftNIO: it binds a Unix socket, streams response bodies
+/// (events, commands' output), takes channel handlers of our own (the
+/// `SO_PEERCRED` check and the limits) and runs as a swift-service-lifecycle
+/// `Service`, which gives graceful shutdown on SIGTERM/SIGINT.
+public struct ServeCommand: AsyncParsableCommand {
+    /// The command's name and help.
+    public static let configuration = CommandConfiguration(
+        commandName: "ioasid-serve",
+        abstract: "Serve an IOASID store over HTTP/1.1 on a Unix socket.",
+        discussion: """
+            Endpoints: docs/openapi.yaml. Errors are the CLI's {"error":{"code","message"}} with 409 (refused by a \
+            rule), 404 (not found), 503 (store unusable) or 400 (bad request). The socket is created 0600; a stale \
+            socket of a dead server is replaced, a live one is refused. Peers are checked with SO_PEERCRED: the \
+            store's owner and root, plus --allow-uid / --allow-gid. SIGTERM or SIGINT: stop accepting, finish \
+            requests in flight, end event streams, close the store, remove the socket.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The store directory (default: $IOASID_STORE, else ./ioasid-store).", valueName: "dir"))
+    var store: String?
+
+    @Option(help: ArgumentHelp("The Unix socket to listen on (default: STORE/ioasid.sock).", valueName: "path"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("Serve Prometheus metrics over TCP on ADDR:PORT (loopback if ADDR is empty); off by default. /metrics on the socket works when this is given.", valueName: "addr:port"))
+    var metrics: String?
+
+    @Option(name: .customLong("allow-uid"), help: ArgumentHelp("Also allow this user ID (repeatable).", valueName: "uid"))
+    var allowUIDs: [UInt32] = []
+
+    @Option(name: .customLong("allow-gid"), help: ArgumentHelp("Also allow peers whose primary group is this (repeatable); the socket is then group-accessible.", valueName: "gid"))
+    var allowGIDs: [UInt32] = []
+
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Most open connections.", valueName: "n"))
+    var maxConnections = 4096
+
+    @Option(name: .customLong("max-connections-per-process"), help: ArgumentHelp("Most open connections of one client process.", valueName: "n"))
+    var maxConnectionsPerProcess = 256
+
+    @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body in bytes (a batch is at most 16 MiB).", valueName: "bytes"))
+    var maxBody = 17 << 20
+
+    @Option(name: .customLong("request-timeout"), help: ArgumentHelp("Seconds a client has to send a whole request.", valueName: "s"))
+    var requestTimeout = 10
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Seconds an idle keep-alive connection stays open.", valueName: "s"))
+    var idleTimeout = 60
+
+    @Option(name: .customLong("command-threads"), help: ArgumentHelp("Threads that run commands for clients.", valueName: "n"))
+    var commandThreads = 64
+
+    @Flag(name: .customLong("json-logs"), help: "Log JSON lines instead of text.")
+    var jsonLogs = false
+
+    @Flag(help: "Log each request (debug level).")
+    var verbose = false
+
+    /// Creates the command (ArgumentParser fills in the options).
+    public init() {}
+
+    /// Checks the options.
+    public func validate() throws {
+        guard maxConnections > 0, maxConnectionsPerProcess > 0 else { throw ValidationError("connection limits must be positive") }
+        guard maxBody > 0, requestTimeout > 0, idleTimeout > 0, commandThreads > 0 else {
+            throw ValidationError("--max-body, --request-timeout, --idle-timeout and --command-threads must be positive")
+        }
+        if let metrics, Self.parseAddress(metrics) == nil { throw ValidationError("--metrics must be ADDR:PORT or :PORT, got '\(metrics)'") }
+    }
+
+    static func parseAddress(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
+    /// Runs the service until SIGTERM or SIGINT.
+    public func run() async throws {
+        let level: Logger.Level = verbose ? .debug : .info
+        let json = jsonLogs
+        LoggingSystem.bootstrap { label in
+            var handler = JournalLogHandler(label: label, json: json)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ioasid.serve")
+        // Every file and the socket this process makes is private unless said otherwise.
+        umask(0o177)
+        raiseDescriptorLimit()
+
+        let storePath = store ?? ProcessInfo.processInfo.environment["IOASID_STORE"].flatMap { $0.isEmpty ? nil : $0 } ?? "./ioasid-store"
+        var options = IOASIDStore.Options()
+        options.creation = .openExisting
+        options.synchronousWritesThroughWriter = true
+        options.logger = logger
+        let store: IOASIDStore
+        do { store = try IOASIDStore(path: storePath, options: options) } catch {
+            logger.critical("cannot open the store", metadata: ["store": "\(storePath)", "error": "\(error.message)", "code": "\(error.code.name)"])
+            throw ExitCode(3)
+        }
+        let socketPath = socket ?? (store.path as NSString).appendingPathComponent("ioasid.sock")
+        do { try Self.prepareSocketPath(socketPath) } catch let error as SocketPathError {
+            logger.critical("cannot listen", metadata: ["socket": "\(socketPath)", "error": "\(error.message)"])
+            throw ExitCode(3)
+        }
+
+        let metricsSystem = metrics == nil ? nil : ServiceMetrics()
+        let core = ServiceCore(store: store, metrics: metricsSystem, logger: logger, maxBody: maxBody, commandThreads: commandThreads)
+        var ownerUID = getuid()
+        var st = stat()
+        if stat(store.path, &st) == 0 { ownerUID = st.st_uid }
+        let policy = AccessPolicy(
+            ownerUID: ownerUID, allowedUIDs: Set(allowUIDs), allowedGIDs: Set(allowGIDs),
+            maxConnections: maxConnections, maxConnectionsPerProcess: maxConnectionsPerProcess,
+            requestTimeout: .seconds(Int64(requestTimeout))
+        )
+        let table = core.connections
+        let groupMode = !allowGIDs.isEmpty || !allowUIDs.isEmpty
+        let firstGID = allowGIDs.first
+        let onlyGroups = allowUIDs.isEmpty
+        let app = Application(
+            router: core.routes(),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ConnectionGuard(policy: policy, table: table, logger: logger)],
+                idleTimeout: .seconds(Int64(idleTimeout))
+            )),
+            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "ioasid", backlog: 1024),
+            onServerRunning: { _ in
+                // Peers other than the owner need the socket's mode; SO_PEERCRED still decides.
+                if groupMode {
+                    if let firstGID { _ = chown(socketPath, uid_t.max, firstGID) }
+                    _ = chmod(socketPath, firstGID != nil && onlyGroups ? 0o660 : 0o666)
+                }
+                logger.info("listening", metadata: ["socket": "\(socketPath)", "store": "\(store.path)", "pid": "\(getpid())"])
+            },
+            logger: logger
+        )
+        var services: [any Service] = [app]
+        if let metrics, let (host, port) = Self.parseAddress(metrics) {
+            let router = Router()
+            router.get("/metrics") { _, _ in core.metricsResponse() }
+            services.append(Application(
+                router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ioasid-metrics"),
+                onServerRunning: { _ in logger.info("metrics", metadata: ["address": "\(host):\(port)"]) },
+                logger: logger
+            ))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        var failed = false
+        do {
+            try await group.run()
+        } catch {
+            logger.error("service stopped", metadata: ["error": "\(error)"])
+            failed = true
+        }
+        core.executor.shutdown()
+        Self.removeSocket(socketPath)
+        logger.info("stopped", metadata: ["store": "\(store.path)"])
+        if failed { throw ExitCode(3) }
+    }
+
+    /// Why the socket path cannot be used.
+    struct SocketPathError: Error { let message: String }
+
+    /// Makes `path` free for `bind`: nothing there is fine; a socket nobody
+    /// listens on (a dead server's) is removed; a live one, or anything that
+    /// is not a socket, is refused.
+    static func prepareSocketPath(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw SocketPathError(message: String(cString: strerror(errno)))
+        }
+        guard st.st_mode & S_IFMT == S_IFSOCK else {
+            throw SocketPathError(message: "\(path) exists and is not a socket; remove it or choose another --socket")
+        }
+        if isListening(path) {
+            throw SocketPathError(message: "another server is listening on \(path)")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw SocketPathError(message: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether a server accepts connections on the socket at `path`.
+    static func isListening(_ path: String) -> Bool {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return result == 0
+    }
+
+    static func removeSocket(_ path: String) {
+        var st = stat()
+        if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+    }
+
+    /// Many idle clients must not exhaust descriptors before the connection limit does.
+    func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = rlim_t(maxConnections + 1024)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+}
+
+/// swift-log to standard error, journald-friendly: under systemd
+/// (`$JOURNAL_STREAM` set) each line starts with its syslog priority `<N>` and
+/// carries no timestamp (journald adds one); elsewhere an RFC 3339 time leads.
+/// With `--json-logs`, one JSON object per line.
+struct JournalLogHandler: LogHandler {
+    let label: String
+    let json: Bool
+    let journald = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    init(label: String, json: Bool) {
+        self.label = label
+        self.json = json
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var all = metadata
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        let line: String
+        if json {
+            var object: [String: String] = ["level": "\(event.level)", "message": "\(event.message)", "label": label]
+            if !journald { object["time"] = Date().formatted(.iso8601) }
+            for (key, value) in all { object[key] = "\(value)" }
+            line = CommandLineJSON.encode(object)
+        } else {
+            let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let text = "\(event.level) \(event.message)" + (fields.isEmpty ? "" : " " + fields)
+            line = journald ? "<\(Self.priority(event.level))>" + text : Date().formatted(.iso8601) + " " + text
+        }
+        try? SystemFile.standardError.writeAll(Array((line + "\n").utf8))
+    }
+
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+}
