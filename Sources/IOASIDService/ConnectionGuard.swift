@@ -63,6 +63,20 @@ final class ConnectionTable: Sendable {
         }
     }
 
+    private let lastWarning = Locked<(time: ContinuousClock.Instant?, refusedThen: Int)>((nil, 0))
+
+    /// Whether to log a refusal now (at most once a second, so an offender cannot
+    /// flood the log), and how many were refused since the last line.
+    func shouldWarn() -> Int? {
+        let refused = refused
+        return lastWarning.withLock { w -> Int? in
+            let now = ContinuousClock.now
+            if let time = w.time, now - time < .seconds(1) { return nil }
+            defer { w = (now, refused) }
+            return refused - w.refusedThen
+        }
+    }
+
     /// Open connections now.
     var open: Int { state.withLock { $0.total } }
     /// Connections refused for a limit so far.
@@ -132,7 +146,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             peer = "a peer without credentials"
         }
         guard table.open(pid: pid, policy: policy) else {
-            logger.warning("connection refused: too many connections", metadata: ["peer": "\(peer)", "open": "\(table.open)"])
+            if let count = table.shouldWarn() {
+                logger.warning("connections refused: too many connections", metadata: ["peer": "\(peer)", "open": "\(table.open)", "refused": "\(count)"])
+            }
             context.close(promise: nil)
             return
         }

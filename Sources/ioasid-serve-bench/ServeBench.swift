@@ -96,6 +96,21 @@ final class Server {
     }
 }
 
+/// The number after `"id":` in a response (no JSON parser on the client's hot path).
+func idField(_ body: [UInt8]) -> Int? {
+    let key = Array("\"id\":".utf8)
+    guard body.count > key.count, let start = (0...(body.count - key.count)).first(where: { Array(body[$0..<$0 + key.count]) == key }) else { return nil }
+    var value = 0
+    var index = start + key.count
+    var digits = 0
+    while index < body.count, body[index] >= 48, body[index] <= 57 {
+        value = value * 10 + Int(body[index] - 48)
+        index += 1
+        digits += 1
+    }
+    return digits > 0 ? value : nil
+}
+
 /// N threads, each with a keep-alive connection, allocate+free until the deadline; returns ops/s.
 func socketThroughput(socket: String, clients: Int, seconds: Double) -> Double {
     let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: clients)
@@ -116,7 +131,7 @@ func socketThroughput(socket: String, clients: Int, seconds: Double) -> Double {
             guard let connection = try? UnixHTTPConnection(path: socket) else { failuresRef[client] += 1; return }
             while now() < deadline {
                 guard let allocated = try? connection.send("POST", "/sets/1/ids", body: Array("{}".utf8)), allocated.head.status == 200,
-                    let object = try? JSONSerialization.jsonObject(with: Data(allocated.body)) as? [String: Any], let id = object["id"] as? Int
+                    let id = idField(allocated.body)
                 else { failuresRef[client] += 1; return }
                 guard let freed = try? connection.send("DELETE", "/sets/1/ids/\(id)"), freed.head.status == 200 else { failuresRef[client] += 1; return }
                 countsRef[client] += 2

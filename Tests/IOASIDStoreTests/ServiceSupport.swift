@@ -12,7 +12,8 @@ final class ServiceProcess: @unchecked Sendable {
     let process: Process
     let socket: String
     let store: String
-    let log: Pipe
+    /// The service's standard error (a file, so a chatty service never blocks on a full pipe).
+    let logPath: String
 
     /// Whether `ioasid-serve` is built beside the tests (Tools/test builds it first).
     static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: CLI.path(of: "ioasid-serve")) }
@@ -29,8 +30,9 @@ final class ServiceProcess: @unchecked Sendable {
         env.removeValue(forKey: "IOASID_SOCKET")
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        log = Pipe()
-        process.standardError = log
+        logPath = NSTemporaryDirectory() + "ioasid-serve-\(UUID().uuidString).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(20)
@@ -39,7 +41,7 @@ final class ServiceProcess: @unchecked Sendable {
             if !process.isRunning { break }
             usleep(20_000)
         }
-        let text = String(decoding: log.fileHandleForReading.availableData, as: UTF8.self)
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         process.terminate()
         throw SupportCheckFailed("ioasid-serve did not start on \(self.socket): \(text)")
     }
@@ -74,7 +76,13 @@ final class ServiceProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    /// What the service logged so far.
+    var logText: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
 }
 
 /// A new initialised store in `dir` (through the CLI, as an operator would make it).
