@@ -1,4 +1,5 @@
 import ArgumentParser
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 
@@ -47,7 +48,7 @@ extension IOASIDCommand {
         func run() throws {
             try Output.run(global) {
                 let store = try global.openStore()
-                let bytes: [UInt8] = data.flatMap(Hex.decode) ?? []
+                let bytes: [UInt8] = data.flatMap(Hex.decodeArgument) ?? []
                 let explicitRange = min != 1 || max != nil
                 let metadata: Logger.Metadata = ["set": "\(owner.set)", "count": "\(count ?? 1)"]
                 let ids = try global.operation("alloc", metadata) { () throws(IOASIDError) -> [IOASID] in

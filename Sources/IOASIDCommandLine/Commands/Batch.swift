@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 import LMDB
@@ -225,7 +226,7 @@ struct BatchLine: ParsableCommand {
                 guard min <= upper else { throw IOASIDError(.invalidArgument, "the range \(min)…\(upper) is empty") }
                 range = min...upper
             }
-            let id = try tx.allocate(in: owner.setID, range: range, data: data.flatMap(Hex.decode) ?? [], guest: guest)
+            let id = try tx.allocate(in: owner.setID, range: range, data: data.flatMap(Hex.decodeArgument) ?? [], guest: guest)
             var result = BatchResult(op: "alloc")
             result.set = owner.set
             result.id = id.rawValue
@@ -289,7 +290,7 @@ struct BatchLine: ParsableCommand {
         }
 
         func apply(_ tx: borrowing WriteTransaction) throws -> BatchResult {
-            let bytes = hex.flatMap(Hex.decode) ?? []
+            let bytes = hex.flatMap(Hex.decodeArgument) ?? []
             try tx.setData(bytes, for: target.ioasid, in: target.set)
             var result = BatchResult(op: "data")
             result.set = target.owner.set

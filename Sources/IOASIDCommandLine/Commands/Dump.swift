@@ -1,4 +1,5 @@
 import ArgumentParser
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 

@@ -1,4 +1,5 @@
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 
