@@ -43,6 +43,7 @@ do {
     try await bench.run("batch") { try bench.batch() }
     try await bench.run("group") { groupPoints = try await bench.group() }
     try await bench.run("find") { try bench.find() }
+    try await bench.run("checksums") { try bench.checksums() }
     try await bench.run("latency") { try bench.latency() }
     try await bench.run("migration") { try bench.migration() }
     try await bench.run("freeset") { try bench.freeSet() }
