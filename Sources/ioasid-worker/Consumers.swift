@@ -43,46 +43,62 @@ func orderedConsumer(path: String, name: String, log: String, seed: UInt64, drai
     }
 }
 
-/// `ioasid-worker churn-size STORE OPS MODE`: OPS allocations and frees in
-/// batches (500 of each per commit), MODE `none` (no subscriber) or `lapsed`
-/// (a gating subscriber that never acknowledges and lapses past 10,000 events,
-/// and a live one that acknowledges everything one batch late). Prints
-/// `ops N mode M bytes B pages P lastSequence S events E seconds T`.
+/// `ioasid-worker churn-size STORE OPS MODE`: allocates OPS IDs in one set,
+/// then frees them all, 1,000 per commit, in a new store. MODE `none`: no
+/// subscriber; `lapsed`: a gating subscriber that never acknowledges (it lapses
+/// past 10,000 events) and a live one that acknowledges every commit's events
+/// one commit late; `stuck`: only the one that never acknowledges, without a
+/// limit (the problem the lag limits solve). Prints the store's size and outbox.
 func churnSize(path: String, operations: Int, mode: String) throws {
     var options = IOASIDStore.Options()
     options.capacity = 1 << 20
     options.systemQuota = 1024
     let store = try IOASIDStore(path: path, options: options)
-    let set = try store.createSet(token: "churn", quota: 4096)
-    if mode == "lapsed" {
+    let set = try store.createSet(token: "churn", quota: UInt32(min(operations, Int(options.capacity) - 1025)))
+    switch mode {
+    case "lapsed":
         try store.subscribe("live", options: SubscriptionOptions())
         try store.subscribe("stuck", options: SubscriptionOptions(maxLag: 10_000))
+    case "stuck":
+        try store.subscribe("stuck", options: SubscriptionOptions())
+    default:
+        break
     }
     let started = Date()
-    let batch = 500
-    var previous: [IOASID] = []
+    let batch = 1000
     var acknowledgeThrough: UInt64 = 0
-    var done = 0
-    while done < operations {
-        let count = min(batch, max(1, (operations - done) / 2))
-        let freeing = previous
-        let (allocated, last) = try store.write { tx -> ([IOASID], UInt64) in
+    var allocated: [IOASID] = []
+    allocated.reserveCapacity(operations)
+    func commit(_ body: (borrowing WriteTransaction) throws -> Void) throws {
+        acknowledgeThrough = try store.write { tx -> UInt64 in
             if mode == "lapsed", acknowledgeThrough > 0 { try tx.acknowledge("live", through: acknowledgeThrough) }
-            let ids = try (0..<count).map { _ in try tx.allocate(in: set) }
-            for id in freeing { _ = try tx.free(id, in: set) }
-            return (ids, try tx.lastSequence())
+            try body(tx)
+            return try tx.lastSequence()
         }
-        done += count + freeing.count
-        previous = allocated
-        acknowledgeThrough = last
+    }
+    while allocated.count < operations {
+        let count = min(batch, operations - allocated.count)
+        try commit { tx in for _ in 0..<count { allocated.append(try tx.allocate(in: set)) } }
+    }
+    var index = 0
+    while index < allocated.count {
+        let slice = allocated[index..<min(index + batch, allocated.count)]
+        try commit { tx in for id in slice { _ = try tx.free(id, in: set) } }
+        index += slice.count
     }
     if mode == "lapsed" {
-        let stuck = try store.subscriber("stuck")
-        guard stuck.state == .lapsed else { fail("the stuck subscriber did not lapse", code: 2) }
+        try store.acknowledge("live", through: try store.status().lastSequence)
+        guard try store.subscriber("stuck").state == .lapsed else { fail("the stuck subscriber did not lapse", code: 2) }
     }
     let seconds = Date().timeIntervalSince(started)
-    let bytes = (try FileManager.default.attributesOfItem(atPath: path + "/data.mdb")[.size] as? Int) ?? 0
-    let events = try store.rawDump()["events"]?.count ?? 0
     let status = try store.status()
-    emit(String(format: "ops %d mode %@ bytes %d lastSequence %llu events %d freePending %llu seconds %.1f", done, mode, bytes, status.lastSequence, events, status.freePending, seconds))
+    let events = try store.rawDump()["events"]?.count ?? 0
+    emit(String(
+        format: "ops %d mode %@ bytes %d lastSequence %llu outbox %d freePending %llu seconds %.1f",
+        operations * 2, mode, fileSize(path + "/data.mdb"), status.lastSequence, events, status.freePending, seconds
+    ))
+}
+
+func fileSize(_ path: String) -> Int {
+    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
 }

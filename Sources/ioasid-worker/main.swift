@@ -44,9 +44,10 @@
 //       acknowledging it, and checks that every subscriber NAME runs after had
 //       acknowledged each event it was handed (exit 2 otherwise). With drain,
 //       exits once NAME has acknowledged the last event.
-//   ioasid-worker churn-size STORE OPS none|lapsed
-//       OPS allocations and frees (500 of each per commit) in a new store, with
-//       no subscriber or with a lapsing and a live one; prints the store's size.
+//   ioasid-worker churn-size STORE OPS none|lapsed|stuck
+//       Allocates OPS IDs, then frees them (1,000 per commit) in a new store, with
+//       no subscriber, a lapsing and a live one, or one stuck without a limit;
+//       prints the store's size and outbox.
 //   ioasid-worker atomic-write DEST full|no-dir-sync|no-file-sync
 //       Writes DEST through a temporary file and a rename, optionally leaving
 //       out the directory or file sync (controls for the power-loss model).
@@ -133,7 +134,7 @@ do {
     case "ordered-consumer" where args.count == 5 || (args.count == 6 && args[5] == "drain"):
         guard let seed = UInt64(args[4]) else { fail("SEED must be a number", code: 64) }
         try orderedConsumer(path: args[1], name: args[2], log: args[3], seed: seed, drain: args.count == 6)
-    case "churn-size" where args.count == 4 && ["none", "lapsed"].contains(args[3]):
+    case "churn-size" where args.count == 4 && ["none", "lapsed", "stuck"].contains(args[3]):
         guard let operations = Int(args[2]) else { fail("OPS must be a number", code: 64) }
         try churnSize(path: args[1], operations: operations, mode: args[3])
     case "atomic-write" where args.count == 3 && ["full", "no-dir-sync", "no-file-sync"].contains(args[2]):
