@@ -245,6 +245,9 @@ struct ConsumerCLITests {
             leased.append(set)
         }
         _ = try s.run("alloc", "--set", owned, "--count", "3")
+        // A held ID keeps its reaped set destroy-pending: a reap that reaped it again would show.
+        let heldID = try #require(try s.json("set", "ids", leased[0])["ids"] as? [Int]).first.map(String.init) ?? ""
+        _ = try s.run("hold", heldID, "--set", leased[0], "--holder", "vfio")
         let renewed = try s.run("set", "create", "--token", "vm:renewed", "--quota", "10", "--lease", "1h").out
         #expect(try s.run("set", "renew", renewed).status == 0)
         let noLease = try s.run("--json", "set", "renew", alive)
@@ -274,8 +277,10 @@ struct ConsumerCLITests {
             #expect(mine.filter { $0["kind"] as? String == "SET_FREE" }.count == 1)
         }
         let remaining = try #require(try s.json("set", "list")["sets"] as? [[String: Any]]).compactMap { $0["token"] as? String }
-        #expect(remaining.sorted() == ["system", "vm:live", "vm:renewed"].sorted())
+        #expect(remaining.sorted() == ["system", "vm:lease0", "vm:live", "vm:renewed"].sorted(), "vm:lease0 waits for its held ID")
         #expect(try s.run("reap").out == "nothing to reap")
+        _ = try s.run("release", heldID, "--set", leased[0], "--holder", "vfio")
+        #expect(try s.run("set", "show", leased[0]).status == 2, "destroyed once its last ID was reclaimed")
         #expect(try s.run("verify").status == 0)
     }
 
