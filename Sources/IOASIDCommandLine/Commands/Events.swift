@@ -284,10 +284,13 @@ extension IOASIDCommand.Events {
                 runs after (--after) has not acknowledged yet. A lapsed subscriber is refused \
                 (subscriberLapsed, exit 1): resync it. A sequence beyond the last event of a store restored \
                 from a backup since is refused (storeRestored, exit 1): the events you saw after the backup \
-                are gone, so rebuild your state with `events resync`.
+                are gone, so rebuild your state with `events resync`. With --epoch (the `epoch` of the \
+                event, as `tail` prints it) the check is exact: a position the restored store no longer \
+                shares is refused even after it has committed more events than that.
 
                 EXAMPLES:
                   ioasid events ack iommu-agent --through 42
+                  ioasid events ack iommu-agent --through 42 --epoch 1
                 """
         )
 
@@ -295,11 +298,14 @@ extension IOASIDCommand.Events {
         @OptionGroup var subscriber: SubscriberArgument
         @Option(help: ArgumentHelp("The last sequence number handled.", valueName: "sequence"))
         var through: UInt64
+        @Option(help: ArgumentHelp("The epoch of that event (its `epoch` field): refused if a restore since lost it.", valueName: "epoch"))
+        var epoch: UInt32?
 
         func run() throws {
             try Output.run(global) {
                 let store = try global.openStore()
                 try global.operation("ack", ["name": "\(Names.escaped(subscriber.name))", "through": "\(through)"]) { () throws(IOASIDError) in
+                    if let epoch { return try store.acknowledge(subscriber.name, through: through, epoch: epoch) }
                     try store.acknowledge(subscriber.name, through: through)
                 }
                 let view = SubscriberView(try store.subscriber(subscriber.name))

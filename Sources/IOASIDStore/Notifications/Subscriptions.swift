@@ -217,6 +217,20 @@ extension WriteTransaction {
         }
     }
 
+    /// Acknowledges events cumulatively, naming the epoch of the last event
+    /// handled (``Event/epoch``): refused with ``IOASIDError/Code/storeRestored``
+    /// when the store was restored since and no longer has that event — even
+    /// when it has committed as many new events since (which
+    /// ``acknowledge(_:through:)`` cannot tell apart).
+    ///
+    /// - Throws: as ``acknowledge(_:through:)``, and ``IOASIDError/Code/storeRestored``.
+    public func acknowledge(_ name: String, through sequence: UInt64, epoch: UInt32) throws {
+        try operation {
+            try checkPosition(sequence, epoch: epoch)
+            try acknowledge(name, through: sequence)
+        }
+    }
+
     /// Removes a subscriber, releasing every ID it was holding back.
     ///
     /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/subscriberHasFollowers``.
