@@ -8,7 +8,8 @@ import LMDB
 /// (before acknowledging it), and checks in the same read transaction that
 /// every subscriber NAME runs after has acknowledged each event it is handed
 /// (writing `VIOLATION …` to LOG and exiting 2 otherwise). With `drain`, exits
-/// 0 once NAME has acknowledged the last event; otherwise runs until killed.
+/// 0 once nothing is visible to NAME (what its predecessors have not
+/// acknowledged yet waits for another drain); otherwise runs until killed.
 func orderedConsumer(path: String, name: String, log: String, seed: UInt64, drain: Bool) throws {
     let store = try openExisting(path)
     let fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
@@ -20,11 +21,10 @@ func orderedConsumer(path: String, name: String, log: String, seed: UInt64, drai
     var random = SplitMix(seed: seed)
     while true {
         let limit = Int(random.next() % 20) + 1
-        let (events, acknowledgements, done) = try store.read { tx in
+        let (events, acknowledgements) = try store.read { tx in
             let me = try tx.subscriber(name)
             let events = try tx.pendingEvents(for: name, limit: limit)
-            let acknowledgements = try me.after.map { ($0, try tx.subscriber($0).acknowledgedThrough) }
-            return (events, acknowledgements, me.acknowledgedThrough >= (try tx.lastSequence()))
+            return (events, try me.after.map { ($0, try tx.subscriber($0).acknowledgedThrough) })
         }
         for event in events {
             for (predecessor, acknowledged) in acknowledgements where acknowledged < event.sequence {
@@ -35,7 +35,7 @@ func orderedConsumer(path: String, name: String, log: String, seed: UInt64, drai
         }
         if let last = events.last {
             try store.acknowledge(name, through: last.sequence)
-        } else if drain && done {
+        } else if drain {
             return
         } else {
             usleep(1000)

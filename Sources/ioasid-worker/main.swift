@@ -43,7 +43,7 @@
 //       Consumes NAME's events in random batches, logging each sequence before
 //       acknowledging it, and checks that every subscriber NAME runs after had
 //       acknowledged each event it was handed (exit 2 otherwise). With drain,
-//       exits once NAME has acknowledged the last event.
+//       exits once nothing is visible to NAME.
 //   ioasid-worker churn-size STORE OPS none|lapsed|stuck
 //       Allocates OPS IDs, then frees them (1,000 per commit) in a new store, with
 //       no subscriber, a lapsing and a live one, or one stuck without a limit;

@@ -152,11 +152,20 @@ struct ConsumerCLITests {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        for name in names {  // in an order that respects --after
-            let drain = try consumer(name, drain: true)
-            #expect(waitForExit(drain, seconds: 60))
-            #expect(drain.terminationStatus == 0, "\(name)'s drain exited \(drain.terminationStatus)")
+        // Drain in an order that respects --after, in rounds: the last follower's
+        // acknowledgements reclaim IDs, which commits RECLAIM events for everyone.
+        var caughtUp = false
+        for _ in 0..<20 where !caughtUp {
+            for name in names {
+                let drain = try consumer(name, drain: true)
+                #expect(waitForExit(drain, seconds: 60))
+                #expect(drain.terminationStatus == 0, "\(name)'s drain exited \(drain.terminationStatus)")
+            }
+            let status = try s.json("status")
+            let acknowledged = (status["subscribers"] as? [[String: Any]] ?? []).compactMap { $0["acknowledgedThrough"] as? Int }
+            caughtUp = acknowledged.count == 4 && acknowledged.allSatisfy { $0 == status["lastSequence"] as? Int }
         }
+        #expect(caughtUp, "the consumers never caught up")
         let last = try #require(try s.json("status")["lastSequence"] as? Int)
         #expect(last > 100, "too little traffic to mean anything: \(last) events")
         #expect(kills >= 10)
