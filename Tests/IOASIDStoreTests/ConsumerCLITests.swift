@@ -30,10 +30,35 @@ private struct Shell {
     func start(_ args: [String]) throws -> CLI.Running { try CLI.start("ioasid", ["--store", store] + args) }
 }
 
+/// Runs a long command without blocking a cooperative thread while it runs
+/// (its output must fit in the pipes: a few kilobytes).
+private struct LongResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    var json: Any? { try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) }
+}
+
+private func runLong(_ product: String, _ arguments: [String], seconds: Double = 120) async throws -> LongResult {
+    let running = try CLI.start(product, arguments)
+    _ = await waitForExit(running.process, seconds: seconds)
+    return LongResult(
+        status: running.process.terminationStatus,
+        stdout: String(decoding: running.out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+        stderr: String(decoding: running.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    )
+}
+
+private func pause(_ seconds: Double) async { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
+
 /// Waits up to `seconds` for `process` to exit; kills it and fails the test otherwise.
-private func waitForExit(_ process: Process, seconds: Double, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+///
+/// These tests wait with `Task.sleep`, never `Thread.sleep`: a blocked thread is
+/// one of the few of Swift concurrency's cooperative pool, which the suite's
+/// async tests need (on 2 cores, two blocked threads stall them all).
+private func waitForExit(_ process: Process, seconds: Double, sourceLocation: SourceLocation = #_sourceLocation) async -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
-    while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+    while process.isRunning, Date() < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     if process.isRunning {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -90,7 +115,7 @@ struct ConsumerCLITests {
     }
 
     @Test("free --wait returns when the last holder releases; with --timeout it exits 1 and changes nothing")
-    func freeWait() throws {
+    func freeWait() async throws {
         let s = try Shell()
         defer { s.dir.cleanup() }
         let vm = try s.run("set", "create", "--token", "vm:a", "--quota", "10").out
@@ -102,15 +127,15 @@ struct ConsumerCLITests {
         #expect(try s.json("find", id)["state"] as? String == "freePending")
         let dump = try s.run("dump").stdout
         let waiter = try s.start(["--json", "free", id, "--set", vm, "--wait"])
-        Thread.sleep(forTimeInterval: 0.3)
+        await pause(0.3)
         #expect(waiter.process.isRunning, "it returned while two holders hold the ID")
         #expect(try s.run("dump").stdout == dump, "a second free while waiting commits nothing")
         _ = try s.run("release", id, "--set", vm, "--holder", "vfio")
-        Thread.sleep(forTimeInterval: 0.3)
+        await pause(0.3)
         #expect(waiter.process.isRunning, "it returned while one holder holds the ID")
         _ = try s.run("release", id, "--set", vm, "--holder", "kvm")
         let released = Date()
-        #expect(waitForExit(waiter.process, seconds: 10))
+        #expect(await waitForExit(waiter.process, seconds: 10))
         #expect(Date().timeIntervalSince(released) < 3)
         let out = String(decoding: waiter.out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(waiter.process.terminationStatus == 0, "\(out)")
@@ -118,7 +143,7 @@ struct ConsumerCLITests {
     }
 
     @Test("--after holds under 4 concurrent consumer processes killed at random (SIGKILL): no event seen by a follower before its predecessor acknowledged it, none lost")
-    func orderingUnderKills() throws {
+    func orderingUnderKills() async throws {
         let s = try Shell(capacity: "65536")
         defer { s.dir.cleanup() }
         // a → b, a → c, (b, c) → d: a chain and a fan-in.
@@ -137,7 +162,7 @@ struct ConsumerCLITests {
         let producer = try CLI.start("ioasid-worker", ["churn", s.store, vm, "3"]).process
         var kills = 0
         while producer.isRunning {
-            Thread.sleep(forTimeInterval: Double(random.next() % 150 + 20) / 1000)
+            await pause(Double(random.next() % 150 + 20) / 1000)
             let victim = names[Int(random.next() % 4)]
             if let process = running[victim] {
                 kill(process.processIdentifier, SIGKILL)
@@ -158,7 +183,7 @@ struct ConsumerCLITests {
         for _ in 0..<20 where !caughtUp {
             for name in names {
                 let drain = try consumer(name, drain: true)
-                #expect(waitForExit(drain, seconds: 60))
+                #expect(await waitForExit(drain, seconds: 60))
                 #expect(drain.terminationStatus == 0, "\(name)'s drain exited \(drain.terminationStatus)")
             }
             let status = try s.json("status")
@@ -180,7 +205,7 @@ struct ConsumerCLITests {
     }
 
     @Test("consume acknowledges a batch only when the command exits 0: a failed or killed command gets the same batch again; consume killed mid-batch acknowledges nothing; SIGTERM stops it cleanly")
-    func consumeRedelivers() throws {
+    func consumeRedelivers() async throws {
         let s = try Shell()
         defer { s.dir.cleanup() }
         _ = try s.run("events", "subscribe", "agent")
@@ -196,7 +221,7 @@ struct ConsumerCLITests {
             [ "$n" = 1 ] && kill -KILL $$
             exit 0
             """
-        let result = try s.run("--json", "events", "consume", "agent", "--once", "--max-backoff", "100ms", "--", "sh", "-c", script)
+        let result = try await runLong("ioasid", ["--store", s.store, "--json", "events", "consume", "agent", "--once", "--max-backoff", "100ms", "--", "sh", "-c", script])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("exited with status 3") && result.stderr.contains("killed by signal 9"), "\(result.stderr)")
         let summary = try #require(result.json as? [String: Any])
@@ -215,7 +240,7 @@ struct ConsumerCLITests {
         let slow = try s.start(["events", "consume", "agent", "--", "sh", "-c", "cat > '\(s.dir.child("slow"))'; sleep 30"])
         let deadline = Date().addingTimeInterval(10)
         while (try? String(contentsOfFile: s.dir.child("slow"), encoding: .utf8))?.contains("\"sequence\":5") != true, Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.02)
+            await pause(0.02)
         }
         kill(slow.process.processIdentifier, SIGKILL)
         slow.process.waitUntilExit()
@@ -226,16 +251,16 @@ struct ConsumerCLITests {
         // SIGTERM: the running command gets it; consume exits 0 with its summary.
         _ = try s.run("alloc", "--set", vm)
         let term = try s.start(["--json", "events", "consume", "agent", "--", "sh", "-c", "cat > /dev/null; trap 'exit 0' TERM; sleep 5 & wait"])
-        Thread.sleep(forTimeInterval: 0.5)
+        await pause(0.5)
         kill(term.process.processIdentifier, SIGTERM)
-        #expect(waitForExit(term.process, seconds: 10))
+        #expect(await waitForExit(term.process, seconds: 10))
         #expect(term.process.terminationStatus == 0)
         let out = String(decoding: term.out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(out.contains("\"acknowledgedThrough\":6"), "the command exited 0 on SIGTERM, so its batch is acknowledged: \(out)")
     }
 
     @Test("reap through the CLI: an expired lease and an owner process killed with SIGKILL are reaped, a live owner's set is not; two concurrent reaps free each set once")
-    func reapThroughCLI() throws {
+    func reapThroughCLI() async throws {
         let s = try Shell(capacity: "65536")
         defer { s.dir.cleanup() }
         _ = try s.run("events", "subscribe", "audit", "--observe")
@@ -266,7 +291,7 @@ struct ConsumerCLITests {
 
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
-        Thread.sleep(forTimeInterval: 0.01)
+        await pause(0.01)
         let first = try s.start(["--json", "reap"])
         let second = try s.start(["--json", "reap"])
         var reaped: [Int] = []
@@ -323,10 +348,8 @@ struct ConsumerCLITests {
     }
 
     @Test("The 1M churn's small form: with one lapsed and one live subscriber the store stays under twice its size without subscribers (Tools/churn)")
-    func churnStaysSmall() throws {
-        let result = try CLI.run(
-            [SwiftSnippet.packageRoot + "/Tools/churn", "--ops", "20000", "--worker", CLI.path(of: "ioasid-worker")], product: "/bin/bash"
-        )
+    func churnStaysSmall() async throws {
+        let result = try await runLong("/bin/bash", [SwiftSnippet.packageRoot + "/Tools/churn", "--ops", "20000", "--worker", CLI.path(of: "ioasid-worker")])
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
         #expect(result.stdout.contains("size ratio:"), "\(result.stdout)")
     }

