@@ -159,9 +159,14 @@ struct ConsumerCLITests {
             return try CLI.start("ioasid-worker", ["ordered-consumer", s.store, name, s.dir.child(name + ".log"), "\(seed)"] + (drain ? ["drain"] : [])).process
         }
         var running = try Dictionary(uniqueKeysWithValues: names.map { ($0, try consumer($0)) })
-        let producer = try CLI.start("ioasid-worker", ["churn", s.store, vm, "3"]).process
+        // At least 12 kills, however slow the machine: a producer that finishes first is started again.
+        var producer = try CLI.start("ioasid-worker", ["churn", s.store, vm, "2"]).process
         var kills = 0
-        while producer.isRunning {
+        while producer.isRunning || kills < 12 {
+            if !producer.isRunning {
+                #expect(producer.terminationStatus == 0)
+                producer = try CLI.start("ioasid-worker", ["churn", s.store, vm, "1"]).process
+            }
             await pause(Double(random.next() % 150 + 20) / 1000)
             let victim = names[Int(random.next() % 4)]
             if let process = running[victim] {
