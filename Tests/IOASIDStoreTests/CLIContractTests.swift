@@ -251,6 +251,7 @@ struct CLIContractTests {
             Self.fails(2, "noSuchSubscriber", "events", "resync", "nobody"),
             Self.ok("events", "consume", "obs", "--once", "--", "true"),
             Self.fails(64, "usage", "events", "consume", "obs"),
+            Self.fails(64, "invalidArgument", "events", "consume", "obs", "--once", "--", "no-such-command-anywhere"),
             Self.fails(2, "noSuchSubscriber", "events", "consume", "nobody", "--once", "--", "true"),
             Self.ok("events", "unsubscribe", "kvm"),
             Self.fails(2, "noSuchSubscriber", "events", "unsubscribe", "kvm"),

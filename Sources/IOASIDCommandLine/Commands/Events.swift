@@ -414,11 +414,12 @@ extension IOASIDCommand.Events {
                 delivered twice (drop duplicates by store, epoch and sequence). SIGTERM or SIGINT stops \
                 cleanly: the signal is passed to a running CMD, its batch is acknowledged only if it still \
                 exits 0, and consume exits 0. With --once, consume exits once nothing is pending. A lapsed \
-                subscriber stops it (subscriberLapsed, exit 1). On exit it prints how much it consumed.
+                subscriber stops it (subscriberLapsed, exit 1); a CMD that is no executable (on PATH) is \
+                a usage error (exit 64). On exit it prints how much it consumed.
 
                 EXAMPLES:
                   ioasid events consume iommu-agent -- ./teardown-pasids --verbose
-                  ioasid events consume audit --batch 1000 -- sh -c 'cat >> /var/log/ioasid-events.jsonl'
+                  ioasid events consume audit --batch 1000 -- sh -c 'cat >> events.jsonl'
                   ioasid events consume audit --once -- jq -c 'select(.kind == "FREE")'
                 """
         )
@@ -449,6 +450,7 @@ extension IOASIDCommand.Events {
         func run() async throws {
             try await Output.runAsync(global) {
                 let name = subscriber.name
+                try ChildCommand.checkRunnable(command[0])
                 let store = try global.openStore()
                 _ = try store.subscriber(name)
                 let stopper = ConsumeStopper()

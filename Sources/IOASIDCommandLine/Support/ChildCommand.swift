@@ -56,6 +56,14 @@ final class ConsumeStopper: @unchecked Sendable {
     }
 }
 
+extension FileManager {
+    /// Whether `path` is a directory (which `access(X_OK)` also accepts).
+    func directoryExists(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+}
+
 /// One run of `events consume`'s command.
 enum ChildCommand {
     struct Outcome: CustomStringConvertible {
@@ -63,6 +71,24 @@ enum ChildCommand {
         let signal: Int32?
         var succeeded: Bool { signal == nil && status == 0 }
         var description: String { signal.map { "was killed by signal \($0)" } ?? "exited with status \(status)" }
+    }
+
+    /// Checks that `program` names an executable file, directly (with a `/`) or
+    /// on PATH, so that a typo is a usage error at once rather than a command
+    /// that fails (and is retried) forever.
+    ///
+    /// - Throws: ``IOASIDError/Code/invalidArgument``.
+    static func checkRunnable(_ program: String) throws(IOASIDError) {
+        let candidates: [String]
+        if program.contains("/") {
+            candidates = [program]
+        } else {
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            candidates = path.split(separator: ":").map { ($0.isEmpty ? "." : String($0)) + "/" + program }
+        }
+        guard !program.isEmpty, candidates.contains(where: { access($0, X_OK) == 0 && !FileManager.default.directoryExists($0) }) else {
+            throw IOASIDError(.invalidArgument, "cannot run \(Names.escaped(program)): no such executable\(program.contains("/") ? "" : " on PATH")")
+        }
     }
 
     /// Runs `command` (looked up on PATH) with `input` on its standard input
