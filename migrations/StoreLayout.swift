@@ -11,7 +11,7 @@ package import LMDB
 ///
 /// | database | key | payload |
 /// |---|---|---|
-/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32, `epoch` u32, `home` 16 bytes |
+/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32, `epoch` u32, `epochs` (u32 epoch, u64 start)…, `home` 16 bytes |
 /// | `control` | `0x01 ‖ set` | ``SetRecord`` |
 /// | `control` | `0x02 ‖ last` | free extent `first…last`: `first` u32 |
 /// | `tokens` | owner token (UTF-8) | live set ID u32 |
@@ -90,6 +90,10 @@ package enum StoreLayout {
         package static let maximumDataSize = Array("max-data-size".utf8)
         /// u32: the store's epoch (absent: 1). A restored copy starts a new one.
         package static let epoch = Array("epoch".utf8)
+        /// The epochs of the store's history, oldest first, as `u32 epoch ‖ u64 start`
+        /// pairs, where `start` is the last sequence before the epoch began
+        /// (absent: the current epoch alone, from 0).
+        package static let epochs = Array("epochs".utf8)
         /// u64 device ‖ u64 inode of the `data.mdb` this store was last written as:
         /// a different file (a restored backup, a copy) starts a new epoch.
         package static let home = Array("home".utf8)

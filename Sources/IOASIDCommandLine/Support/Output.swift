@@ -142,6 +142,12 @@ enum Advice {
         case .storageFailure: "check free disk space and the system log"
         case .setFrozen: "finish the migration with `ioasid migrate complete SID` or undo it with `ioasid migrate abort SID`"
         case .internalError: "this is a bug in ioasid; nothing was changed, please report it"
+        case .subscriberLapsed:
+            "it fell past its --max-lag/--max-age and no longer holds IDs back; rebuild its state from `ioasid events resync NAME` and continue after the sequence it prints"
+        case .storeRestored:
+            "the store was restored from a backup (a new epoch, see `ioasid status`): events you saw after its last one are gone; rebuild your state from `ioasid events resync NAME`"
+        case .subscriberHasFollowers: "unsubscribe the subscribers that run after it (`ioasid events list` shows them) first"
+        case .timedOut: "the FREE is committed and the ID stays free-pending; `ioasid find ID` shows what holds it back"
         default: nil
         }
     }
