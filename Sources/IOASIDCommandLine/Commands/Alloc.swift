@@ -7,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid alloc --set SID [--min A] [--max B] [--data HEX] [--guest G] [--count N]`.
     struct Alloc: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "alloc",
             abstract: "Allocate the lowest free ID in a range to a set; prints the ID.",
             discussion: """
                 With --count N, allocates N IDs in one commit (all or none) and prints one per line. \

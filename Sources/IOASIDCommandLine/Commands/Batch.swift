@@ -9,6 +9,7 @@ extension IOASIDCommand {
     /// `ioasid batch < FILE`: many operations, one commit, all or nothing.
     struct Batch: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "batch",
             abstract: "Run operations read from standard input in one durable commit, all or nothing.",
             discussion: """
                 One operation per line, written as the command would be without `ioasid` and global \

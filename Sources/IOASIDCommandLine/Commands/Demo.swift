@@ -7,6 +7,7 @@ extension IOASIDCommand {
 /// `ioasid demo`: a VM's life on a throwaway store.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+            commandName: "demo",
         abstract: "Walk through a VM's life on a throwaway store.",
         discussion: """
             Boot, a VM set, allocations, a refused over-quota allocation, a refused duplicate token, \

@@ -7,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid events …`: durable subscribers and the outbox.
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "events",
             abstract: "Manage durable subscribers and read the event outbox.",
             discussion: """
                 Events (ALLOC, FREE, RECLAIM, SET_CREATE, SET_QUOTA, SET_FREE, BIND, UNBIND, SET_EXPIRED, and \
@@ -50,6 +51,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events subscribe NAME [--set SID]… [--kind KIND]…`.
     struct Subscribe: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "subscribe",
             abstract: "Create a durable subscriber; it sees events committed from now on.",
             discussion: """
                 A gating subscriber (the default) holds back every freed ID whose FREE it takes until it \
@@ -137,6 +139,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events list`.
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List subscribers: kind, state, acknowledged sequence, lag, age of the oldest pending event, filter.",
             discussion: """
                 KIND is gating (holds freed IDs back) or observer; STATE is active or lapsed (fell past its \
@@ -166,6 +169,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events pending NAME [--limit N]`.
     struct Pending: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pending",
             abstract: "Show a subscriber's unacknowledged events, oldest first.",
             discussion: """
                 Reads only; acknowledges nothing (see events ack, events tail --ack). Exit 2 for an \
@@ -215,6 +219,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events tail NAME [--follow] [--ack]`.
     struct Tail: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "tail",
             abstract: "Stream a subscriber's events as JSON Lines, optionally following and acknowledging them.",
             discussion: """
                 Always JSON Lines, one event object per line (the stream form of docs/cli-json.md). Each \
@@ -277,6 +282,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events ack NAME --through SEQ`.
     struct Ack: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "ack",
             abstract: "Acknowledge every event of a subscriber up to and including a sequence number.",
             discussion: """
                 IDs whose FREE is acknowledged and that nothing else holds back are reclaimed (RECLAIM). \
@@ -320,6 +326,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events unsubscribe NAME`.
     struct Unsubscribe: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unsubscribe",
             abstract: "Remove a subscriber, releasing every ID it was holding back.",
             discussion: """
                 Exit 2 for an unknown subscriber.
@@ -349,6 +356,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events resync NAME`.
     struct Resync: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "resync",
             abstract: "Bring a (lapsed) subscriber back: print the current state and the sequence to continue after.",
             discussion: """
                 In one transaction: reads every set the subscriber's filter takes and their IDs (guest IDs \
@@ -404,6 +412,7 @@ extension IOASIDCommand.Events {
     /// `ioasid events consume NAME [--batch N] [--once] -- CMD ARGS…`.
     struct Consume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "consume",
             abstract: "Run a command once per batch of events (JSON Lines on its stdin); acknowledge the batch only when it exits 0.",
             discussion: """
                 The safe way to consume events from a script: CMD gets up to --batch events as JSON Lines \

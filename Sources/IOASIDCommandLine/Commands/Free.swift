@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid free ID… --set SID`.
     struct Free: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "free",
             abstract: "Free IDs owned by a set, in one commit (all or none).",
             discussion: """
                 Each ID commits a FREE event. An ID that a holder or a subscriber still holds back stays \

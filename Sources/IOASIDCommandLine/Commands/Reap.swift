@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid reap`: free and destroy the sets whose owners went away.
     struct Reap: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reap",
             abstract: "Free and destroy every set whose lease expired or whose owner process is gone.",
             discussion: """
                 A set created with --lease is reaped once it has not been renewed for two lease periods; \

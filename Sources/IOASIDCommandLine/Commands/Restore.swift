@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid restore BACKUP STORE`: a backup restored as a new store, in a new epoch.
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "restore",
             abstract: "Restore a backup as a new store directory; it starts a new epoch.",
             discussion: """
                 Copies BACKUP (a directory made by `ioasid backup`) into STORE, which must not exist, \

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid set …`: manage sets.
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "set",
             abstract: "Create, list, inspect, adjust and free IOASID sets.",
             discussion: """
                 EXAMPLES:
@@ -35,6 +36,7 @@ extension IOASIDCommand.Set {
     /// `ioasid set create --token T --quota Q`.
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Create a set; prints its ID.",
             discussion: """
                 The quota is reserved from capacity: refused (exit 1) when it does not fit in unreserved \
@@ -87,6 +89,7 @@ extension IOASIDCommand.Set {
     /// `ioasid set list`.
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List every set: ID, token, allocated, free-pending, quota and flags.",
             discussion: """
                 Frozen sets (being migrated) and destroy-pending sets (destroyed, waiting for their last \
@@ -112,6 +115,7 @@ extension IOASIDCommand.Set {
     /// `ioasid set show SID` or `ioasid set show --token T`.
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show one set, by ID or by owner token.",
             discussion: """
                 Exit 2 when there is no such set (or no live set owns the token).
@@ -181,6 +185,7 @@ extension IOASIDCommand.Set {
     /// `ioasid set adjust SID --quota Q`.
     struct Adjust: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "adjust",
             abstract: "Change a set's quota.",
             discussion: """
                 Refused (exit 1) below the IDs the set holds, or when the increase exceeds unreserved \
@@ -215,6 +220,7 @@ extension IOASIDCommand.Set {
     /// `ioasid set renew SID`.
     struct Renew: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "renew",
             abstract: "Renew a set's lease (its owner does this at least once per lease).",
             discussion: """
                 A set created with --lease is reaped (`ioasid reap`) once it goes unrenewed for two lease \
@@ -244,6 +250,7 @@ extension IOASIDCommand.Set {
     /// `ioasid set free SID [--destroy]`.
     struct Free: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "free",
             abstract: "Free every ID of a set in one commit; with --destroy, remove the set and return its quota.",
             discussion: """
                 Each freed ID commits a FREE event; IDs that holders or subscribers hold back stay \

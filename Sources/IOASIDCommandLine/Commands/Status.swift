@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid status`: the store's identity, store-wide figures and each set's usage.
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show the store's ID and schema, capacity, quotas, IDs in use, sets and subscribers.",
             discussion: """
                 Opens the store read-only. An ID is allocated (in use) or free-pending (freed, held back \
