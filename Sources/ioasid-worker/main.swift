@@ -59,13 +59,13 @@ import IOASIDStore
 import LMDB
 
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
     exit(code)
 }
 
 /// Writes one line straight to standard output (no buffering: a killed worker loses nothing it printed).
 func emit(_ value: some CustomStringConvertible) {
-    FileHandle.standardOutput.write(Data((value.description + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((value.description + "\n").utf8))
 }
 
 func openExisting(_ path: String) throws -> IOASIDStore {

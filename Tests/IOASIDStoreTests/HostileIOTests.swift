@@ -494,7 +494,7 @@ struct ImportInputTests {
                 sent += chunk.count
                 if sent == 64 << 10 {
                     guard let writer = FileHandle(forWritingAtPath: file) else { return feeder.fail("cannot rewrite \(file)") }
-                    writer.write(rewritten)
+                    try? writer.write(contentsOf: rewritten)
                     try? writer.close()
                 }
                 usleep(2000)
@@ -537,7 +537,7 @@ struct ImportInputTests {
                 if let pos { position = pos }
                 if link(fd) != file || position >= original.count {
                     let writer = try #require(FileHandle(forWritingAtPath: file))
-                    writer.write(rewritten)
+                    try? writer.write(contentsOf: rewritten)
                     try writer.close()
                     rewrote = child.process.isRunning
                 }
