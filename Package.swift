@@ -76,6 +76,7 @@ let package = Package(
             dependencies: [
                 "IOASIDStore",
                 "IOASIDClient",
+                "IOASIDMigrations",
                 "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -177,4 +178,17 @@ for target in package.targets where target.type != .system && target.name != "CL
         .enableUpcomingFeature("InternalImportsByDefault"),
         .enableUpcomingFeature("MemberImportVisibility"),
     ]
+}
+
+/// CI (`.ci/run`) sets IOASID_WARNINGS_AS_ERRORS: a warning in any of the
+/// package's own targets, Swift or C, then fails the build. Never set for
+/// embedders, so the package stays usable as a dependency.
+if Context.environment["IOASID_WARNINGS_AS_ERRORS"] != nil {
+    for target in package.targets where target.type != .system {
+        if target.name == "CLMDBSupport" {
+            target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-Werror", "-Wall"])]
+        } else {
+            target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-warnings-as-errors"])]
+        }
+    }
 }

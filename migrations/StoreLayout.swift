@@ -11,7 +11,7 @@ package import LMDB
 ///
 /// | database | key | payload |
 /// |---|---|---|
-/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32, `epoch` u32, `home` 16 bytes |
+/// | `meta` | ASCII name (``MetaKey``) | per name: `capacity` u32, `reserved` u64, `next-set-id` u32, `store-id` 16 bytes, `created-at` u64 ms, `next-sequence` u64, `max-data-size` u32, `epoch` u32, `epochs` (u32 epoch, u64 start)…, `home` 16 bytes |
 /// | `control` | `0x01 ‖ set` | ``SetRecord`` |
 /// | `control` | `0x02 ‖ last` | free extent `first…last`: `first` u32 |
 /// | `tokens` | owner token (UTF-8) | live set ID u32 |
@@ -90,6 +90,10 @@ package enum StoreLayout {
         package static let maximumDataSize = Array("max-data-size".utf8)
         /// u32: the store's epoch (absent: 1). A restored copy starts a new one.
         package static let epoch = Array("epoch".utf8)
+        /// The epochs of the store's history, oldest first, as `u32 epoch ‖ u64 start`
+        /// pairs, where `start` is the last sequence before the epoch began
+        /// (absent: the current epoch alone, from 0).
+        package static let epochs = Array("epochs".utf8)
         /// u64 device ‖ u64 inode of the `data.mdb` this store was last written as:
         /// a different file (a restored backup, a copy) starts a new epoch.
         package static let home = Array("home".utf8)
@@ -550,26 +554,32 @@ package enum Hex {
 
     /// The bytes of an even number of hex digits (either case), or `nil`.
     package static func decode<C: Collection<UInt8>>(_ utf8: C) -> [UInt8]? {
+        // One non-generic loop: callers in other modules would otherwise run
+        // the generic, unspecialised one per digit.
+        if let bytes = utf8.withContiguousStorageIfAvailable({ decode(buffer: $0) }) { return bytes }
+        return Array(utf8).withUnsafeBufferPointer { decode(buffer: $0) }
+    }
+
+    private static func decode(buffer utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard utf8.count % 2 == 0 else { return nil }
         var out = [UInt8]()
         out.reserveCapacity(utf8.count / 2)
-        var high: UInt8?
-        for c in utf8 {
-            let nibble: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            if let h = high {
-                out.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
+        var index = 0
+        while index < utf8.count {
+            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
         }
         return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     /// ``decode(_:)`` of a string.

@@ -62,6 +62,8 @@ public struct IOASIDCommand: AsyncParsableCommand {
             Migrate.self,
             Verify.self,
             Backup.self,
+            Restore.self,
+            Reap.self,
             Dump.self,
             Serve.self,
             Demo.self,

@@ -33,11 +33,16 @@ extension IOASIDReading where Self: ~Copyable {
         return FreeSlot(id: id, extent: extent)
     }
 
-    /// The extent with the least last ID ≥ `id`.
+    /// The extent with the least last ID ≥ `id` (with its start as this
+    /// transaction moved it, when it did).
     private func extent(atOrAfter id: UInt32) throws -> ClosedRange<UInt32>? {
-        try txn.withCursor(on: schema.control) { cursor in
+        let found = try txn.withCursor(on: schema.control) { cursor in
             try cursor.withEntry(atOrAfter: StoreLayout.extentKey(last: id)) { entry in try Self.extent(entry) }
         } ?? nil
+        if let found, let pending = context.state.pendingExtent, pending.last == found.upperBound {
+            return pending.first...pending.last
+        }
+        return found
     }
 
     /// Decodes an extent entry; `nil` for an entry that is not an extent (past the free index).
@@ -61,6 +66,14 @@ extension WriteTransaction {
     /// ``IOASIDReading/lowestFreeSlot(in:_:)`` in this transaction, from the index.
     func takeFree(_ slot: FreeSlot) throws {
         let id = slot.id, first = slot.extent.lowerBound, last = slot.extent.upperBound
+        if id == first, first < last {
+            // The common case, the lowest free ID: the extent keeps its key and
+            // only its start moves, so it is written once, before the commit.
+            if let pending = context.state.pendingExtent, pending.last != last { try flushPendingExtent() }
+            context.state.deferExtent(last: last, first: id + 1)
+            return
+        }
+        try flushPendingExtent()
         if first == last {
             try remove(StoreLayout.extentKey(last: last), in: schema.control)
         } else if id == first {
@@ -76,6 +89,7 @@ extension WriteTransaction {
 
     /// Takes the run `first…last` (all free, inside `slot`'s extent) from the index in one step.
     func takeFreeRun(_ run: ClosedRange<UInt32>, from slot: FreeSlot) throws {
+        try flushPendingExtent()
         let first = slot.extent.lowerBound, last = slot.extent.upperBound
         if run.upperBound < last {
             try putExtent(first: run.upperBound + 1, last: last)
@@ -87,6 +101,7 @@ extension WriteTransaction {
 
     /// Returns `ids` (none of which may be free) to the index, merging with neighbours.
     func giveFree(_ ids: ClosedRange<UInt32>) throws {
+        try flushPendingExtent()
         let lower = ids.lowerBound, upper = ids.upperBound
         let (before, after) = try txn.withCursor(on: schema.control) { cursor -> (ClosedRange<UInt32>?, ClosedRange<UInt32>?) in
             // Extents are the last keys of `control`: an entry at or after `0x02 ‖ lower` is one.
@@ -120,6 +135,7 @@ extension WriteTransaction {
 
     /// Drops every free ID at or above `limit`.
     func truncateFree(below limit: UInt32) throws {
+        try flushPendingExtent()
         while let last = try txn.withCursor(on: schema.control, { cursor in try cursor.withLast { try Self.extent($0) } ?? nil }),
             last.upperBound >= limit
         {
@@ -129,6 +145,7 @@ extension WriteTransaction {
     }
 
     func putExtent(first: UInt32, last: UInt32) throws {
+        try flushPendingExtent()
         try put(ByteWriter.u32(first), StoreLayout.extentKey(last: last), in: schema.control)
     }
 }

@@ -76,6 +76,8 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible, LocalizedEr
         public static let storeRestored = Code("storeRestored", .refused)
         /// Other subscribers run after this one: remove them first.
         public static let subscriberHasFollowers = Code("subscriberHasFollowers", .refused)
+        /// A wait (for an ID's reclaim) ended at its timeout; nothing was changed by the wait.
+        public static let timedOut = Code("timedOut", .refused)
 
         // Not found.
         /// No live set has this ID.
@@ -115,7 +117,7 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible, LocalizedEr
             .systemSetProtected, .capacityInUse, .duplicateSubscriber, .idFreePending, .duplicateGuest,
             .guestAlreadyAttached, .setFrozen, .setNotFrozen, .exportChecksumMismatch, .exportTruncated,
             .exportUnsupported, .exportMalformed, .exportAlreadyImported, .cannotPlace, .alreadyInitialized,
-            .subscriberLapsed, .storeRestored, .subscriberHasFollowers,
+            .subscriberLapsed, .storeRestored, .subscriberHasFollowers, .timedOut,
             .noSuchSet, .noSuchID, .noSuchGuest, .noSuchSubscriber, .noSuchHold,
             .notInitialized, .newerSchema, .corruptStore, .accessDenied, .storageFailure, .readOnly, .internalError,
             .invalidArgument,

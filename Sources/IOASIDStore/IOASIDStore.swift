@@ -134,6 +134,13 @@ public final class IOASIDStore: Sendable {
         let readOnly = options.readOnly
         schema = try IOASIDError.mapping(at: path) {
             let pending = try Migrator.pendingMigrations(in: env)
+            // Every store is built whole before it is renamed into place, so an
+            // existing one always has a history: none means LMDB's catalogue of
+            // databases is damaged (a wrong page where its root should be), and
+            // migrating from nothing would write over the damage.
+            if !creating, pending.count == Migrations.all.count {
+                throw MigrationError.corruptHistory("the catalogue of databases (LMDB's main database) has no migration history and no meta database")
+            }
             if let first = pending.first {
                 if readOnly {
                     throw IOASIDError(

@@ -14,6 +14,10 @@ extension IOASIDStore {
     public func acknowledge(_ name: String, through sequence: UInt64) throws(IOASIDError) {
         try writeMapped { try $0.acknowledge(name, through: sequence) }
     }
+    /// Acknowledges events cumulatively, checking the epoch. See ``WriteTransaction/acknowledge(_:through:epoch:)``.
+    public func acknowledge(_ name: String, through sequence: UInt64, epoch: UInt32) throws(IOASIDError) {
+        try writeMapped { try $0.acknowledge(name, through: sequence, epoch: epoch) }
+    }
     /// Acknowledges events cumulatively in the next group commit.
     public func acknowledge(_ name: String, through sequence: UInt64) async throws(IOASIDError) {
         try await submit { try $0.acknowledge(name, through: sequence) }

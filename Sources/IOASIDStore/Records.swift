@@ -71,11 +71,20 @@ extension IOASIDReading where Self: ~Copyable {
         }
     }
 
-    /// Writes the set records changed in this transaction (a no-op in a read
+    /// Writes the free extent whose start this transaction moved (see
+    /// ``TransactionState/pendingExtent``), if any.
+    func flushPendingExtent() throws {
+        guard let pending = context.state.pendingExtent else { return }
+        context.state.pendingExtent = nil
+        try txn.put(sealed: ByteWriter.u32(pending.first), forKey: StoreLayout.extentKey(last: pending.last), in: schema.control)
+    }
+
+    /// Writes the set records and the free extent changed in this transaction (a no-op in a read
     /// transaction, or when none changed). Runs before every commit and before
     /// anything scans the `control` database.
     func flushDeferredWrites() throws {
         let state = context.state
+        try flushPendingExtent()
         guard state.dirtySets else { return }
         for (id, cached) in state.sets.sorted(by: { $0.key < $1.key }) where cached.dirty {
             let key = StoreLayout.setKey(id)

@@ -15,12 +15,53 @@ extension IOASIDReading where Self: ~Copyable {
         return id
     }
 
-    /// The store's epoch: 1 for a new store, one more after each restore.
+    /// The store's epoch: 1 for a new store; a copy (a restored backup) starts
+    /// a new one when it is first opened for writing, numbered after the time
+    /// it started (seconds since 1970, or one more than the last if that is
+    /// larger), so that two restores of the same backup get different epochs.
     public func epoch() throws -> UInt32 {
         if let cached = context.state.epoch { return cached }
         let epoch = try metaU32(StoreLayout.MetaKey.epoch) ?? 1
         context.state.epoch = epoch
         return epoch
+    }
+
+    /// The epochs of this store's history, oldest first, each with the last
+    /// sequence before it began: events up to that sequence are the previous
+    /// epoch's, the later ones its own.
+    func epochHistory() throws -> [(epoch: UInt32, start: UInt64)] {
+        let stored = try record(StoreLayout.MetaKey.epochs, in: schema.meta) { r -> [(epoch: UInt32, start: UInt64)] in
+            var history: [(epoch: UInt32, start: UInt64)] = []
+            while r.remaining > 0 { history.append((try r.u32(), try r.u64())) }
+            return history
+        }
+        if let stored { return stored }
+        return [(try epoch(), 0)]
+    }
+
+    /// Checks that a consumer's position — the last event it handled, `sequence`
+    /// of `epoch` — is one this store's outbox shares: the current epoch, or an
+    /// earlier epoch of its history at or before the point where the outbox went
+    /// back in time.
+    ///
+    /// - Throws: ``IOASIDError/Code/storeRestored`` otherwise.
+    func checkPosition(_ sequence: UInt64, epoch seen: UInt32) throws {
+        let current = try epoch()
+        guard seen != current else { return }
+        let history = try epochHistory()
+        guard let index = history.firstIndex(where: { $0.epoch == seen }) else {
+            throw IOASIDError(
+                .storeRestored,
+                "epoch \(seen) is not in this store's history (it is at epoch \(current)): the store was restored from a backup; resynchronise"
+            )
+        }
+        let shared = history[(index + 1)...].map(\.start).min() ?? .max
+        guard sequence <= shared else {
+            throw IOASIDError(
+                .storeRestored,
+                "event \(sequence) of epoch \(seen) is gone: the store was restored (epoch \(current)) to its state after event \(shared); resynchronise"
+            )
+        }
     }
 }
 
@@ -34,7 +75,16 @@ extension WriteTransaction {
         if recorded == identity { return nil }
         try put(identity, StoreLayout.MetaKey.home, in: schema.meta)
         guard recorded != nil else { return nil }  // first open since the upgrade: nothing was copied
-        let next = try epoch() + 1
+        let previous = try epoch()
+        let next = max(previous == .max ? previous : previous + 1, UInt32(clamping: IOASIDStore.nowMillis() / 1000))
+        var history = ByteWriter()
+        for (epoch, start) in try epochHistory() {
+            history.u32(epoch)
+            history.u64(start)
+        }
+        history.u32(next)
+        history.u64(try lastSequence())
+        try put(history.bytes, StoreLayout.MetaKey.epochs, in: schema.meta)
         try putMeta(StoreLayout.MetaKey.epoch, u32: next)
         context.state.epoch = next
         return next

@@ -7,8 +7,9 @@ public struct StoreInfo: Sendable, Equatable, Codable {
     /// The 16 random bytes chosen when the store was initialised, in hex (the
     /// `sourceStore` of the store's exports).
     public let storeID: String
-    /// The store's epoch: 1 from initialisation, one more each time a copy
-    /// of it (a restored backup) is first opened for writing.
+    /// The store's epoch: 1 from initialisation; a new, larger one each time
+    /// a copy of it (a restored backup) is first opened for writing (see
+    /// ``IOASIDReading/epoch()``).
     public let epoch: UInt32
     /// The schema version the store is at (the number of its last applied migration).
     public let schemaVersion: UInt32

@@ -37,6 +37,10 @@ final class TransactionState {
     var dirtySets = false
     /// Changes kept in memory so far (they count as writes for the check-before-write rule).
     private(set) var deferredWrites = 0
+    /// A free extent whose lowest IDs were taken in this transaction: the
+    /// extent keyed `last` now starts at `first`, not yet written (a run of
+    /// lowest-free allocations rewrites it once, at the end).
+    var pendingExtent: (last: UInt32, first: UInt32)?
     /// The subscribers, in name order; `nil` until read or after a change.
     var subscribers: [(name: String, record: SubscriberRecord)]?
     /// Set when an operation threw a refusal after it had written: the
@@ -46,6 +50,12 @@ final class TransactionState {
     func noteDeferredWrite() {
         deferredWrites += 1
         dirtySets = true
+    }
+
+    /// Keeps the new start of the extent keyed `last` in memory.
+    func deferExtent(last: UInt32, first: UInt32) {
+        deferredWrites += 1
+        pendingExtent = (last, first)
     }
 
     /// Forgets every memo (after a nested transaction changed the store underneath).

@@ -18,6 +18,12 @@ public struct SetInfo: Sendable, Codable, Equatable {
     public let isFrozen: Bool
     /// Whether the set was destroyed and waits for its last free-pending ID.
     public let isDestroyPending: Bool
+    /// The set's lease in milliseconds, if it has one (see ``SetOwner``).
+    public let leaseMillis: UInt64?
+    /// When the lease was last renewed (milliseconds since 1970), if the set has a lease.
+    public let renewedAt: UInt64?
+    /// The process that owns the set, if any (see ``SetOwner``).
+    public let ownerProcess: Int32?
 
     init(id: UInt32, record: SetRecord) {
         self.id = SetID(id)
@@ -28,6 +34,9 @@ public struct SetInfo: Sendable, Codable, Equatable {
         isSystem = record.flags.contains(.system)
         isFrozen = record.flags.contains(.frozen)
         isDestroyPending = record.flags.contains(.destroyPending)
+        leaseMillis = record.leaseMillis == 0 ? nil : record.leaseMillis
+        renewedAt = record.leaseMillis == 0 ? nil : record.renewedAt
+        ownerProcess = record.ownerPID == 0 ? nil : Int32(bitPattern: record.ownerPID)
     }
 }
 

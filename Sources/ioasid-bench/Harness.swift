@@ -4,7 +4,7 @@ import Foundation
 
 /// Writes a line to standard output at once (unbuffered, so progress shows even in a pipe).
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
 }
 
 /// Elapsed seconds of `body`.

@@ -20,7 +20,7 @@ let options: BenchOptions
 do {
     options = try BenchOptions(Array(CommandLine.arguments.dropFirst()))
 } catch {
-    FileHandle.standardError.write(Data((BenchOptions.usage + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((BenchOptions.usage + "\n").utf8))
     exit(64)
 }
 
@@ -30,7 +30,7 @@ func loadAverage() -> String {
 
 let bench: Bench
 do { bench = try Bench(options: options) } catch {
-    FileHandle.standardError.write(Data("ioasid-bench: \(error)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("ioasid-bench: \(error)\n".utf8))
     exit(1)
 }
 let lmdbVersion = String(cString: mdb_version(nil, nil, nil))
@@ -43,6 +43,7 @@ do {
     try await bench.run("batch") { try bench.batch() }
     try await bench.run("group") { groupPoints = try await bench.group() }
     try await bench.run("find") { try bench.find() }
+    try await bench.run("checksums") { try bench.checksums() }
     try await bench.run("latency") { try bench.latency() }
     try await bench.run("migration") { try bench.migration() }
     try await bench.run("freeset") { try bench.freeSet() }
@@ -50,7 +51,7 @@ do {
     try await bench.run("outbox") { try bench.outbox() }
     try await bench.run("drain") { try bench.drain() }
 } catch {
-    FileHandle.standardError.write(Data("ioasid-bench: \(error)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("ioasid-bench: \(error)\n".utf8))
     bench.cleanUp()
     exit(1)
 }
@@ -63,7 +64,7 @@ if !groupPoints.isEmpty {
         try throughputSVG(groupPoints).write(toFile: options.svg, atomically: true, encoding: .utf8)
         say("  wrote \(options.svg)")
     } catch {
-        FileHandle.standardError.write(Data("ioasid-bench: cannot write \(options.svg): \(error)\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("ioasid-bench: cannot write \(options.svg): \(error)\n".utf8))
     }
 }
 

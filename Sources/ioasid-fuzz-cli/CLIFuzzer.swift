@@ -59,7 +59,7 @@ func arguments(_ input: [UInt8]) -> [String] {
 
 /// Reports a broken rule and aborts, so that libFuzzer saves the input.
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("ioasid-fuzz-cli: RULE BROKEN: \(message)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("ioasid-fuzz-cli: RULE BROKEN: \(message)\n".utf8))
     abort()
 }
 
@@ -93,14 +93,14 @@ enum Replay {
             return
         }
         guard !arguments.isEmpty, !arguments.contains(where: { $0.hasPrefix("-") }) else {
-            FileHandle.standardError.write(Data("usage: ioasid-fuzz-cli FILE|DIR... | --paths\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("usage: ioasid-fuzz-cli FILE|DIR... | --paths\n".utf8))
             exit(64)
         }
         var count = 0
         while let path = arguments.popLast() {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                FileHandle.standardError.write(Data("ioasid-fuzz-cli: no such file \(path)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("ioasid-fuzz-cli: no such file \(path)\n".utf8))
                 exit(66)
             }
             if isDirectory.boolValue {

@@ -52,7 +52,7 @@ let harness = Mutex<ImportHarness?>(nil)
 
 /// Reports a broken rule and aborts, so that libFuzzer saves the input.
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("ioasid-fuzz-import: RULE BROKEN: \(message)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("ioasid-fuzz-import: RULE BROKEN: \(message)\n".utf8))
     abort()
 }
 
@@ -111,7 +111,7 @@ struct ImportHarness {
         atexit {
             scratchRoot.withLock { if let root = $0 { try? FileManager.default.removeItem(atPath: root) } }
             let counts = harness.withLock { $0?.counts.description } ?? ""
-            FileHandle.standardError.write(Data("ioasid-fuzz-import: \(counts)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ioasid-fuzz-import: \(counts)\n".utf8))
         }
 
         // The pristine store: IDs in use, holes, a free-pending ID, a frozen set, an earlier import.
@@ -415,14 +415,14 @@ enum Replay {
             return
         }
         guard !arguments.isEmpty, !arguments.contains(where: { $0.hasPrefix("-") }) else {
-            FileHandle.standardError.write(Data("usage: ioasid-fuzz-import FILE|DIR... | --make-seeds DIR\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("usage: ioasid-fuzz-import FILE|DIR... | --make-seeds DIR\n".utf8))
             exit(64)
         }
         var count = 0
         while let path = arguments.popLast() {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                FileHandle.standardError.write(Data("ioasid-fuzz-import: no such file \(path)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("ioasid-fuzz-import: no such file \(path)\n".utf8))
                 exit(66)
             }
             if isDirectory.boolValue {

@@ -39,7 +39,7 @@ while let arg = rest.popFirst() {
     case "--corpus": options.corpus = rest.popFirst()
     case "--save": options.save = rest.popFirst()
     default:
-        FileHandle.standardError.write(Data("usage: ioasid-fuzz import|cli [--runs N] [--seed S] [--corpus DIR] [--save DIR]\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("usage: ioasid-fuzz import|cli [--runs N] [--seed S] [--corpus DIR] [--save DIR]\n".utf8))
         exit(64)
     }
 }
@@ -51,7 +51,7 @@ switch options.mode {
 case "import": exit(try fuzzImport())
 case "cli": exit(fuzzCLI())
 default:
-    FileHandle.standardError.write(Data("usage: ioasid-fuzz import|cli …\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("usage: ioasid-fuzz import|cli …\n".utf8))
     exit(64)
 }
 

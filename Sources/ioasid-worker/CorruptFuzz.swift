@@ -139,7 +139,7 @@ struct CorruptFuzz {
 }
 
 func note(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((line + "\n").utf8))
 }
 
 // MARK: Running the CLI

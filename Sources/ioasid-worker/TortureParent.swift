@@ -83,11 +83,11 @@ struct TortureParent {
             let found = try model.check(after: lines, storePath: storePath)
             violations += found.map { "round \(round) (\(how)): \($0)" }
             if verbose || !found.isEmpty {
-                FileHandle.standardError.write(Data("round \(round) \(how): \(lines.count) journal lines, \(found.count) violations\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("round \(round) \(how): \(lines.count) journal lines, \(found.count) violations\n".utf8))
             }
             model = try Model(snapshotOf: storePath)
             if (round + 1) % 500 == 0 {
-                FileHandle.standardError.write(Data("crash-torture: \(round + 1)/\(kills) kills, \(operations) operations, \(violations.count) violations\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("crash-torture: \(round + 1)/\(kills) kills, \(operations) operations, \(violations.count) violations\n".utf8))
             }
         }
         let elapsed = Date().timeIntervalSince(started)

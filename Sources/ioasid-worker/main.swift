@@ -39,6 +39,15 @@
 //   ioasid-worker snoop DIR
 //       Run as another user: tries to open everything under DIR (and the open
 //       files of ioasid processes) until standard input closes; prints what it opened.
+//   ioasid-worker ordered-consumer STORE NAME LOG SEED [drain]
+//       Consumes NAME's events in random batches, logging each sequence before
+//       acknowledging it, and checks that every subscriber NAME runs after had
+//       acknowledged each event it was handed (exit 2 otherwise). With drain,
+//       exits once nothing is visible to NAME.
+//   ioasid-worker churn-size STORE OPS none|lapsed|stuck
+//       Allocates OPS IDs, then frees them (1,000 per commit) in a new store, with
+//       no subscriber, a lapsing and a live one, or one stuck without a limit;
+//       prints the store's size and outbox.
 //   ioasid-worker atomic-write DEST full|no-dir-sync|no-file-sync
 //       Writes DEST through a temporary file and a rename, optionally leaving
 //       out the directory or file sync (controls for the power-loss model).
@@ -50,13 +59,13 @@ import IOASIDStore
 import LMDB
 
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
     exit(code)
 }
 
 /// Writes one line straight to standard output (no buffering: a killed worker loses nothing it printed).
 func emit(_ value: some CustomStringConvertible) {
-    FileHandle.standardOutput.write(Data((value.description + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((value.description + "\n").utf8))
 }
 
 func openExisting(_ path: String) throws -> IOASIDStore {
@@ -122,10 +131,16 @@ do {
         execWithSIGPIPE(ignored: args[1] == "ignore", program: args[2], arguments: Array(args.dropFirst(3)))
     case "snoop" where args.count == 2:
         snoop(directory: args[1])
+    case "ordered-consumer" where args.count == 5 || (args.count == 6 && args[5] == "drain"):
+        guard let seed = UInt64(args[4]) else { fail("SEED must be a number", code: 64) }
+        try orderedConsumer(path: args[1], name: args[2], log: args[3], seed: seed, drain: args.count == 6)
+    case "churn-size" where args.count == 4 && ["none", "lapsed", "stuck"].contains(args[3]):
+        guard let operations = Int(args[2]) else { fail("OPS must be a number", code: 64) }
+        try churnSize(path: args[1], operations: operations, mode: args[3])
     case "atomic-write" where args.count == 3 && ["full", "no-dir-sync", "no-file-sync"].contains(args[2]):
         try atomicWrite(destination: args[1], mode: args[2])
     default:
-        fail("usage: ioasid-worker alloc|churn|hold-reader|hold-writer|fork|torture|torture-parent|corrupt-fuzz|measure|with-sigpipe|snoop|atomic-write … (see the source header)", code: 64)
+        fail("usage: ioasid-worker alloc|churn|hold-reader|hold-writer|fork|torture|torture-parent|corrupt-fuzz|measure|with-sigpipe|snoop|atomic-write|ordered-consumer|churn-size … (see the source header)", code: 64)
     }
 } catch {
     fail("\(error)", code: 1)

@@ -83,7 +83,7 @@ struct CLIContractTests {
         if let object = value as? [String: Any] {
             for (key, inner) in object {
                 if !contract.fields.contains(key) && !path.hasSuffix(".fields") { found.append("\(path).\(key) is not a documented field") }
-                if ["time", "createdAt", "oldestUnacknowledged"].contains(key) {
+                if ["time", "createdAt", "oldestUnacknowledged", "renewedAt"].contains(key) {
                     if let text = inner as? String {
                         if !Self.isRFC3339(text) { found.append("\(path).\(key) = \(text) is not RFC 3339 UTC") }
                     } else {
@@ -135,6 +135,7 @@ struct CLIContractTests {
         let store = dir.child("store")
         let export = dir.child("vm.export")
         let bad = dir.child("bad.export")
+        let owners = dir.child("owners")
         try "{\"format\":\"nope\"}\n".write(toFile: bad, atomically: true, encoding: .utf8)
         let cases: [Case] = [
             Self.ok("--version"),
@@ -236,8 +237,40 @@ struct CLIContractTests {
             Self.fails(64, "invalidArgument", "backup", dir.child("backup")),
             Self.ok("backup", dir.child("backup"), "--force"),
             Self.ok("dump", stream: true),
+            Self.ok("restore", dir.child("backup"), dir.child("restored")),
+            Self.fails(64, "invalidArgument", "restore", dir.child("backup"), dir.child("restored")),
+            Self.fails(3, "notInitialized", "restore", dir.child("missing"), dir.child("restored2")),
+            Case(arguments: ["--store", dir.child("restored"), "events", "ack", "kvm", "--through", "999999"], status: 1, code: "storeRestored", ownStore: true),
+            Self.ok("events", "subscribe", "obs", "--observe", "--max-lag", "100000", "--max-age", "1h"),
+            Self.ok("events", "subscribe", "next", "--after", "kvm"),
+            Self.fails(2, "noSuchSubscriber", "events", "subscribe", "z", "--after", "nobody"),
+            Self.fails(64, "usage", "events", "subscribe", "z", "--max-age", "soon"),
+            Self.fails(1, "subscriberHasFollowers", "events", "unsubscribe", "kvm"),
+            Self.ok("events", "unsubscribe", "next"),
+            Self.ok("events", "resync", "obs"),
+            Self.fails(2, "noSuchSubscriber", "events", "resync", "nobody"),
+            Self.ok("events", "consume", "obs", "--once", "--", "true"),
+            Self.fails(64, "usage", "events", "consume", "obs"),
+            Self.fails(64, "invalidArgument", "events", "consume", "obs", "--once", "--", "no-such-command-anywhere"),
+            Self.fails(2, "noSuchSubscriber", "events", "consume", "nobody", "--once", "--", "true"),
             Self.ok("events", "unsubscribe", "kvm"),
             Self.fails(2, "noSuchSubscriber", "events", "unsubscribe", "kvm"),
+            Case(arguments: ["--store", owners, "init", "--capacity", "4096", "--system-quota", "16"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "set", "create", "--token", "vm:l", "--quota", "2", "--lease", "1ms", "--owner-pid", "1"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "set", "renew", "2"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "set", "renew", "9"], status: 2, code: "noSuchSet", ownStore: true),
+            Case(arguments: ["--store", owners, "set", "renew", "1"], status: 64, code: "invalidArgument", ownStore: true),
+            Case(arguments: ["--store", owners, "set", "create", "--token", "vm:g", "--quota", "1", "--owner-pid", "999999999"], status: 64, code: "invalidArgument", ownStore: true),
+            Case(arguments: ["--store", owners, "set", "create", "--token", "vm:g", "--quota", "1", "--lease", "0s"], status: 64, code: "usage", ownStore: true),
+            Case(arguments: ["--store", owners, "events", "subscribe", "s", "--max-lag", "1"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "alloc", "--set", "2", "--count", "2"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "events", "ack", "s", "--through", "1"], status: 1, code: "subscriberLapsed", ownStore: true),
+            Case(arguments: ["--store", owners, "hold", "1", "--set", "2", "--holder", "h"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "free", "1", "--set", "2", "--wait", "--timeout", "50ms"], status: 1, code: "timedOut", ownStore: true),
+            Case(arguments: ["--store", owners, "free", "2", "--set", "2", "--wait"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "find", "1"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "reap"], status: 0, code: nil, ownStore: true),
+            Case(arguments: ["--store", owners, "reap"], status: 0, code: nil, ownStore: true),
             Case(arguments: ["--store", dir.child("demo"), "demo"], status: 0, code: nil, ownStore: true),
             Case(arguments: ["--store", dir.child("nothing"), "serve"], status: 3, code: "notInitialized", ownStore: true),
             Self.fails(64, "usage", "help", "bogus"),

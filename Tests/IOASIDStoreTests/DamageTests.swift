@@ -78,6 +78,46 @@ struct DamageTests {
         print("swapped pages: \(trial) trials, \(faults) guarded faults, \(reported) reported, \(answered) answered correctly")
     }
 
+    @Test("Another page where the catalogue of databases should be: corruptStore, and a writable open (verify --repair) never migrates over it")
+    func damagedCatalogueIsNotMigratedOver() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let source = try Self.makeStore(in: dir)
+        // The newest meta page's main-database root (MDB_meta: md_root of mm_dbs[1] at 128, mm_txnid at 144).
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: source + "/data.mdb")))
+        func u64(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(data[at + $1]) << (8 * $1) } }
+        let meta = u64(144) >= u64(4096 + 144) ? 0 : 4096
+        let root = u64(meta + 128)
+        let pages = data.count / 4096
+        #expect(root >= 2 && root < pages)
+        var checked = 0
+        for other in [2, 3, pages - 1] where other != root {
+            let path = dir.child("catalogue-\(other)")
+            try Self.copy(source, to: path, swapping: root, other)
+            let before = try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb"))
+            var options = IOASIDStore.Options()
+            options.creation = .openExisting
+            options.readOnly = true
+            do {
+                let store = try IOASIDStore(path: path, options: options)
+                // Opened (the swap kept a catalogue that reads): then verify must see the damage.
+                #expect(try !store.verify().isClean, "pages \(root)↔\(other): opened and verified clean")
+            } catch {
+                #expect(error.code == .corruptStore, "pages \(root)↔\(other): \(error)")
+            }
+            // Writable opens run in a child process: LMDB writing over a damaged
+            // tree can corrupt the heap of the process it runs in.
+            let write = try CLI.run(["--store", path, "alloc", "--set", "1"])
+            #expect(write.status == 3, "alloc: \(write.status) \(write.stderr)")
+            let repair = try CLI.run(["--store", path, "verify", "--repair"])
+            #expect(repair.status == 3 || repair.status == 1, "verify --repair: \(repair.status) \(repair.stderr)")
+            // Nothing was migrated or repaired over the damage.
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) == before, "pages \(root)↔\(other): data.mdb changed")
+            checked += 1
+        }
+        #expect(checked >= 2)
+    }
+
     @Test("A truncated, empty or zeroed data.mdb, or a symlink to one, is corruptStore and no byte changes")
     func damagedFilesAreNotRewritten() throws {
         let dir = try TemporaryDirectory()

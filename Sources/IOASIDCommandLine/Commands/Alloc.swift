@@ -1,4 +1,5 @@
 import ArgumentParser
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 
@@ -6,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid alloc --set SID [--min A] [--max B] [--data HEX] [--guest G] [--count N]`.
     struct Alloc: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "alloc",
             abstract: "Allocate the lowest free ID in a range to a set; prints the ID.",
             discussion: """
                 With --count N, allocates N IDs in one commit (all or none) and prints one per line. \
@@ -47,7 +49,7 @@ extension IOASIDCommand {
         func run() throws {
             try Output.run(global) {
                 let store = try global.openStore()
-                let bytes: [UInt8] = data.flatMap(Hex.decode) ?? []
+                let bytes: [UInt8] = data.flatMap(Hex.decodeArgument) ?? []
                 let explicitRange = min != 1 || max != nil
                 let metadata: Logger.Metadata = ["set": "\(owner.set)", "count": "\(count ?? 1)"]
                 let ids = try global.operation("alloc", metadata) { () throws(IOASIDError) -> [IOASID] in

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid attach ID --set SID --guest G`.
     struct Attach: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "attach",
             abstract: "Map a guest ID to a host ID inside its set (commits BIND).",
             discussion: """
                 Refused (exit 1) when the guest ID is already mapped in the set, the ID already has one, \

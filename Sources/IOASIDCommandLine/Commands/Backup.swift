@@ -7,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid backup DEST [--compact] [--force]`.
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "backup",
             abstract: "Copy the live store consistently into a new directory (LMDB's copy, optionally compacted).",
             discussion: """
                 Writers may keep working meanwhile. The copy is made in a private temporary directory \

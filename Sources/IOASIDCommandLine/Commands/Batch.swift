@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 import LMDB
@@ -8,6 +9,7 @@ extension IOASIDCommand {
     /// `ioasid batch < FILE`: many operations, one commit, all or nothing.
     struct Batch: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "batch",
             abstract: "Run operations read from standard input in one durable commit, all or nothing.",
             discussion: """
                 One operation per line, written as the command would be without `ioasid` and global \
@@ -229,7 +231,7 @@ struct BatchLine: ParsableCommand {
                 guard min <= upper else { throw IOASIDError(.invalidArgument, "the range \(min)…\(upper) is empty") }
                 range = min...upper
             }
-            let id = try tx.allocate(in: owner.setID, range: range, data: data.flatMap(Hex.decode) ?? [], guest: guest)
+            let id = try tx.allocate(in: owner.setID, range: range, data: data.flatMap(Hex.decodeArgument) ?? [], guest: guest)
             var result = BatchResult(op: "alloc")
             result.set = owner.set
             result.id = id.rawValue
@@ -293,7 +295,7 @@ struct BatchLine: ParsableCommand {
         }
 
         func apply(_ tx: borrowing WriteTransaction) throws -> BatchResult {
-            let bytes = hex.flatMap(Hex.decode) ?? []
+            let bytes = hex.flatMap(Hex.decodeArgument) ?? []
             try tx.setData(bytes, for: target.ioasid, in: target.set)
             var result = BatchResult(op: "data")
             result.set = target.owner.set

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid capacity [N]`: show or change the capacity.
     struct Capacity: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "capacity",
             abstract: "Print the capacity, or change it.",
             discussion: """
                 Growing always works (above 2^20 only with --allow-wide-ids). Shrinking is refused \

@@ -1,12 +1,14 @@
 import ArgumentParser
 import Foundation
 import IOASIDStore
+import LMDB
 import Logging
 
 extension IOASIDCommand {
 /// `ioasid demo`: a VM's life on a throwaway store.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+            commandName: "demo",
         abstract: "Walk through a VM's life on a throwaway store.",
         discussion: """
             Boot, a VM set, allocations, a refused over-quota allocation, a refused duplicate token, \
@@ -107,13 +109,9 @@ struct Demo: ParsableCommand {
             for guest: UInt32 in [101, 102, 103] { guests.append((guest, try store.allocate(in: moving, guest: guest))) }
             let busy = try (0..<3).map { _ in try destination.allocate(in: .system) }
             let file = directory + "-export.jsonl"
-            let writer = try AtomicFileWriter(destination: file, replacing: false)
-            var exportedBytes = 0
-            let summary = try store.exportSet(moving, to: { bytes throws(IOASIDError) in
-                exportedBytes += bytes.count
-                try writer.write(bytes)
-            })
-            try writer.commit()
+            // The library's file export: private, atomic, and the set unfrozen again if the file cannot be committed.
+            let summary = try store.exportSet(moving, toFile: file)
+            let exportedBytes = (try? FileSystem.status(file))?.size ?? 0
             let frozen = Self.refusal { () throws(IOASIDError) in _ = try store.allocate(in: moving) }
             defer { try? FileManager.default.removeItem(atPath: file) }
             let imported = try destination.importSet(from: file)

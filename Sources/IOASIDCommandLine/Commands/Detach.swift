@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid detach ID --set SID`.
     struct Detach: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "detach",
             abstract: "Remove the guest ID of a host ID (commits UNBIND).",
             discussion: """
                 Prints the guest ID that was detached. Exit 2 when the ID has no guest ID; refused \

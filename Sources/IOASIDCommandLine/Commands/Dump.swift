@@ -1,4 +1,5 @@
 import ArgumentParser
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 
@@ -6,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid dump [--raw]`: every record, decoded, for support.
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "dump",
             abstract: "Print every record of the store, decoded (for support and diagnosis).",
             discussion: """
                 One line per record, database by database in key order, from one consistent snapshot, \

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid find ID [--set SID]` and `ioasid find --set SID --guest G`.
     struct Find: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "find",
             abstract: "Show an ID's record (owning set, state, guest ID, private data, holders).",
             discussion: """
                 With --set, refused (exit 1) when another set owns the ID. Exit 2 when it is not \

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid hold ID --set SID --holder H`.
     struct Hold: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "hold",
             abstract: "Take a durable hold on an ID (kernel ioasid_get): freed, it stays free-pending until released.",
             discussion: """
                 Refused (exit 1) for a free-pending ID or another set's ID; exit 2 for an unknown ID. \

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid holders ID`.
     struct Holders: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "holders",
             abstract: "List the holders of an ID (durable holds taken with `ioasid hold`), one per line.",
             discussion: """
                 A free-pending ID with holders returns to the pool only once each has released it. \

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid init`: create and initialise a store.
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create a store with a capacity and a system set.",
             discussion: """
                 The store is built in a private temporary directory beside DIR, synced and renamed into \

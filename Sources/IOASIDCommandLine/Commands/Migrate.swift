@@ -7,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid migrate …`: move a set's namespace between stores.
     struct Migrate: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "migrate",
             abstract: "Live-migrate a set: export (freezing it), import elsewhere, then complete or abort.",
             discussion: """
                 EXAMPLES:
@@ -26,6 +27,7 @@ extension IOASIDCommand.Migrate {
     /// `ioasid migrate export --set SID [--out FILE|-] [--force]`.
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Freeze a set and write its namespace (JSON Lines, versioned, SHA-256 checksummed).",
             discussion: """
                 The set stays frozen (allocation, free, attach, detach refused) until migrate complete or \
@@ -92,6 +94,7 @@ extension IOASIDCommand.Migrate {
     /// `ioasid migrate import FILE|- [--token T]`.
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Import an export as a new set in one transaction; prints the new set's ID.",
             discussion: """
                 The export is read once: every line is checked and hashed as it arrives (progress: \
@@ -158,6 +161,7 @@ extension IOASIDCommand.Migrate {
     /// `ioasid migrate validate FILE|-`.
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "validate",
             abstract: "Check an export (format, order, count, SHA-256) without importing it or opening a store.",
             discussion: """
                 Reads the export once, with the checks migrate import makes before it writes anything. \
@@ -205,6 +209,7 @@ extension IOASIDCommand.Migrate {
     /// `ioasid migrate complete SID`.
     struct Complete: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "complete",
             abstract: "Finish a migration at the source: free and destroy the frozen set (FREE events as usual).",
             discussion: """
                 Refused (exit 1) when the set is not frozen.
@@ -236,6 +241,7 @@ extension IOASIDCommand.Migrate {
     /// `ioasid migrate abort SID`.
     struct Abort: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "abort",
             abstract: "Abandon a migration at the source: unfreeze the set.",
             discussion: """
                 Refused (exit 1) when the set is not frozen.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 
@@ -36,7 +37,7 @@ extension IOASIDCommand {
         func run() throws {
             try Output.run(global) {
                 let store: IOASIDStore
-                if let hex, let bytes = Hex.decode(hex) {
+                if let hex, let bytes = Hex.decodeArgument(hex) {
                     store = try global.openStore()
                     try global.operation("data", ["id": "\(target.id)", "bytes": "\(bytes.count)"]) { () throws(IOASIDError) in
                         try store.setData(bytes, for: target.ioasid, in: target.set)

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid release ID --set SID --holder H`.
     struct Release: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "release",
             abstract: "Release a hold (kernel ioasid_put); a free-pending ID nothing else holds back is reclaimed.",
             discussion: """
                 Prints the ID's state afterwards: allocated, free-pending, or free (reclaimed). Exit 2 \

@@ -6,6 +6,7 @@ extension IOASIDCommand {
     /// `ioasid status`: the store's identity, store-wide figures and each set's usage.
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show the store's ID and schema, capacity, quotas, IDs in use, sets and subscribers.",
             discussion: """
                 Opens the store read-only. An ID is allocated (in use) or free-pending (freed, held back \
@@ -80,11 +81,16 @@ enum SubscriberTable {
         let nameWidth = min(40, max(4, names.map(\.count).max() ?? 0))
         let ackWidth = max(12, subscribers.map { "\($0.acknowledgedThrough)".count }.max() ?? 0)
         let lagWidth = max(3, subscribers.map { "\($0.lag)".count }.max() ?? 0)
-        var lines = [indent + "NAME".padded(nameWidth) + "  " + "ACKNOWLEDGED".leftPadded(ackWidth) + "  " + "LAG".leftPadded(lagWidth) + "  OLDEST  FILTER"]
+        var lines = [
+            indent + "NAME".padded(nameWidth) + "  KIND      STATE   " + "ACKNOWLEDGED".leftPadded(ackWidth) + "  " + "LAG".leftPadded(lagWidth)
+                + "  OLDEST  FILTER"
+        ]
         for (index, subscriber) in subscribers.enumerated() {
+            let lapsed = subscriber.state == "lapsed"
             lines.append(
-                indent + names[index].padded(nameWidth) + "  " + "\(subscriber.acknowledgedThrough)".leftPadded(ackWidth) + "  "
-                    + "\(subscriber.lag)".leftPadded(lagWidth) + "  " + subscriber.ageText.padded(6) + "  " + subscriber.filterText
+                indent + names[index].padded(nameWidth) + "  " + subscriber.kind.padded(8) + "  " + subscriber.state.padded(6) + "  "
+                    + "\(subscriber.acknowledgedThrough)".leftPadded(ackWidth) + "  "
+                    + (lapsed ? "-" : "\(subscriber.lag)").leftPadded(lagWidth) + "  " + subscriber.ageText.padded(6) + "  " + subscriber.filterText
             )
         }
         return lines

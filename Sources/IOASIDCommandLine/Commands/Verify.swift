@@ -7,6 +7,7 @@ extension IOASIDCommand {
     /// `ioasid verify [--repair]`.
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check every invariant of the store in one read transaction.",
             discussion: """
                 Walks every page of data.mdb first (exit 3, naming page and database, when the structure \

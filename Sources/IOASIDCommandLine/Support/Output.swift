@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 import LMDB
@@ -75,28 +76,26 @@ struct Output {
     /// Runs `body`; an ``IOASIDError`` is printed (JSON on stderr with `--json`)
     /// and turned into its documented exit code.
     static func run(_ options: GlobalOptions, _ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let error as IOASIDError {
-            report(error, json: options.json)
-            throw ExitCode(ExitStatus.code(for: error))
-        } catch let failure as AdvisedError {
-            report(failure.error, hint: failure.hint, json: options.json)
-            throw ExitCode(ExitStatus.code(for: failure.error))
-        }
+        do { try body() } catch { throw exit(for: error, options) }
     }
 
     /// ``run(_:_:)`` for async commands.
     static func runAsync(_ options: GlobalOptions, _ body: () async throws -> Void) async throws {
-        do {
-            try await body()
-        } catch let error as IOASIDError {
+        do { try await body() } catch { throw exit(for: error, options) }
+    }
+
+    /// Reports an ``IOASIDError`` (or an advised one) and gives its exit code;
+    /// any other error passes through to argument-parser.
+    private static func exit(for error: any Error, _ options: GlobalOptions) -> any Error {
+        if let error = error as? IOASIDError {
             report(error, json: options.json)
-            throw ExitCode(ExitStatus.code(for: error))
-        } catch let failure as AdvisedError {
-            report(failure.error, hint: failure.hint, json: options.json)
-            throw ExitCode(ExitStatus.code(for: failure.error))
+            return ExitCode(ExitStatus.code(for: error))
         }
+        if let failure = error as? AdvisedError {
+            report(failure.error, hint: failure.hint, json: options.json)
+            return ExitCode(ExitStatus.code(for: failure.error))
+        }
+        return error
     }
 
     /// The error document of docs/cli-json.md.
@@ -145,53 +144,30 @@ enum Advice {
         case .storageFailure: "check free disk space and the system log"
         case .setFrozen: "finish the migration with `ioasid migrate complete SID` or undo it with `ioasid migrate abort SID`"
         case .internalError: "this is a bug in ioasid; nothing was changed, please report it"
+        case .subscriberLapsed:
+            "it fell past its --max-lag/--max-age and no longer holds IDs back; rebuild its state from `ioasid events resync NAME` and continue after the sequence it prints"
+        case .storeRestored:
+            "the store was restored from a backup (a new epoch, see `ioasid status`): events you saw after its last one are gone; rebuild your state from `ioasid events resync NAME`"
+        case .subscriberHasFollowers: "unsubscribe the subscribers that run after it (`ioasid events list` shows them) first"
+        case .timedOut: "the FREE is committed and the ID stays free-pending; `ioasid find ID` shows what holds it back"
         default: nil
         }
     }
 }
 
-/// Hex encoding for private data on the command line.
-enum Hex {
-    static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
+/// Private data on the command line: hex (the one encoding, ``Hex`` of the
+/// store's layout), with an optional `0x`.
+extension Hex {
     /// Decodes an even number of hex digits, with an optional `0x`; `nil` otherwise.
-    static func decode(_ text: String) -> [UInt8]? {
+    static func decodeArgument(_ text: String) -> [UInt8]? {
         var digits = Substring(text)
         if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
-        let utf8 = Array(digits.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(utf8.count / 2)
-        var index = 0
-        while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        return decode(Array(digits.utf8))
     }
 
     /// Parses `--data`: hex bytes, or a usage error that says what is wrong.
     static func parseData(_ text: String) throws -> [UInt8] {
-        guard let bytes = decode(text) else {
+        guard let bytes = decodeArgument(text) else {
             let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? text.count - 2 : text.count
             if digits % 2 != 0 {
                 throw ValidationError("--data must be whole bytes: an even number of hex digits, got \(digits) (pad with a leading 0, e.g. 0\(text))")

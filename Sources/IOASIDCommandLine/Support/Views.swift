@@ -1,4 +1,5 @@
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 import Logging
 
@@ -35,6 +36,8 @@ struct IDView: Encodable {
     let guest: UInt32?
     let data: String?
     let holders: [String]?
+    /// For a free-pending ID: the gating subscribers that have not acknowledged its FREE.
+    let waitingFor: [String]?
 
     init(_ info: IDInfo, holders: [String] = []) {
         id = info.id.rawValue
@@ -43,6 +46,7 @@ struct IDView: Encodable {
         guest = info.guest
         data = info.data.isEmpty ? nil : Hex.encode(info.data)
         self.holders = holders.isEmpty ? nil : holders
+        waitingFor = info.waitingFor.isEmpty ? nil : info.waitingFor
     }
 
     var text: String {
@@ -50,6 +54,10 @@ struct IDView: Encodable {
         lines.append("guest:   \(guest.map(String.init) ?? "(none)")")
         lines.append("data:    \(data ?? "(none)")")
         lines.append("holders: \(holders.map { $0.map(Names.escaped).joined(separator: ", ") } ?? "(none)")")
+        if state == "freePending" {
+            lines.append("waiting: \(waitingFor.map { $0.map(Names.escaped).joined(separator: ", ") } ?? "(none)")")
+            if holders == nil, waitingFor == nil { lines.append("(reclaimed at the next commit)") }
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -66,6 +74,12 @@ struct SetView: Encodable {
     let system: Bool
     let frozen: Bool
     let destroyPending: Bool
+    /// The lease, in milliseconds.
+    let leaseMilliseconds: UInt64?
+    /// When the lease was last renewed.
+    let renewedAt: String?
+    /// The owner process.
+    let ownerPID: Int32?
 
     init(_ info: SetInfo) {
         set = info.id.rawValue
@@ -76,6 +90,9 @@ struct SetView: Encodable {
         system = info.isSystem
         frozen = info.isFrozen
         destroyPending = info.isDestroyPending
+        leaseMilliseconds = info.leaseMillis
+        renewedAt = info.renewedAt.map { Timestamp.rfc3339(milliseconds: $0) }
+        ownerPID = info.ownerProcess
     }
 
     var flags: [String] {
@@ -91,37 +108,68 @@ struct SetView: Encodable {
         free-pending: \(freePending)
         quota used:   \(allocated + freePending) of \(quota)
         flags:        \(flags.isEmpty ? "(none)" : flags.joined(separator: ", "))
-        """
+        """ + ownerText
+    }
+
+    /// The lease and owner process lines, when the set has them.
+    var ownerText: String {
+        var lines = ""
+        if let leaseMilliseconds {
+            lines += "\nlease:        \(Durations.text(milliseconds: leaseMilliseconds)), renewed \(renewedAt ?? "never")"
+                + " (reaped when not renewed for \(Durations.text(milliseconds: 2 * leaseMilliseconds)))"
+        }
+        if let ownerPID { lines += "\nowner:        process \(ownerPID) (reaped once it is gone)" }
+        return lines
     }
 }
 
 /// A durable subscriber.
 struct SubscriberView: Encodable {
     let name: String
+    /// `gating` (holds freed IDs back until it acknowledges) or `observer`.
+    let kind: String
+    /// `active` or `lapsed`.
+    let state: String
     let sets: [UInt32]?
     let kinds: [String]?
     let acknowledgedThrough: UInt64
     let lag: Int
     /// When the oldest unacknowledged event committed.
     let oldestUnacknowledged: String?
+    let maxLag: UInt64?
+    let maxAgeMilliseconds: UInt64?
+    let after: [String]?
 
     init(_ info: SubscriberInfo) {
         name = info.name
+        kind = info.kind.rawValue
+        state = info.state.rawValue
         sets = info.filter.sets.map { $0.map(\.rawValue).sorted() }
         kinds = info.filter.kinds.map { $0.map(\.rawValue).sorted() }
         acknowledgedThrough = info.acknowledgedThrough
         lag = info.lag
         oldestUnacknowledged = info.oldestUnacknowledged.map { Timestamp.rfc3339(milliseconds: $0) }
         oldestMilliseconds = info.oldestUnacknowledged
+        maxLag = info.maxLag
+        maxAgeMilliseconds = info.maxAgeMillis
+        after = info.after.isEmpty ? nil : info.after
     }
 
     private let oldestMilliseconds: UInt64?
-    private enum CodingKeys: String, CodingKey { case name, sets, kinds, acknowledgedThrough, lag, oldestUnacknowledged }
+    private enum CodingKeys: String, CodingKey {
+        case name, kind, state, sets, kinds, acknowledgedThrough, lag, oldestUnacknowledged, maxLag, maxAgeMilliseconds, after
+    }
 
     var filterText: String {
-        let parts = [sets.map { "sets " + $0.map(String.init).joined(separator: ",") }, kinds.map { "kinds " + $0.joined(separator: ",") }]
+        var parts = [sets.map { "sets " + $0.map(String.init).joined(separator: ",") }, kinds.map { "kinds " + $0.joined(separator: ",") }]
             .compactMap { $0 }
-        return parts.isEmpty ? "every event" : parts.joined(separator: "; ")
+        if parts.isEmpty { parts.append("every event") }
+        if let after { parts.append("after " + after.map(Names.escaped).joined(separator: ",")) }
+        var limits: [String] = []
+        if let maxLag { limits.append("\(grouped(Int(clamping: maxLag))) events") }
+        if let maxAgeMilliseconds { limits.append(Durations.text(milliseconds: maxAgeMilliseconds)) }
+        if !limits.isEmpty { parts.append("lapses past " + limits.joined(separator: " or ")) }
+        return parts.joined(separator: "; ")
     }
 
     var ageText: String {
@@ -131,7 +179,10 @@ struct SubscriberView: Encodable {
     }
 
     var text: String {
-        "\(Names.escaped(name)): acknowledged through \(acknowledgedThrough), \(plural(lag, "event")) pending"
+        if state == "lapsed" {
+            return "\(Names.escaped(name)) (\(kind)): LAPSED, holds nothing back; resynchronise with `ioasid events resync \(Names.escaped(name))`, \(filterText)"
+        }
+        return "\(Names.escaped(name)) (\(kind)): acknowledged through \(acknowledgedThrough), \(plural(lag, "event")) pending"
             + (oldestMilliseconds == nil ? "" : " (oldest \(ageText) old)") + ", \(filterText)"
     }
 

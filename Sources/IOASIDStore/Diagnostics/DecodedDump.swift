@@ -124,7 +124,7 @@ enum DumpDecoder {
         case .meta:
             let value: DumpRecord.Value
             switch key {
-            case StoreLayout.MetaKey.capacity, StoreLayout.MetaKey.nextSetID, StoreLayout.MetaKey.maximumDataSize:
+            case StoreLayout.MetaKey.capacity, StoreLayout.MetaKey.nextSetID, StoreLayout.MetaKey.maximumDataSize, StoreLayout.MetaKey.epoch:
                 value = .number(UInt64(try r.u32()))
             case StoreLayout.MetaKey.reserved, StoreLayout.MetaKey.nextSequence:
                 value = .number(try r.u64())

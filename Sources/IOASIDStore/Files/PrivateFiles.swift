@@ -44,7 +44,7 @@ package final class AtomicFileWriter {
     deinit { if !finished { FileSystem.removeFile(temporary) } }
 
     /// Appends bytes.
-    package func write(_ bytes: [UInt8]) throws(IOASIDError) {
+    package func append(_ bytes: [UInt8]) throws(IOASIDError) {
         do { try file.writeAll(bytes) } catch { throw IOASIDError.fileFailure("cannot write \(destination)", error) }
     }
 

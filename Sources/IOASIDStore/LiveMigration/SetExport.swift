@@ -70,7 +70,7 @@ extension IOASIDStore {
         _ set: SetID, toFile path: String, replacing: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws(IOASIDError) -> ExportSummary {
         let file = try AtomicFileWriter(destination: path, replacing: replacing)
-        return try exportSet(set, to: { bytes throws(IOASIDError) in try file.write(bytes) }, progress: progress, finally: { () throws(IOASIDError) in
+        return try exportSet(set, to: { bytes throws(IOASIDError) in try file.append(bytes) }, progress: progress, finally: { () throws(IOASIDError) in
             try file.commit()
         })
     }

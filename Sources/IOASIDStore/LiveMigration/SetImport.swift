@@ -140,6 +140,7 @@ extension WriteTransaction {
     /// Finds which of the spooled IDs are free here (one walk of the free
     /// index alongside the ascending IDs) and takes them, one rewrite per extent.
     private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32) throws -> Set<UInt32> {
+        try flushPendingExtent()
         var runs: [(extent: ClosedRange<UInt32>, ids: [UInt32])] = []
         try txn.withCursor(on: schema.control) { cursor in
             var current: ClosedRange<UInt32>?

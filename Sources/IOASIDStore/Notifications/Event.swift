@@ -150,9 +150,9 @@ public struct SubscriptionOptions: Sendable, Equatable {
     public var filter: EventFilter
     /// Whether it holds freed IDs back.
     public var kind: SubscriberKind
-    /// Lapse when more events than this are unacknowledged (counted in outbox sequence numbers).
+    /// Lapse when more than this many events that its filter takes are unacknowledged (judged at each commit).
     public var maxLag: UInt64?
-    /// Lapse when the oldest unacknowledged event is older than this.
+    /// Lapse when the oldest unacknowledged event it takes is older than this (judged at each commit).
     public var maxAge: Duration?
     /// See an event only once every one of these subscribers has acknowledged it.
     public var after: [String]

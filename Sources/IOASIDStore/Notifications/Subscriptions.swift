@@ -31,9 +31,17 @@ extension IOASIDReading where Self: ~Copyable {
     /// sequence), at most `limit`. A subscriber that runs after others sees
     /// only what all of them have acknowledged.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/subscriberLapsed``.
+    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/subscriberLapsed``,
+    ///   ``IOASIDError/Code/storeRestored`` (`after` lies beyond the last event
+    ///   of a store restored since: the caller saw events this copy never had).
     public func pendingEvents(for name: String, after: UInt64? = nil, limit: Int = .max) throws -> [Event] {
         let record = try activeSubscriberRecord(name)
+        if let after, after > record.acknowledgedThrough, after > (try lastSequence()), try epoch() > 1 {
+            throw IOASIDError(
+                .storeRestored,
+                "cannot read after \(after): the store was restored (epoch \(try epoch())) and its last event is \(try lastSequence()); resynchronise"
+            )
+        }
         let start = max(after ?? 0, record.acknowledgedThrough)
         let ceiling = try visibleThrough(record)
         guard start < ceiling, limit > 0 else { return [] }
@@ -206,6 +214,20 @@ extension WriteTransaction {
             try putSubscriber(record, name)
             try pruneEvents(in: range)
             for id in freed { try reclaimIfReleased(id) }
+        }
+    }
+
+    /// Acknowledges events cumulatively, naming the epoch of the last event
+    /// handled (``Event/epoch``): refused with ``IOASIDError/Code/storeRestored``
+    /// when the store was restored since and no longer has that event — even
+    /// when it has committed as many new events since (which
+    /// ``acknowledge(_:through:)`` cannot tell apart).
+    ///
+    /// - Throws: as ``acknowledge(_:through:)``, and ``IOASIDError/Code/storeRestored``.
+    public func acknowledge(_ name: String, through sequence: UInt64, epoch: UInt32) throws {
+        try operation {
+            try checkPosition(sequence, epoch: epoch)
+            try acknowledge(name, through: sequence)
         }
     }
 

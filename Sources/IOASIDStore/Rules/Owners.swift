@@ -55,6 +55,9 @@ enum ProcessIdentity {
         // After "pid (comm)": field 3 is the state, so the start time (field 22) is the 20th.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count >= 20 else { return nil }
+        // A zombie (killed, not yet waited for by its parent) or a dead task is gone:
+        // its /proc entry outlives it until the parent reaps it.
+        guard fields[0] != "Z", fields[0] != "X", fields[0] != "x" else { return nil }
         return UInt64(fields[19])
     }
 

@@ -158,13 +158,7 @@ extension WriteTransaction {
 
     /// The free index: the complement of every ID key (decodable or not), as maximal extents.
     private func repairFreeIndex(_ scan: StoreScan, capacity: UInt32) throws -> [String] {
-        var expected: [ClosedRange<UInt32>] = []
-        var next: UInt32 = 1
-        for id in scan.occupied where id >= 1 && id < capacity {
-            if id > next { expected.append(next...(id - 1)) }
-            next = id + 1
-        }
-        if next < capacity { expected.append(next...(capacity - 1)) }
+        let expected = scan.expectedExtents(capacity: capacity)
         let damagedExtents = scan.damage.contains { $0.database == "control" && $0.key.first == StoreLayout.ControlTag.free }
         guard damagedExtents || scan.extents != expected else { return [] }
         try flushDeferredWrites()

@@ -225,3 +225,18 @@ extension IOASIDReading where Self: ~Copyable {
         return scan
     }
 }
+
+extension StoreScan {
+    /// The free index the IDs imply: the complement of every ID key
+    /// (decodable or not) in 1 … capacity − 1, as maximal extents.
+    func expectedExtents(capacity: UInt32) -> [ClosedRange<UInt32>] {
+        var expected: [ClosedRange<UInt32>] = []
+        var next: UInt32 = 1
+        for id in occupied where id >= 1 && id < capacity {
+            if id > next { expected.append(next...(id - 1)) }
+            next = id + 1
+        }
+        if next < capacity { expected.append(next...(capacity - 1)) }
+        return expected
+    }
+}

@@ -121,13 +121,7 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The free extents and the IDs partition 1 … capacity − 1, with maximal extents.
     private static func checkFreeIndex(_ scan: StoreScan, capacity: UInt32, _ log: inout ViolationLog) {
-        var expected: [ClosedRange<UInt32>] = []
-        var next: UInt32 = 1
-        for id in scan.occupied where id >= 1 && id < capacity {
-            if id > next { expected.append(next...(id - 1)) }
-            next = id + 1
-        }
-        if next < capacity { expected.append(next...(capacity - 1)) }
+        let expected = scan.expectedExtents(capacity: capacity)
         guard scan.extents != expected else { return }
         let actual = Set(scan.extents)
         let wanted = Set(expected)
