@@ -45,8 +45,10 @@ struct ServiceRobustnessTests {
         let store = try makeServedStore(dir, capacity: 1 << 20, systemQuota: 1 << 19)
         let service = try ServiceProcess(store: store)
         // Per ID: acknowledged allocations minus acknowledged frees (they alternate, so 1 or 0),
-        // and requests that were sent but never answered.
-        let log = Locked<(balance: [Int: Int], inFlight: Int)>(([:], 0))
+        // requests that were sent but never answered, and the IDs of unanswered frees: a free
+        // committed in the same group as (or just before) another client's allocation of that
+        // ID can lose its response to SIGKILL while the allocation's arrives, making the balance 2.
+        let log = Locked<(balance: [Int: Int], inFlight: Int, unansweredFrees: Set<Int>)>(([:], 0, []))
         let clients = 16
         let group = DispatchGroup()
         for _ in 0..<clients {
@@ -58,7 +60,10 @@ struct ServiceRobustnessTests {
                 for step in 0..<100_000 {
                     log.withLock { $0.inFlight += 1 }
                     if step % 3 == 2, let id = mine.popLast() {
-                        guard let response = try? connection.send("DELETE", "/sets/1/ids/\(id)"), response.head.status == 200 else { return }
+                        guard let response = try? connection.send("DELETE", "/sets/1/ids/\(id)"), response.head.status == 200 else {
+                            log.withLock { _ = $0.unansweredFrees.insert(id) }
+                            return
+                        }
                         log.withLock { $0.balance[id, default: 0] -= 1; $0.inFlight -= 1 }
                     } else {
                         guard let response = try? connection.send("POST", "/sets/1/ids", body: Array("{}".utf8)), response.head.status == 200,
@@ -75,14 +80,15 @@ struct ServiceRobustnessTests {
         group.wait()
         service.process.waitUntilExit()
         if signal == SIGTERM { #expect(service.process.terminationStatus == 0, "SIGTERM is a clean exit") }
-        let (balance, unacknowledged) = log.withLock { ($0.balance, $0.inFlight) }
+        let (balance, unacknowledged, unansweredFrees) = log.withLock { ($0.balance, $0.inFlight, $0.unansweredFrees) }
         #expect(balance.count > 50, "only \(balance.count) IDs were touched before the signal")
         let reopened = try IOASIDStore(path: store)
         var mismatches: [String] = []
         for (id, net) in balance {
-            #expect(net == 0 || net == 1, "ID \(id): allocations and frees did not alternate (\(net))")
+            #expect(net == 0 || net == 1 || (net == 2 && unansweredFrees.contains(id)),
+                    "ID \(id): allocations and frees did not alternate (\(net)) and no free of it went unanswered")
             let allocated = (try? reopened.find(IOASID(UInt32(id))))?.state == .allocated
-            if allocated != (net == 1) { mismatches.append("\(id): \(net == 1 ? "acknowledged allocation missing" : "acknowledged free undone")") }
+            if allocated != (net >= 1) { mismatches.append("\(id): \(net >= 1 ? "acknowledged allocation missing" : "acknowledged free undone")") }
         }
         // Only a request still in flight at the signal (its commit may or may not have
         // landed) can make an ID differ from what was acknowledged.

@@ -10,6 +10,7 @@ extension IOASIDCommand {
     /// `ioasid serve`: runs the `ioasid-serve` binary installed beside `ioasid`.
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "serve",
             abstract: "Serve the store over HTTP/1.1 on a Unix socket (runs ioasid-serve).",
             discussion: """
                 Runs the ioasid-serve program found beside ioasid with the store and the options given \
