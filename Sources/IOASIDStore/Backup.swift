@@ -17,8 +17,8 @@ extension IOASIDStore {
     ///   - replacing: replace an existing `destination` that is a store made by
     ///     a backup (or an empty directory); otherwise an existing one is refused.
     /// - Returns: the size of the copied data file in bytes.
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` when `destination` exists
-    ///   (and may not be replaced), ``IOASIDError/Code/storageFailure`` when the
+    /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` when `destination` exists
+    ///   (and may not be replaced), ``IOASIDError/Code-swift.struct/storageFailure`` when the
     ///   copy fails (a full disk says so).
     @discardableResult
     public func backup(to destination: String, compact: Bool = false, replacing: Bool = false) throws(IOASIDError) -> Int {

@@ -226,7 +226,7 @@ public final class IOASIDStore: Sendable {
     /// must grow, so it should have no effects outside the transaction. The
     /// transaction is lent to `body` and cannot leave it. If an operation
     /// inside broke the check-before-write rule, nothing is committed and
-    /// ``IOASIDError/Code/internalError`` is thrown.
+    /// ``IOASIDError/Code-swift.struct/internalError`` is thrown.
     /// Store errors are thrown as ``IOASIDError``; errors `body` throws itself pass through.
     ///
     /// - Precondition: not called from inside another `read` or `write` closure

@@ -5,7 +5,7 @@ import LMDB
 extension IOASIDReading where Self: ~Copyable {
     /// The set with this ID, live or waiting to be destroyed.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``.
     public func set(_ id: SetID) throws -> SetInfo {
         SetInfo(id: id.rawValue, record: try setRecord(id))
     }
@@ -91,15 +91,15 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The ID's record after checking that it belongs to `set` (kernel `ioasid_find`).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID`` when it is not allocated,
-    ///   ``IOASIDError/Code/wrongSet`` when another set owns it.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID`` when it is not allocated,
+    ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it.
     public func find(_ id: IOASID, in set: SetID) throws -> IDInfo {
         try info(id, try ownedRecord(id, in: set))
     }
 
     /// The ID's record, whichever set owns it.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
     public func find(_ id: IOASID) throws -> IDInfo {
         guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         return try info(id, record)
@@ -116,7 +116,7 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The set that owns `id` (kernel `ioasid_find_sid`).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
     public func findSet(_ id: IOASID) throws -> SetID {
         let owner = try record(id: id.rawValue, in: schema.ids) { try IDRecord.owner(decoding: &$0) }
         guard let owner else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }

@@ -3,11 +3,11 @@ public import Logging
 extension IOASIDStore {
     /// Whether an open may create a store.
     public enum Creation: Sendable {
-        /// Open an initialised store; fail with ``IOASIDError/Code/notInitialized`` when there is none.
+        /// Open an initialised store; fail with ``IOASIDError/Code-swift.struct/notInitialized`` when there is none.
         case openExisting
         /// Open the store, creating and initialising it when there is none (the default).
         case openOrCreate
-        /// Create and initialise a new store; fail with ``IOASIDError/Code/alreadyInitialized`` when one exists.
+        /// Create and initialise a new store; fail with ``IOASIDError/Code-swift.struct/alreadyInitialized`` when one exists.
         case createNew
     }
 
@@ -34,7 +34,7 @@ extension IOASIDStore {
         public var systemQuota: UInt32 = 32768
         /// The most bytes of private data an ID of a newly created store may
         /// carry (default 4096, at most ``IOASIDStore/largestDataSizeLimit``).
-        /// Kept in the store; larger data is refused with ``IOASIDError/Code/invalidArgument``.
+        /// Kept in the store; larger data is refused with ``IOASIDError/Code-swift.struct/invalidArgument``.
         public var maximumDataSize: UInt32 = UInt32(IOASIDStore.defaultMaximumDataSize)
         /// How commits reach the disk. Default ``Durability/durable``.
         public var durability: Durability = .durable
@@ -47,7 +47,7 @@ extension IOASIDStore {
         /// Open the store read-only: nothing is ever written (the environment is
         /// opened with `MDB_RDONLY`, the schema is checked in a read transaction),
         /// so it works on read-only media, with read-only files and alongside a
-        /// long write by another process. Writes fail with ``IOASIDError/Code/readOnly``;
+        /// long write by another process. Writes fail with ``IOASIDError/Code-swift.struct/readOnly``;
         /// a store that needs a migration cannot be opened this way.
         public var readOnly: Bool = false
         /// Whether the synchronous ``IOASIDStore/write(_:)-(WriteTransaction)->R`` runs on

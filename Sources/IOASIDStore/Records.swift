@@ -2,7 +2,7 @@ import IOASIDMigrations
 import LMDB
 
 /// Record access. Every read checks the record's seal (its CRC32C) and decodes
-/// it, and reports damage as ``IOASIDError/Code/corruptStore`` naming the
+/// it, and reports damage as ``IOASIDError/Code-swift.struct/corruptStore`` naming the
 /// database and key instead of returning a wrong value; every write seals.
 ///
 /// Set records and the capacity are read at most once per transaction; a

@@ -44,7 +44,7 @@ extension IOASIDReading where Self: ~Copyable {
     /// earlier epoch of its history at or before the point where the outbox went
     /// back in time.
     ///
-    /// - Throws: ``IOASIDError/Code/storeRestored`` otherwise.
+    /// - Throws: ``IOASIDError/Code-swift.struct/storeRestored`` otherwise.
     func checkPosition(_ sequence: UInt64, epoch seen: UInt32) throws {
         let current = try epoch()
         guard seen != current else { return }
@@ -118,8 +118,8 @@ extension IOASIDStore {
     /// restored store starts a new epoch, so events committed from now on
     /// never repeat a `(store, epoch, sequence)` that consumers saw before.
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` when `path` exists,
-    ///   ``IOASIDError/Code/corruptStore`` when the backup is damaged.
+    /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` when `path` exists,
+    ///   ``IOASIDError/Code-swift.struct/corruptStore`` when the backup is damaged.
     public static func restore(from backup: String, to path: String, options: Options = Options()) throws(IOASIDError) -> IOASIDStore {
         guard case .valid = try StoreFiles.inspect(backup, forWriting: false) else {
             throw IOASIDError(.notInitialized, "there is no backup at \(backup)")

@@ -77,7 +77,7 @@ enum ChildCommand {
     /// on PATH, so that a typo is a usage error at once rather than a command
     /// that fails (and is retried) forever.
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument``.
     static func checkRunnable(_ program: String) throws(IOASIDError) {
         let candidates: [String]
         if program.contains("/") {
@@ -94,7 +94,7 @@ enum ChildCommand {
     /// Runs `command` (looked up on PATH) with `input` on its standard input
     /// and this process's standard output and error; waits for it.
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` when it cannot be started.
+    /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` when it cannot be started.
     static func run(_ command: [String], input: [UInt8], stopper: ConsumeStopper) throws(IOASIDError) -> Outcome {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

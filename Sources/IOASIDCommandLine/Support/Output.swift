@@ -37,7 +37,7 @@ struct Output {
 
     /// Prints `value` as one JSON object, or `text` in plain mode, on standard output.
     ///
-    /// - Throws: ``IOASIDError/Code/storageFailure`` when standard output cannot
+    /// - Throws: ``IOASIDError/Code-swift.struct/storageFailure`` when standard output cannot
     ///   be written (a full disk, a reader that went away): a command whose
     ///   output was lost must not exit 0.
     func emit<T: Encodable>(_ value: T, text: @autoclosure () -> String) throws(IOASIDError) {

@@ -21,7 +21,7 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// One subscriber.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSubscriber``.
     public func subscriber(_ name: String) throws -> SubscriberInfo {
         try info(name, try subscriberRecord(name))
     }
@@ -31,8 +31,8 @@ extension IOASIDReading where Self: ~Copyable {
     /// sequence), at most `limit`. A subscriber that runs after others sees
     /// only what all of them have acknowledged.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/subscriberLapsed``,
-    ///   ``IOASIDError/Code/storeRestored`` (`after` lies beyond the last event
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSubscriber``, ``IOASIDError/Code-swift.struct/subscriberLapsed``,
+    ///   ``IOASIDError/Code-swift.struct/storeRestored`` (`after` lies beyond the last event
     ///   of a store restored since: the caller saw events this copy never had).
     public func pendingEvents(for name: String, after: UInt64? = nil, limit: Int = .max) throws -> [Event] {
         let record = try activeSubscriberRecord(name)
@@ -138,10 +138,10 @@ extension WriteTransaction {
     /// Creates a durable subscriber that receives, from now on, every event
     /// its filter takes. It sees only events committed after it subscribed.
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` (a name that is not a name,
+    /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` (a name that is not a name,
     ///   see ``Names``; a zero limit; running after itself),
-    ///   ``IOASIDError/Code/duplicateSubscriber``, ``IOASIDError/Code/noSuchSet``,
-    ///   ``IOASIDError/Code/noSuchSubscriber`` (an `after` name).
+    ///   ``IOASIDError/Code-swift.struct/duplicateSubscriber``, ``IOASIDError/Code-swift.struct/noSuchSet``,
+    ///   ``IOASIDError/Code-swift.struct/noSuchSubscriber`` (an `after` name).
     public func subscribe(_ name: String, options: SubscriptionOptions) throws {
         try operation {
             try Names.check(name, as: "subscriber name")
@@ -175,10 +175,10 @@ extension WriteTransaction {
     /// acknowledges are reclaimed when nothing else holds them back. An
     /// acknowledgement at or below the current one changes nothing.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/subscriberLapsed``,
-    ///   ``IOASIDError/Code/invalidArgument`` (beyond what it may see: a sequence
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSubscriber``, ``IOASIDError/Code-swift.struct/subscriberLapsed``,
+    ///   ``IOASIDError/Code-swift.struct/invalidArgument`` (beyond what it may see: a sequence
     ///   not handed out yet, or not yet acknowledged by a subscriber it runs after),
-    ///   ``IOASIDError/Code/storeRestored`` (a sequence beyond the outbox of a
+    ///   ``IOASIDError/Code-swift.struct/storeRestored`` (a sequence beyond the outbox of a
     ///   store that was restored since).
     public func acknowledge(_ name: String, through sequence: UInt64) throws {
         try operation {
@@ -218,12 +218,12 @@ extension WriteTransaction {
     }
 
     /// Acknowledges events cumulatively, naming the epoch of the last event
-    /// handled (``Event/epoch``): refused with ``IOASIDError/Code/storeRestored``
+    /// handled (``Event/epoch``): refused with ``IOASIDError/Code-swift.struct/storeRestored``
     /// when the store was restored since and no longer has that event — even
     /// when it has committed as many new events since (which
     /// ``acknowledge(_:through:)`` cannot tell apart).
     ///
-    /// - Throws: as ``acknowledge(_:through:)``, and ``IOASIDError/Code/storeRestored``.
+    /// - Throws: as ``acknowledge(_:through:)``, and ``IOASIDError/Code-swift.struct/storeRestored``.
     public func acknowledge(_ name: String, through sequence: UInt64, epoch: UInt32) throws {
         try operation {
             try checkPosition(sequence, epoch: epoch)
@@ -233,7 +233,7 @@ extension WriteTransaction {
 
     /// Removes a subscriber, releasing every ID it was holding back.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``, ``IOASIDError/Code/subscriberHasFollowers``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSubscriber``, ``IOASIDError/Code-swift.struct/subscriberHasFollowers``.
     public func unsubscribe(_ name: String) throws {
         try operation {
             let record = try subscriberRecord(name)
@@ -253,7 +253,7 @@ extension WriteTransaction {
     /// event, and gets the state to start from — every set and ID its filter
     /// takes — read in this same transaction.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSubscriber``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSubscriber``.
     public func resync(_ name: String) throws -> ResyncSnapshot {
         try operation {
             var record = try subscriberRecord(name)

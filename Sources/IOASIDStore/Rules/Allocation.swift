@@ -10,10 +10,10 @@ extension WriteTransaction {
     ///
     /// With `guest`, the guest ID is attached in the same transaction (BIND follows ALLOC).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setFrozen``,
-    ///   ``IOASIDError/Code/quotaExceeded``,
-    ///   ``IOASIDError/Code/invalidArgument`` (a range outside `1 … capacity − 1`),
-    ///   ``IOASIDError/Code/rangeExhausted``, ``IOASIDError/Code/duplicateGuest``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/setFrozen``,
+    ///   ``IOASIDError/Code-swift.struct/quotaExceeded``,
+    ///   ``IOASIDError/Code-swift.struct/invalidArgument`` (a range outside `1 … capacity − 1`),
+    ///   ``IOASIDError/Code-swift.struct/rangeExhausted``, ``IOASIDError/Code-swift.struct/duplicateGuest``.
     public func allocate(in set: SetID, range: ClosedRange<UInt32>? = nil, data: [UInt8] = [], guest: UInt32? = nil) throws -> IOASID {
         try operation {
             var record = try changeableSetRecord(set)
@@ -51,8 +51,8 @@ extension WriteTransaction {
 
     /// Replaces the private data of an allocated ID (kernel `ioasid_attach_data`).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
-    ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/idFreePending``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, ``IOASIDError/Code-swift.struct/wrongSet``,
+    ///   ``IOASIDError/Code-swift.struct/setFrozen``, ``IOASIDError/Code-swift.struct/idFreePending``.
     public func setData(_ data: [UInt8], for id: IOASID, in set: SetID) throws {
         try operation {
             _ = try changeableSetRecord(set)
@@ -72,7 +72,7 @@ extension WriteTransaction {
     /// A guest ID attached to it is detached first (UNBIND before FREE).
     ///
     /// - Returns: `true` if this call freed it, `false` if it was already free-pending.
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``, ``IOASIDError/Code/setFrozen``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, ``IOASIDError/Code-swift.struct/wrongSet``, ``IOASIDError/Code-swift.struct/setFrozen``.
     @discardableResult
     public func free(_ id: IOASID, in set: SetID) throws -> Bool {
         try operation {

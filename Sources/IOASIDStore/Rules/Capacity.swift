@@ -53,7 +53,7 @@ extension WriteTransaction {
     /// free-pending ID lies at or above the new capacity and every reserved
     /// quota still fits (Σ quotas ≤ new capacity − 1).
     ///
-    /// - Throws: ``IOASIDError/Code/capacityInUse``, ``IOASIDError/Code/invalidArgument``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/capacityInUse``, ``IOASIDError/Code-swift.struct/invalidArgument``.
     public func setCapacity(_ newCapacity: UInt32) throws {
         try operation {
             let old = try capacity()

@@ -58,9 +58,9 @@ extension WriteTransaction {
     /// Takes a durable hold on an allocated ID for `holder` (kernel `ioasid_get`).
     ///
     /// - Returns: `false` when `holder` already held it.
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
-    ///   ``IOASIDError/Code/idFreePending`` (kernel `-EBUSY`),
-    ///   ``IOASIDError/Code/invalidArgument`` (a holder that is not a name; see ``Names``).
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, ``IOASIDError/Code-swift.struct/wrongSet``,
+    ///   ``IOASIDError/Code-swift.struct/idFreePending`` (kernel `-EBUSY`),
+    ///   ``IOASIDError/Code-swift.struct/invalidArgument`` (a holder that is not a name; see ``Names``).
     @discardableResult
     public func retain(_ id: IOASID, in set: SetID, holder: String) throws -> Bool {
         try operation {
@@ -77,8 +77,8 @@ extension WriteTransaction {
     /// Releases `holder`'s hold (kernel `ioasid_put`); a free-pending ID that
     /// nothing else holds back is reclaimed.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
-    ///   ``IOASIDError/Code/noSuchHold``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, ``IOASIDError/Code-swift.struct/wrongSet``,
+    ///   ``IOASIDError/Code-swift.struct/noSuchHold``.
     public func release(_ id: IOASID, in set: SetID, holder: String) throws {
         try operation {
             let record = try ownedRecord(id, in: set)

@@ -19,7 +19,7 @@ extension IOASIDReading where Self: ~Copyable {
 extension WriteTransaction {
     /// Freezes a set for migration. Freezing a frozen set does nothing.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/systemSetProtected``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/systemSetProtected``.
     public func freeze(_ set: SetID) throws {
         try operation {
             var record = try liveSetRecord(set)
@@ -33,7 +33,7 @@ extension WriteTransaction {
     /// Ends a migration at the source: unfreezes the set, then frees and
     /// destroys it (FREE events as usual).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setNotFrozen``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/setNotFrozen``.
     @discardableResult
     public func completeMigration(of set: SetID) throws -> FreeSetResult {
         try operation {
@@ -44,7 +44,7 @@ extension WriteTransaction {
 
     /// Abandons a migration at the source: the set is unfrozen and carries on.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setNotFrozen``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/setNotFrozen``.
     public func abortMigration(of set: SetID) throws {
         try operation { try unfreeze(set) }
     }

@@ -7,7 +7,7 @@ import LMDB
 extension IOASIDReading where Self: ~Copyable {
     /// The host ID that `guest` maps to in `set` (kernel `ioasid_find_by_spid`).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/noSuchGuest``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/noSuchGuest``.
     public func hostID(forGuest guest: UInt32, in set: SetID) throws -> IOASID {
         guard let host = try mappedHost(ofGuest: guest, in: set) else {
             _ = try setRecord(set)  // say which is missing: the set, or the guest ID in it
@@ -18,7 +18,7 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The guest ID attached to `id`, if any.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
     public func guestID(for id: IOASID) throws -> UInt32? { try find(id).guest }
 
     /// The host ID the mapping of `guest` in `set` names, if there is one (a
@@ -42,9 +42,9 @@ extension IOASIDReading where Self: ~Copyable {
 extension WriteTransaction {
     /// Attaches guest ID `guest` to `id` in `set` (kernel `ioasid_attach_spid`) and commits BIND.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
-    ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/idFreePending``,
-    ///   ``IOASIDError/Code/guestAlreadyAttached``, ``IOASIDError/Code/duplicateGuest``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, ``IOASIDError/Code-swift.struct/wrongSet``,
+    ///   ``IOASIDError/Code-swift.struct/setFrozen``, ``IOASIDError/Code-swift.struct/idFreePending``,
+    ///   ``IOASIDError/Code-swift.struct/guestAlreadyAttached``, ``IOASIDError/Code-swift.struct/duplicateGuest``.
     public func attach(guest: UInt32, to id: IOASID, in set: SetID) throws {
         try operation {
             let setRecord = try changeableSetRecord(set)
@@ -64,8 +64,8 @@ extension WriteTransaction {
     /// Detaches the guest ID of `id` in `set` and commits UNBIND.
     ///
     /// - Returns: the guest ID that was attached.
-    /// - Throws: ``IOASIDError/Code/noSuchID``, ``IOASIDError/Code/wrongSet``,
-    ///   ``IOASIDError/Code/setFrozen``, ``IOASIDError/Code/noSuchGuest``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, ``IOASIDError/Code-swift.struct/wrongSet``,
+    ///   ``IOASIDError/Code-swift.struct/setFrozen``, ``IOASIDError/Code-swift.struct/noSuchGuest``.
     @discardableResult
     public func detach(_ id: IOASID, in set: SetID) throws -> UInt32 {
         try operation {

@@ -9,7 +9,7 @@ public enum Names {
     /// The longest name, in UTF-8 bytes.
     public static let maximumLength = 256
 
-    /// Throws ``IOASIDError/Code/invalidArgument`` unless `name` is a valid name.
+    /// Throws ``IOASIDError/Code-swift.struct/invalidArgument`` unless `name` is a valid name.
     ///
     /// - Parameter kind: what the name is, for the message (`token`, `subscriber name`, …).
     public static func check(_ name: String, as kind: String) throws(IOASIDError) {

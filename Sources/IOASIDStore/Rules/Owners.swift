@@ -71,7 +71,7 @@ extension WriteTransaction {
     /// Creates a set (see ``createSet(token:quota:)``) owned by `owner`: with
     /// a lease, a process, or both.
     ///
-    /// - Throws: as ``createSet(token:quota:)``, and ``IOASIDError/Code/invalidArgument``
+    /// - Throws: as ``createSet(token:quota:)``, and ``IOASIDError/Code-swift.struct/invalidArgument``
     ///   for a lease under a millisecond or a process that is not running.
     public func createSet(token: String, quota: UInt32, owner: SetOwner) throws -> SetID {
         try operation {
@@ -97,7 +97,7 @@ extension WriteTransaction {
 
     /// Renews a set's lease (its owner calls this at least once per lease).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/invalidArgument`` (the set has no lease).
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/invalidArgument`` (the set has no lease).
     public func renew(_ set: SetID) throws {
         try operation {
             var record = try liveSetRecord(set)

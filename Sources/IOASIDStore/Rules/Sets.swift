@@ -25,9 +25,9 @@ extension WriteTransaction {
     /// Creates a set owned by `token` whose `quota` is reserved from capacity
     /// (kernel `ioasid_alloc_set`).
     ///
-    /// - Throws: ``IOASIDError/Code/invalidArgument`` (quota 0, a token that is
-    ///   not a name — see ``Names``), ``IOASIDError/Code/duplicateToken``,
-    ///   ``IOASIDError/Code/capacityExhausted``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` (quota 0, a token that is
+    ///   not a name — see ``Names``), ``IOASIDError/Code-swift.struct/duplicateToken``,
+    ///   ``IOASIDError/Code-swift.struct/capacityExhausted``.
     public func createSet(token: String, quota: UInt32) throws -> SetID {
         try operation {
             try Names.check(token, as: "token")
@@ -52,9 +52,9 @@ extension WriteTransaction {
     /// capacity to the pool; an increase must fit in unreserved capacity
     /// (the *delta* is compared, not the whole quota).
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setFrozen``,
-    ///   ``IOASIDError/Code/invalidArgument`` (quota 0),
-    ///   ``IOASIDError/Code/quotaBelowUsage``, ``IOASIDError/Code/capacityExhausted``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/setFrozen``,
+    ///   ``IOASIDError/Code-swift.struct/invalidArgument`` (quota 0),
+    ///   ``IOASIDError/Code-swift.struct/quotaBelowUsage``, ``IOASIDError/Code-swift.struct/capacityExhausted``.
     public func adjustQuota(of set: SetID, to quota: UInt32) throws {
         try operation {
             var record = try changeableSetRecord(set)
@@ -81,8 +81,8 @@ extension WriteTransaction {
     ///
     /// Without `destroy`, the set (and its ID) can be used again.
     ///
-    /// - Throws: ``IOASIDError/Code/noSuchSet``, ``IOASIDError/Code/setFrozen``,
-    ///   ``IOASIDError/Code/systemSetProtected``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/setFrozen``,
+    ///   ``IOASIDError/Code-swift.struct/systemSetProtected``.
     @discardableResult
     public func freeSet(_ set: SetID, destroy: Bool) throws -> FreeSetResult {
         try operation {
