@@ -39,7 +39,7 @@ struct Options {
             case "--events": events = Int(next()) ?? events
             case "--dir": dir = next()
             default:
-                FileHandle.standardError.write(Data("usage: ioasid-serve-bench [--clients N] [--seconds S] [--rounds R] [--curl K] [--events E] [--dir DIR]\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("usage: ioasid-serve-bench [--clients N] [--seconds S] [--rounds R] [--curl K] [--events E] [--dir DIR]\n".utf8))
                 exit(64)
             }
             index += 1
@@ -294,6 +294,6 @@ do {
     print(String(format: "curl --unix-socket, one allocation, exec to exit: median %.2f ms, p90 %.2f ms, min %.2f ms (n=%d) (floor median 5 ms)", percentile(times, 0.5), percentile(times, 0.9), times.min() ?? .nan, times.count))
     print("load average after: \(loadAverage())")
 } catch {
-    FileHandle.standardError.write(Data("ioasid-serve-bench: \(error)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("ioasid-serve-bench: \(error)\n".utf8))
     exit(1)
 }
