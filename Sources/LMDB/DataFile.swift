@@ -328,7 +328,8 @@ func openNoFollow(_ path: String) -> Int32 {
 final class OpenedDataFile {
     let path: String
     let fd: Int32
-    let size: Int
+    /// The file's length when last looked at (see ``refreshSize()``).
+    private(set) var size: Int
 
     private init(path: String, fd: Int32, size: Int) {
         self.path = path
@@ -430,8 +431,35 @@ final class OpenedDataFile {
         return done
     }
 
+    /// Takes the file's length again (`fstat`).
+    func refreshSize() throws(DataFileError) {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw .io(errno, "fstat", path) }
+        size = Int(st.st_size)
+    }
+
     /// Reads and checks both meta pages (see ``DataFile/inspect(directory:)``).
+    ///
+    /// The store may be live: another process can commit while the meta pages
+    /// are read, and a read that races the write of a meta page can see it half
+    /// written (buffered reads and writes of one page are not atomic with each
+    /// other on Linux). Damage is therefore reported only when a second and a
+    /// third look, 1 ms apart and with the file's length taken again, see it too;
+    /// real damage stays, a commit in flight does not.
     func readMeta() throws(DataFileError) -> CheckedMeta {
+        var looks = 1
+        while true {
+            do throws(DataFileError) {
+                return try readMetaOnce()
+            } catch where error.isDamage && looks < 3 {
+                looks += 1
+                usleep(1000)
+                try refreshSize()
+            }
+        }
+    }
+
+    private func readMetaOnce() throws(DataFileError) -> CheckedMeta {
         let headerAndMeta = MDBFormat.pageHeaderSize + MDBFormat.metaSize
         if size == 0 {
             throw DataFileError(reason: .empty, path: path,
@@ -460,6 +488,9 @@ final class OpenedDataFile {
         let last = metas[longest].lastPage
         let (pages, o1) = last.addingReportingOverflow(1)
         let (required, o2) = pages.multipliedReportingOverflow(by: UInt64(pageSize))
+        // LMDB writes a commit's pages before its meta page: a meta page read after the
+        // length was taken may name pages added since. Take the length again, after it.
+        if !o1 && !o2 && required > UInt64(size) { try refreshSize() }
         if o1 || o2 || required > UInt64(size) {
             let bytes = o1 || o2 ? "more than 2^64" : "\(required)"
             throw DataFileError(reason: .truncated, path: path,

@@ -154,9 +154,12 @@ struct ConsumerCLITests {
         let names = ["a", "b", "c", "d"]
         var seed: UInt64 = UInt64(UInt32(truncatingIfNeeded: Date().timeIntervalSince1970.bitPattern))
         var random = SplitMix(seed: seed)
-        func consumer(_ name: String, drain: Bool = false) throws -> Process {
+        func consumer(_ name: String, drain: Bool = false) throws -> CLI.Running {
             seed &+= 1
-            return try CLI.start("ioasid-worker", ["ordered-consumer", s.store, name, s.dir.child(name + ".log"), "\(seed)"] + (drain ? ["drain"] : [])).process
+            return try CLI.start("ioasid-worker", ["ordered-consumer", s.store, name, s.dir.child(name + ".log"), "\(seed)"] + (drain ? ["drain"] : []))
+        }
+        func stderr(_ running: CLI.Running) -> String {
+            String(decoding: running.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         }
         var running = try Dictionary(uniqueKeysWithValues: names.map { ($0, try consumer($0)) })
         // At least 12 kills, however slow the machine: a producer that finishes first is started again.
@@ -169,18 +172,19 @@ struct ConsumerCLITests {
             }
             await pause(Double(random.next() % 150 + 20) / 1000)
             let victim = names[Int(random.next() % 4)]
-            if let process = running[victim] {
+            if let old = running[victim] {
+                let process = old.process
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
-                #expect(process.terminationReason == .uncaughtSignal, "\(victim) exited \(process.terminationStatus) before the kill")
+                #expect(process.terminationReason == .uncaughtSignal, "\(victim) exited \(process.terminationStatus) before the kill: \(stderr(old))")
                 kills += 1
             }
             running[victim] = try consumer(victim)
         }
         #expect(producer.terminationStatus == 0)
-        for process in running.values {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        for consumer in running.values {
+            kill(consumer.process.processIdentifier, SIGKILL)
+            consumer.process.waitUntilExit()
         }
         // Drain in an order that respects --after, in rounds: the last follower's
         // acknowledgements reclaim IDs, which commits RECLAIM events for everyone.
@@ -188,8 +192,8 @@ struct ConsumerCLITests {
         for _ in 0..<20 where !caughtUp {
             for name in names {
                 let drain = try consumer(name, drain: true)
-                #expect(await waitForExit(drain, seconds: 60))
-                #expect(drain.terminationStatus == 0, "\(name)'s drain exited \(drain.terminationStatus)")
+                #expect(await waitForExit(drain.process, seconds: 60))
+                #expect(drain.process.terminationStatus == 0, "\(name)'s drain exited \(drain.process.terminationStatus): \(stderr(drain))")
             }
             let status = try s.json("status")
             let acknowledged = (status["subscribers"] as? [[String: Any]] ?? []).compactMap { $0["acknowledgedThrough"] as? Int }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LMDB
 import Testing
 
@@ -169,6 +170,54 @@ struct DataFileTests {
             #expect(summary.transactionID >= 6)
             #expect(summary.newestMeta == Int(summary.transactionID & 1))
             #expect(UInt64(summary.fileSize) >= (summary.lastPage + 1) * UInt64(summary.pageSize))
+        }
+    }
+
+    /// Every open of a store checks its meta pages while other processes may be
+    /// committing: a check that takes the file's length before reading a meta page
+    /// written after it (naming pages added since) called a live store truncated.
+    @Test("A store growing under concurrent commits always passes the meta checks")
+    func liveStoreUnderCommits() throws {
+        try withScratchDirectory { root in
+            let path = root + "/live"
+            var options = Environment.Options()
+            options.durable = false  // many commits a second, each growing the file
+            let env = try Environment.open(path: path, options: options)
+            let db = try env.openDatabase(named: "grow", create: true)
+            let stop = Atomic<Bool>(false)
+            let commits = Atomic<Int>(0)
+            let writer = Thread {
+                var n: UInt32 = 0
+                while !stop.load(ordering: .relaxed) {
+                    try? env.write { txn in
+                        for _ in 0 ..< 40 {
+                            n &+= 1
+                            try txn.put([UInt8](repeating: UInt8(truncatingIfNeeded: n), count: 200), forKey: key(n), in: db)
+                        }
+                    }
+                    commits.add(1, ordering: .relaxed)
+                }
+            }
+            writer.start()
+            defer { stop.store(true, ordering: .relaxed) }
+            var failures: [String] = []
+            var checks = 0
+            let deadline = ContinuousClock.now + .seconds(2)
+            while ContinuousClock.now < deadline {
+                do {
+                    guard case .valid = try DataFile.inspect(directory: path) else {
+                        failures.append("not initialised")
+                        continue
+                    }
+                } catch {
+                    failures.append("\(error)")
+                }
+                checks += 1
+            }
+            stop.store(true, ordering: .relaxed)
+            #expect(commits.load(ordering: .relaxed) > 100, "the writer made too few commits to mean anything")
+            #expect(failures.count == 0, "\(failures.count) of \(checks) checks failed during \(commits.load(ordering: .relaxed)) commits; first: \(failures.first ?? "")")
+            while !writer.isFinished { usleep(1000) }
         }
     }
 
