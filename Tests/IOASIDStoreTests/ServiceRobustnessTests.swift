@@ -107,6 +107,15 @@ struct ServiceRobustnessTests {
         defer { dir.cleanup() }
         let service = try ServiceProcess(store: try makeServedStore(dir), arguments: ["--max-body", "1048576", "--request-timeout", "1"])
         defer { service.stop() }
+        /// Another request from this process is served (which step failed, if not).
+        func served(_ when: String) {
+            do {
+                let status = try service.request("GET", "/info").status
+                #expect(status == 200, "\(when): status \(status)")
+            } catch {
+                Issue.record("\(when): \(error)")
+            }
+        }
 
         // A 100 MB body is refused with 413 (or the connection is cut); the service goes on.
         let big = try UnixHTTPConnectionRaw(path: service.socket)
@@ -115,7 +124,7 @@ struct ServiceRobustnessTests {
         for _ in 0..<100 { if (try? big.send(chunk)) == nil { break } }
         let answer = big.readAll()
         #expect(answer.isEmpty || answer.hasPrefix("HTTP/1.1 413"), "\(answer.prefix(200))")
-        #expect(try service.request("GET", "/info").status == 200)
+        served("after the 100 MB body")
 
         // Slowloris: a request trickling in is cut off after the request timeout; others are served meanwhile.
         let slow = try UnixHTTPConnectionRaw(path: service.socket)
@@ -123,7 +132,7 @@ struct ServiceRobustnessTests {
         let started = Date()
         var cut = false
         for _ in 0..<40 {
-            #expect(try service.request("GET", "/info").status == 200)
+            served("while a slow client trickles its headers")
             if (try? slow.send(Array("X-a: b\r\n".utf8))) == nil || slow.isClosed() {
                 cut = true
                 break
@@ -147,7 +156,13 @@ struct ServiceRobustnessTests {
         let closed = idle.filter { $0.isClosed() }.count
         #expect(closed >= idle.count - 256, "\(closed) of \(idle.count) idle connections closed; the per-process limit is 256")
         idle.removeAll()
-        #expect(try service.request("GET", "/info").status == 200)
+        // The service sees those closes asynchronously: until it has, this process may still
+        // be at its limit (a new connection is then reset). It must be served again soon.
+        var again = false
+        for _ in 0..<50 where !again {
+            if (try? service.request("GET", "/info"))?.status == 200 { again = true } else { usleep(100_000) }
+        }
+        #expect(again, "this process was not served within 5 s of closing its idle connections")
     }
 
     @Test("A peer that is neither the store's owner, root nor allowed gets 403 accessDenied; --allow-uid lets it in", .enabled(if: ServiceProcess.isBuilt))
