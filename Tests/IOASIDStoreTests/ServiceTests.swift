@@ -61,6 +61,47 @@ struct ServiceTests {
         #expect(try CLI.run(["--store", store, "verify"]).status == 0)
     }
 
+    /// `POST /cli` runs commands as the service's user: one that writes a file the client
+    /// names or runs a program of the client's must be refused there, however the command
+    /// line is spelled (a global option taking a value before it, `--store=`), and must
+    /// leave nothing behind.
+    @Test("POST /cli refuses commands that write client-named files or run programs (consume, backup, restore, export), however spelled", .enabled(if: ServiceProcess.isBuilt))
+    func cliRefusesClientSideCommands() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir)
+        let service = try ServiceProcess(store: store)
+        defer { service.stop() }
+        func cli(_ arguments: [String]) throws -> String {
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["arguments": arguments]), as: UTF8.self)
+            let response = try service.request("POST", "/cli", body)
+            #expect(response.status == 200)
+            return response.body
+        }
+        #expect(try cli(["events", "subscribe", "agent"]).contains("{\"exit\":0}"))
+        let marker = dir.child("ran")
+        let refused: [[String]] = [
+            ["events", "consume", "agent", "--once", "--", "/usr/bin/touch", marker],
+            ["--json", "events", "consume", "agent", "--once", "--", "/usr/bin/touch", marker],
+            ["--socket", "/nonexistent", "events", "consume", "agent", "--once", "--", "/usr/bin/touch", marker],
+            ["--socket", "/nonexistent", "backup", dir.child("backup")],
+            ["--store=/elsewhere", "backup", dir.child("backup")],
+            ["restore", store, dir.child("restored")],
+            ["migrate", "export", "--set", "1", "--out", dir.child("export.jsonl")],
+            ["dump"],
+            ["init", "--store", dir.child("new")],
+        ]
+        for arguments in refused {
+            let output = try cli(arguments)
+            #expect(output.contains("{\"exit\":64}"), "\(arguments): \(output)")
+        }
+        for path in ["ran", "backup", "restored", "export.jsonl", "new"] {
+            #expect(!FileManager.default.fileExists(atPath: dir.child(path)), "\(path) was created by the service")
+        }
+        // Other commands still run there.
+        #expect(try cli(["status"]).contains("{\"exit\":0}"))
+    }
+
     @Test("The socket is 0600, a stale one is replaced, a live one refused, and it is removed on SIGTERM", .enabled(if: ServiceProcess.isBuilt))
     func socketLifecycle() throws {
         let dir = try TemporaryDirectory()

@@ -1,3 +1,4 @@
+import ArgumentParser
 public import IOASIDStore
 
 /// A command run on behalf of a client of `ioasid serve`: the same command
@@ -60,10 +61,40 @@ public struct CommandSession: Sendable {
     /// The session of the running command, if it runs for a client of the service.
     @TaskLocal static var current: CommandSession?
 
-    /// Commands that never go to the service: they make or read files on the
-    /// client's side, or use no store (`init` creates one, `demo` uses its own).
-    /// With `--socket` they run in the client process, directly on the store.
-    public static let localCommands: Set<String> = ["init", "demo", "backup", "dump", "migrate", "help", "serve"]
+}
+
+/// A command that never runs in the service: it reads or writes files named on
+/// the client's side (`backup`, `restore`, `dump`, `migrate …`), runs a program
+/// (`events consume`), creates a store (`init`) or uses none (`demo`, `serve`).
+/// With `--socket` it runs in the client process, directly on the store; the
+/// service refuses it, so a client the service lets in can never make the
+/// service's user write a file or run a program of the client's choosing.
+///
+/// Decided on the parsed command's type, never on the words of the command line.
+protocol RunsInClient {}
+
+extension IOASIDCommand.Init: RunsInClient {}
+extension IOASIDCommand.Demo: RunsInClient {}
+extension IOASIDCommand.Serve: RunsInClient {}
+extension IOASIDCommand.Backup: RunsInClient {}
+extension IOASIDCommand.Restore: RunsInClient {}
+extension IOASIDCommand.Dump: RunsInClient {}
+extension IOASIDCommand.Migrate: RunsInClient {}
+extension IOASIDCommand.Migrate.Export: RunsInClient {}
+extension IOASIDCommand.Migrate.Import: RunsInClient {}
+extension IOASIDCommand.Migrate.Validate: RunsInClient {}
+extension IOASIDCommand.Migrate.Complete: RunsInClient {}
+extension IOASIDCommand.Migrate.Abort: RunsInClient {}
+extension IOASIDCommand.Events.Consume: RunsInClient {}
+
+extension IOASIDCommand {
+    /// The name of the command `arguments` parse as when it runs in the client
+    /// (``RunsInClient``); `nil` for any other command, or when they do not parse
+    /// (the usage error is reported wherever they run).
+    static func clientSideCommand(_ arguments: [String]) -> String? {
+        guard let command = try? parseAsRoot(arguments), command is any RunsInClient else { return nil }
+        return type(of: command).configuration.commandName ?? "this command"
+    }
 }
 
 extension IOASIDCommand {
@@ -76,9 +107,9 @@ extension IOASIDCommand {
     /// its own), never on an event loop.
     public static func run(arguments: [String], in session: CommandSession) async -> Int32 {
         await CommandSession.$current.withValue(session) {
-            if let command = ServiceClientMode.command(in: arguments), CommandSession.localCommands.contains(command), command != "help" {
+            if let command = clientSideCommand(arguments) {
                 Output.report(
-                    code: "usage", message: "'\(Names.escaped(command))' works on the client's own files and runs in the client, not in the service",
+                    code: "usage", message: "'\(Names.escaped(command))' works on the client's own files or programs and runs in the client, not in the service",
                     hint: "run `ioasid \(Names.escaped(command))` with --store on the store's directory", json: wantsJSON(arguments)
                 )
                 return ExitStatus.usage

@@ -13,7 +13,7 @@ import Glibc
 /// of base64 `stdout`/`stderr` pieces, then the `exit` status). This process
 /// prints the pieces as they come and exits with that status, so output and
 /// exit codes are those of the command run directly. Commands that work on the
-/// client's own files (``CommandSession/localCommands``) run here instead.
+/// client's own files (``RunsInClient``: `backup`, `restore`, `dump`, `migrate …`, `events consume`, …) run here instead.
 enum ServiceClientMode {
     /// The socket named by `--socket PATH` / `--socket=PATH` (before `--`), else
     /// a non-empty `$IOASID_SOCKET`; and the arguments without the option.

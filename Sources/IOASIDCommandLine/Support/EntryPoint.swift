@@ -20,7 +20,7 @@ extension IOASIDCommand {
                 }
                 // `ioasid --version` and bare `ioasid` need no store.
                 guard let command = ServiceClientMode.command(in: rest) else { return await runHere(rest) }
-                if CommandSession.localCommands.contains(command) { return await runLocally(rest, socket: socket, json: json) }
+                if command == "help" || clientSideCommand(rest) != nil { return await runLocally(rest, socket: socket, json: json) }
                 return await ServiceClientMode.run(socket: socket, arguments: rest, json: json)
             }
         }
