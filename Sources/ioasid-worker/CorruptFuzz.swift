@@ -579,7 +579,10 @@ struct Trial {
                 outcome.failures.append(Failure(kind: .crash, command: label, detail: result.how + firstLine))
             } else if result.status == 3 {
                 outcome.reported = true
-                let message = Self.errorMessage(result.stderr)
+                // An error document on stderr; `verify` of a structurally damaged store
+                // prints its report (pages and databases) on stdout instead.
+                var message = Self.errorMessage(result.stderr)
+                if message.isEmpty { message = Self.violations(result.stdout) }
                 outcome.reports.append((message, Self.namesDamage(message)))
             }
             if readOnly {
