@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "IOASIDStore",
                 "IOASIDCommandLine",
+                "IOASIDMigrations",
                 "LMDB",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

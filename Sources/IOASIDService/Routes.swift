@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import IOASIDCommandLine
+import IOASIDMigrations
 import IOASIDStore
 import LMDB
 import NIOCore
@@ -246,7 +247,7 @@ extension ServiceCore {
         metrics?.operation("alloc")
         var bytes: [UInt8] = []
         if let data = body.data {
-            guard let decoded = Self.hex(data) else {
+            guard let decoded = Hex.decodeArgument(data) else {
                 return ServiceResponses.error(code: "usage", message: "data must be hex digits, an even number of them", status: .badRequest)
             }
             bytes = decoded
@@ -294,30 +295,6 @@ extension ServiceCore {
             )
         } catch {
             return ServiceResponses.error(error)
-        }
-    }
-
-    static func hex(_ text: String) -> [UInt8]? {
-        var digits = Substring(text)
-        if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
-        let utf8 = Array(digits.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = 0
-        while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 }

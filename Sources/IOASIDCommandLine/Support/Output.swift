@@ -158,8 +158,9 @@ enum Advice {
 /// Private data on the command line: hex (the one encoding, ``Hex`` of the
 /// store's layout), with an optional `0x`.
 extension Hex {
-    /// Decodes an even number of hex digits, with an optional `0x`; `nil` otherwise.
-    static func decodeArgument(_ text: String) -> [UInt8]? {
+    /// Decodes an even number of hex digits, with an optional `0x`; `nil` otherwise
+    /// (also the service's rule for `data` in request bodies).
+    package static func decodeArgument(_ text: String) -> [UInt8]? {
         var digits = Substring(text)
         if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
         return decode(Array(digits.utf8))
