@@ -73,6 +73,10 @@ public enum Migrator {
         let known = migrations.map(\.number)
         let supported = known.last ?? 0
         if let newest = versions.last, newest > supported {
+            // A newer version's history is still 1, 2, …, newest: anything else is damage.
+            guard versions == Array(1...newest) else {
+                throw MigrationError.corruptHistory("recorded \(versions): not a contiguous history from 1")
+            }
             throw MigrationError.newerSchema(storeVersion: newest, supportedVersion: supported)
         }
         guard versions == Array(known.prefix(versions.count)) else {

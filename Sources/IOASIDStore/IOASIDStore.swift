@@ -168,7 +168,9 @@ public final class IOASIDStore: Sendable {
             let initialized = try IOASIDError.mapping(at: path) {
                 try env.read { txn in try txn.get(StoreLayout.MetaKey.capacity, in: schema.meta) != nil }
             }
-            guard initialized else { throw IOASIDError(.corruptStore, "the store at \(path) has no capacity record") }
+            guard initialized else {
+                throw IOASIDError(.corruptStore, "\(path)/data.mdb is damaged: database meta has no capacity record (every initialised store has one)")
+            }
         }
     }
 

@@ -31,7 +31,7 @@ extension IOASIDReading where Self: ~Copyable {
     public func capacity() throws -> UInt32 {
         if let cached = context.state.capacity { return cached }
         guard let value = try metaU32(StoreLayout.MetaKey.capacity), value >= 2 else {
-            throw IOASIDError(.notInitialized, "the store has no capacity record")
+            throw IOASIDError(.corruptStore, "database meta has no valid capacity record (every initialised store has one, at least 2)")
         }
         context.state.capacity = value
         return value

@@ -16,6 +16,11 @@ extension IOASIDError {
             if error.isStoreUnusable {
                 return IOASIDError(.corruptStore, "\(file) is damaged: LMDB reports \(error.name)", cause: error)
             }
+            if error.isDamageSymptom {
+                // The store's own calls handle absence and never reuse a failed
+                // transaction: these codes reach here only from a damaged tree.
+                return IOASIDError(.corruptStore, "\(file) is damaged: LMDB reports \(error.name) (\(error.message)) while reading its B-trees", cause: error)
+            }
             if error == .accessDenied {
                 return IOASIDError(.accessDenied, "permission denied", cause: error)
             }

@@ -85,6 +85,8 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let mapResized = LMDBError(code: MDB_MAP_RESIZED)
     /// `MDB_INCOMPATIBLE`: the operation is incompatible with the database flags.
     public static let incompatible = LMDBError(code: MDB_INCOMPATIBLE)
+    /// `MDB_CURSOR_FULL`: a cursor stack overflowed (a B-tree deeper than LMDB allows).
+    public static let cursorFull = LMDBError(code: MDB_CURSOR_FULL)
     /// `MDB_BAD_TXN`: the transaction must abort, has a child, or is invalid.
     public static let badTransaction = LMDBError(code: MDB_BAD_TXN)
     /// `MDB_BAD_VALSIZE`: unsupported size of key, DB name or data.
@@ -117,6 +119,16 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     public var isStoreUnusable: Bool {
         [Self.corrupted, .panic, .versionMismatch, .invalidFile, .incompatible, .fault].contains(self)
             || code == MDB_PAGE_NOTFOUND
+    }
+
+    /// Whether, coming out of a call the caller made correctly, only a damaged
+    /// file explains the code: a B-tree deeper than LMDB allows
+    /// (`MDB_CURSOR_FULL`), a transaction LMDB marked failed behind an earlier
+    /// bad page (`MDB_BAD_TXN`), or a key or database a consistent tree holds
+    /// reported missing (`MDB_NOTFOUND` escaping a lookup that handles absence).
+    /// Callers that can misuse the API (a stale transaction) should not use it.
+    public var isDamageSymptom: Bool {
+        isStoreUnusable || [Self.cursorFull, .badTransaction, .notFound].contains(self)
     }
 
     /// Throws an ``LMDBError`` for a non-zero return code.

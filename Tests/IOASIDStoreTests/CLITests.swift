@@ -123,14 +123,16 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: s.store), "a read command must not create a store")
 
         _ = try s.run("init")
-        do {
-            // Record a migration from the future, as a newer version would.
-            let env = try Environment.open(path: s.store)
-            let history = try env.openDatabase(named: StoreLayout.historyDatabase)
-            try env.write { txn in
-                _ = try txn.put(Array("future".utf8), forKey: StoreLayout.migrationKey(99), in: history)
-            }
-        }
+        // A history with a gap (a damaged key reads as a large number) is damage, not a newer schema.
+        let next = UInt32(Migrations.all.count + 1)
+        let unrecorded = try recordMigration(next + 1, in: s.store)
+        let gap = try s.json("status")
+        #expect(gap.status == 3)
+        #expect(gap.errorCode == "corruptStore", "\(gap.stderr)")
+        #expect(gap.stderr.contains("data.mdb"), "the message names the file: \(gap.stderr)")
+        try unrecorded()
+        // Record the next migration, as a newer version would: contiguous, so newer.
+        _ = try recordMigration(next, in: s.store)
         let newer = try s.json("status")
         #expect(newer.status == 3)
         #expect(newer.errorCode == "newerSchema")
@@ -148,6 +150,17 @@ struct CLITests {
         #expect(open.status == 3)
         #expect(open.errorCode == "accessDenied")
         #expect(open.stderr.contains("chmod 700"), "\(open.stderr)")
+    }
+
+    /// Records migration `number` in the store's history, as the version that
+    /// has it would; returns what removes the record again.
+    private func recordMigration(_ number: UInt32, in store: String) throws -> () throws -> Void {
+        let env = try Environment.open(path: store)
+        let history = try env.openDatabase(named: StoreLayout.historyDatabase)
+        try env.write { txn in
+            _ = try txn.put(Array("future".utf8), forKey: StoreLayout.migrationKey(number), in: history)
+        }
+        return { try env.write { txn in _ = try txn.delete(StoreLayout.migrationKey(number), in: history) } }
     }
 
     @Test("events and holds: subscribe, tail, ack, hold, release, with their exit codes")

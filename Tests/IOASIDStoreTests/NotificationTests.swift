@@ -361,6 +361,12 @@ struct SchemaUpgradeTests {
             #expect(throws: MigrationError.newerSchema(storeVersion: 5, supportedVersion: 3)) {
                 _ = try Migrator.pendingMigrations(in: env, migrations: Array(Migrations.all.prefix(3)))
             }
+            // A history that skips a number is damage (a flipped key), not a newer schema.
+            let history = try env.openDatabase(named: StoreLayout.historyDatabase)
+            try env.write { txn in _ = try txn.put(Array("x".utf8), forKey: StoreLayout.migrationKey(0x0500_0005), in: history) }
+            #expect(throws: MigrationError.corruptHistory("recorded [1, 2, 3, 4, 5, 83886085]: not a contiguous history from 1")) {
+                _ = try Migrator.pendingMigrations(in: env, migrations: Array(Migrations.all.prefix(3)))
+            }
         }
     }
 }
