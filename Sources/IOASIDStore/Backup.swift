@@ -13,6 +13,7 @@ extension IOASIDStore {
     /// life as a store of its own: open it like any store.
     ///
     /// - Parameters:
+    ///   - destination: the directory to create (or replace) with the copy.
     ///   - compact: omit free pages (`MDB_CP_COMPACT`).
     ///   - replacing: replace an existing `destination` that is a store made by
     ///     a backup (or an empty directory); otherwise an existing one is refused.

@@ -33,7 +33,7 @@ public final class IOASIDStore: Sendable {
     /// Opens the store at `path` (a directory), creating it when `options` allow.
     ///
     /// Before LMDB sees the files, they are checked with plain reads
-    /// (``StoreFiles``): the directory and files must be this user's and
+    /// (`StoreFiles`): the directory and files must be this user's and
     /// private, `data.mdb` a regular file whose meta pages are sound and whose
     /// length covers every page they claim. A directory with no store files at
     /// all is *not initialised*; anything else that is wrong is a corrupt store,

@@ -28,7 +28,7 @@ public struct DumpRecord: Sendable, Equatable {
         public let value: Value
     }
 
-    /// The database holding the record (``StoreLayout``'s names).
+    /// The database holding the record (a name of <doc:StorageLayout>: `ids`, `control`, …).
     public let database: String
     /// The key, decoded (`capacity`, `set 2`, `extent 5…9`, `42`, `42 kvm`, …).
     public let key: String

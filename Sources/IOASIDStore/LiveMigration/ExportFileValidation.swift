@@ -18,6 +18,7 @@ extension ExportFormat {
     /// opening any store. Memory stays bounded: entries are counted, not kept.
     ///
     /// - Parameters:
+    ///   - source: the export to read, once: a file, standard input or a stream.
     ///   - maximumDataSize: the largest private data accepted per ID (the
     ///     destination store's limit; default ``IOASIDStore/defaultMaximumDataSize``).
     ///   - progress: called now and then with (IDs checked, IDs in the header).

@@ -33,7 +33,9 @@ public enum ExportFormat {
     /// Checks an export held in memory — header, every line, order, count and
     /// SHA-256 — without importing it, and returns its header.
     ///
-    /// - Parameter maximumDataSize: the largest private data accepted per ID.
+    /// - Parameters:
+    ///   - bytes: the whole export.
+    ///   - maximumDataSize: the largest private data accepted per ID.
     /// - Throws: ``IOASIDError`` — `exportChecksumMismatch`, `exportTruncated`,
     ///   `exportUnsupported`, `exportMalformed`.
     public static func validate(_ bytes: [UInt8], maximumDataSize: Int = IOASIDStore.defaultMaximumDataSize) throws(IOASIDError) -> ExportHeader {

@@ -60,12 +60,16 @@ extension IOASIDStore {
     }
 
     /// Freezes `set` and writes its export to the file `path`, privately and
-    /// atomically (``AtomicFileWriter``: a `0600` temporary file beside `path`,
+    /// atomically (`AtomicFileWriter`: a `0600` temporary file beside `path`,
     /// synced, renamed into place, the directory synced). If writing or
     /// committing the file fails, the file is not there and a set this call
     /// froze is unfrozen again, as with ``exportSet(_:to:progress:)``.
     ///
-    /// - Parameter replacing: whether an existing file at `path` may be replaced.
+    /// - Parameters:
+    ///   - set: the set to freeze and export.
+    ///   - path: the file to create.
+    ///   - replacing: whether an existing file at `path` may be replaced.
+    ///   - progress: called now and then with (IDs written, IDs in the set).
     public func exportSet(
         _ set: SetID, toFile path: String, replacing: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws(IOASIDError) -> ExportSummary {

@@ -11,7 +11,9 @@ public enum Names {
 
     /// Throws ``IOASIDError/Code-swift.struct/invalidArgument`` unless `name` is a valid name.
     ///
-    /// - Parameter kind: what the name is, for the message (`token`, `subscriber name`, …).
+    /// - Parameters:
+    ///   - name: the name to check.
+    ///   - kind: what the name is, for the message (`token`, `subscriber name`, …).
     public static func check(_ name: String, as kind: String) throws(IOASIDError) {
         let length = name.utf8.count
         guard length >= 1, length <= maximumLength else {

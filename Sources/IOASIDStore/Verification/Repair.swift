@@ -220,7 +220,7 @@ extension WriteTransaction {
 extension IOASIDStore {
     /// Checks the store: first the structure of `data.mdb` — every B-tree and
     /// the free list read page by page with plain reads, never through the
-    /// map (``PageWalker``) — and, only when that is sound, every record and
+    /// map (`PageWalker` of the `LMDB` module) — and, only when that is sound, every record and
     /// invariant in one read transaction (``IOASIDReading/verify(progress:)``).
     /// The read transaction is held during the page walk, so the pages it reads
     /// are not reused by concurrent commits.
