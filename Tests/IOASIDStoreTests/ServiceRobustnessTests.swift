@@ -35,7 +35,7 @@ struct ServiceRobustnessTests {
         #expect(result.stdout.contains("\"acknowledged\": true"), "\(result.stdout)")
     }
 
-    /// Clients allocate and free through the service until it is signalled; then every
+    /// 64 clients allocate and free through the service until it is signalled; then every
     /// acknowledged effect must be in the store (reopened), and verify clean.
     @Test("SIGKILL and SIGTERM under load: every acknowledged operation's effect is in the store; verify clean",
           .enabled(if: ServiceProcess.isBuilt), arguments: [SIGKILL, SIGTERM])
@@ -49,7 +49,7 @@ struct ServiceRobustnessTests {
         // committed in the same group as (or just before) another client's allocation of that
         // ID can lose its response to SIGKILL while the allocation's arrives, making the balance 2.
         let log = Locked<(balance: [Int: Int], inFlight: Int, unansweredFrees: Set<Int>)>(([:], 0, []))
-        let clients = 16
+        let clients = 64
         let group = DispatchGroup()
         for _ in 0..<clients {
             group.enter()
