@@ -117,7 +117,7 @@ let package = Package(
         // The service beside the in-process async API, in one run (Tools/serve-bench).
         .executableTarget(
             name: "ioasid-serve-bench",
-            dependencies: ["IOASIDStore", "IOASIDClient"]
+            dependencies: ["IOASIDStore", "IOASIDClient", "LMDB"]
         ),
         // Mutation fuzzer for the export parser and the CLI's argument handling: the
         // fallback of Tools/fuzz where the toolchain has no libFuzzer.
@@ -134,7 +134,7 @@ let package = Package(
         // replayers and need no sanitizer runtime.
         .executableTarget(
             name: "ioasid-fuzz-import",
-            dependencies: ["IOASIDStore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["IOASIDStore", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "ioasid-fuzz-cli",

@@ -1,12 +1,11 @@
 import Foundation
+import LMDB
 
 /// Threads that may block, as a Swift task executor: commands run for clients
 /// (``CommandRunner``) make synchronous store writes that wait for their group
 /// commit, so they run here, never on the cooperative pool or an event loop.
-final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    private var stopping = false
+final class BlockingExecutor: TaskExecutor, Sendable {
+    private let queue = Locked<(jobs: [UnownedJob], stopping: Bool)>(([], false))
 
     /// Starts `threads` threads.
     init(threads: Int, name: String) {
@@ -19,30 +18,16 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        condition.lock()
-        jobs.append(unowned)
-        condition.signal()
-        condition.unlock()
+        queue.withLockSignallingOne { $0.jobs.append(unowned) }
     }
 
     /// Lets the threads end once the queue is empty.
     func shutdown() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
+        queue.withLockSignalling { $0.stopping = true }
     }
 
     private func work() {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !stopping { condition.wait() }
-            if jobs.isEmpty {
-                condition.unlock()
-                return
-            }
-            let job = jobs.removeFirst()
-            condition.unlock()
+        while let job = queue.withLock(waitingUntil: { !$0.jobs.isEmpty || $0.stopping }, { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) {
             job.runSynchronously(on: asUnownedTaskExecutor())
         }
     }

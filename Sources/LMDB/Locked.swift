@@ -72,6 +72,17 @@ package final class Locked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 
+    /// Runs `body` with the lock held, then wakes one thread waiting in
+    /// ``withLock(waitingUntil:_:)`` (for a queue whose waiters are alike).
+    package func withLockSignallingOne<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_signal(condition)
+            pthread_mutex_unlock(mutex)
+        }
+        return try body(&value)
+    }
+
     /// Runs `body` with the lock held, then wakes every thread waiting in
     /// ``withLock(waitingUntil:_:)``.
     package func withLockSignalling<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {

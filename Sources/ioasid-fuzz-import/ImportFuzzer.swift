@@ -29,7 +29,7 @@
 import Crypto
 import Foundation
 import IOASIDStore
-import Synchronization
+import LMDB
 
 /// libFuzzer's entry point: checks one input against every rule above and aborts
 /// when one is broken.
@@ -48,7 +48,7 @@ func check(_ input: [UInt8]) {
 }
 
 /// The harness, created on the first input (libFuzzer runs inputs one at a time).
-let harness = Mutex<ImportHarness?>(nil)
+let harness = Locked<ImportHarness?>(nil)
 
 /// Reports a broken rule and aborts, so that libFuzzer saves the input.
 func fail(_ message: String) -> Never {
@@ -343,7 +343,7 @@ func overwrite(_ path: String, with bytes: [UInt8]) -> Bool {
 }
 
 /// The scratch directory, removed at exit.
-let scratchRoot = Mutex<String?>(nil)
+let scratchRoot = Locked<String?>(nil)
 
 /// FNV-1a, to pick inputs by content (so a run replays the same way).
 func fnv(_ bytes: [UInt8]) -> UInt64 {

@@ -14,6 +14,7 @@
 import Foundation
 import IOASIDClient
 import IOASIDStore
+import LMDB
 
 #if canImport(Glibc)
 import Glibc
@@ -186,9 +187,8 @@ func curlTimes(socket: String, runs: Int) -> [Double] {
 }
 
 /// Follows a subscriber's events; records the arrival time of each event by sequence.
-final class Follower: @unchecked Sendable {
-    private let lock = NSCondition()
-    private var arrivals: [Int: Double] = [:]
+final class Follower: Sendable {
+    private let arrivals = Locked<[Int: Double]>([:])
 
     init(socket: String, subscriber: String) {
         Thread.detachNewThread { [self] in
@@ -200,23 +200,14 @@ final class Follower: @unchecked Sendable {
                     let line = Data(pending[..<newline])
                     pending.removeSubrange(...newline)
                     guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let sequence = object["sequence"] as? Int else { continue }
-                    lock.lock()
-                    arrivals[sequence] = arrived
-                    lock.broadcast()
-                    lock.unlock()
+                    arrivals.withLockSignalling { $0[sequence] = arrived }
                 }
             }
         }
     }
 
     func wait(for sequence: Int, timeout: Double = 5) -> Double? {
-        let deadline = Date().addingTimeInterval(timeout)
-        lock.lock()
-        defer { lock.unlock() }
-        while arrivals[sequence] == nil {
-            if !lock.wait(until: deadline) { return nil }
-        }
-        return arrivals[sequence]
+        arrivals.withLock(waitingUntil: { $0[sequence] != nil }, atMost: Int(timeout * 1e9)) { $0[sequence] }
     }
 }
 

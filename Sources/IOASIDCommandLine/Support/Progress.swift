@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import LMDB
 
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +27,7 @@ final class Progress: Sendable {
     private let ascii: Bool
     private let unit: String
     private let started = ContinuousClock.now
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// For operations without callbacks: (done, total) measured from outside, if known.
     private let measure: (@Sendable () -> (done: Int, total: Int)?)?
 
@@ -36,7 +36,7 @@ final class Progress: Sendable {
         ascii = Terminal.asciiOnly
         self.unit = unit
         self.measure = measure
-        state = Mutex(State(label: label))
+        state = Locked(State(label: label))
     }
 
     /// A (done, total) callback for the library.

@@ -15,8 +15,8 @@ final class ChangeSignal: Sendable {
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
-    private let state = LockedState(State())
-    private let watcher = LockedState<(started: Bool, stopping: Bool)>((false, false))
+    private let state = Locked(State())
+    private let watcher = Locked<(started: Bool, stopping: Bool)>((false, false))
 
     /// Starts (once) a thread that notifies after every write to `file` by any
     /// process; returns whether the watch runs (`false`: callers keep polling).
@@ -107,22 +107,8 @@ final class ChangeSignal: Sendable {
 
 /// The timer task of one wait, cancelled when the wait ends.
 private final class TimerBox: Sendable {
-    private let task = LockedState<Task<Void, Never>?>(nil)
+    private let task = Locked<Task<Void, Never>?>(nil)
 
     func set(_ newTask: Task<Void, Never>) { task.withLock { $0 = newTask } }
     func cancel() { task.withLock { $0?.cancel() } }
-}
-
-/// A value guarded by an `NSLock` (a pthread mutex, which ThreadSanitizer understands).
-final class LockedState<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
 }
