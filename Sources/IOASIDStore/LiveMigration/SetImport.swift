@@ -109,9 +109,12 @@ extension WriteTransaction {
                 if done % 16384 == 0 { progress?(.importing, done, header.count) }
             }
             // Pass 1: keep every host ID that is free here, walking the free index once.
+            // The spool is in ascending ID order (validated), and so are the kept IDs:
+            // membership is a merge, not a hash lookup per entry.
             let kept = try keepFreeIDs(spool: spool, below: capacity)
+            var keptInPass1 = AscendingMembership(kept)
             try spool.forEach { entry in
-                guard kept.contains(entry.id) else { return }
+                guard keptInPass1.contains(entry.id) else { return }
                 try place(IOASID(entry.id), in: set, record: &record, data: entry.data, guest: entry.guest)
                 placed()
             }
@@ -119,8 +122,9 @@ extension WriteTransaction {
             // never the host ID of another entry: those were kept in pass 1 or are in use here.)
             var remapped: [Remap] = []
             var targets = try takeLowestFree(count: header.count - kept.count)
+            var keptInPass2 = AscendingMembership(kept)
             try spool.forEach { entry in
-                guard !kept.contains(entry.id) else { return }
+                guard !keptInPass2.contains(entry.id) else { return }
                 guard let target = targets.next() else {
                     throw IOASIDError(.corruptStore, "the free index holds fewer free IDs than the unreserved capacity promises")
                 }
@@ -139,7 +143,8 @@ extension WriteTransaction {
 
     /// Finds which of the spooled IDs are free here (one walk of the free
     /// index alongside the ascending IDs) and takes them, one rewrite per extent.
-    private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32) throws -> Set<UInt32> {
+    /// Returns them in ascending order.
+    private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32) throws -> [UInt32] {
         try flushPendingExtent()
         var runs: [(extent: ClosedRange<UInt32>, ids: [UInt32])] = []
         try txn.withCursor(on: schema.control) { cursor in
@@ -164,7 +169,7 @@ extension WriteTransaction {
                 }
             }
         }
-        var kept = Set<UInt32>()
+        var kept: [UInt32] = []
         for run in runs {
             // What is left of the extent once the kept IDs are out: the gaps between them.
             try remove(StoreLayout.extentKey(last: run.extent.upperBound), in: schema.control)
@@ -172,7 +177,7 @@ extension WriteTransaction {
             for id in run.ids {
                 if id > first { try putExtent(first: first, last: id - 1) }
                 first = id + 1
-                kept.insert(id)
+                kept.append(id)
             }
             if let last = run.ids.last, last < run.extent.upperBound { try putExtent(first: last + 1, last: run.extent.upperBound) }
         }
@@ -192,6 +197,21 @@ extension WriteTransaction {
             ids.append(contentsOf: run)
         }
         return ids.makeIterator()
+    }
+}
+
+/// Membership in an ascending list for queries made in ascending order: one
+/// merge-like pass over the list, no hashing.
+private struct AscendingMembership {
+    private let ids: [UInt32]
+    private var index = 0
+
+    init(_ ascending: [UInt32]) { ids = ascending }
+
+    /// Whether `id` is in the list; `id` must not be below an earlier query's.
+    mutating func contains(_ id: UInt32) -> Bool {
+        while index < ids.count, ids[index] < id { index += 1 }
+        return index < ids.count && ids[index] == id
     }
 }
 
