@@ -14,7 +14,6 @@ let package = Package(
         .executable(name: "ioasid-fuzz", targets: ["ioasid-fuzz"]),
         .executable(name: "ioasid-fuzz-import", targets: ["ioasid-fuzz-import"]),
         .executable(name: "ioasid-fuzz-cli", targets: ["ioasid-fuzz-cli"]),
-        .executable(name: "ioasid-serve", targets: ["ioasid-serve"]),
         .executable(name: "ioasid-serve-bench", targets: ["ioasid-serve-bench"]),
     ],
     dependencies: [
@@ -22,13 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
-        // The service only (IOASIDService, ioasid-serve): never a dependency of
-        // IOASIDStore, IOASIDCommandLine or ioasid.
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The service's dependencies are added below, with its targets.
     ],
     targets: [
         // C: Debian's liblmdb-dev through pkg-config.
@@ -90,30 +83,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The host service: HTTP/1.1 over a Unix socket (Hummingbird 2 on SwiftNIO),
-        // pushed events, Prometheus metrics, graceful shutdown.
-        .target(
-            name: "IOASIDService",
-            dependencies: [
-                "IOASIDStore",
-                "IOASIDCommandLine",
-                "IOASIDMigrations",
-                "LMDB",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        // `ioasid serve` runs this binary (found beside `ioasid`).
-        .executableTarget(
-            name: "ioasid-serve",
-            dependencies: ["IOASIDService", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
         // The service beside the in-process async API, in one run (Tools/serve-bench).
         .executableTarget(
             name: "ioasid-serve-bench",
@@ -169,6 +138,47 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// The host service (`IOASIDService`, `ioasid-serve`) and its dependencies:
+/// never a dependency of IOASIDStore, IOASIDCommandLine or ioasid.
+/// `IOASID_WITHOUT_SERVICE` (set by `Tools/test --tsan`, whose suites do not
+/// include the service's) leaves it out, so NIO and Hummingbird are not built.
+if Context.environment["IOASID_WITHOUT_SERVICE"] == nil {
+    package.dependencies += [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ]
+    package.products += [.executable(name: "ioasid-serve", targets: ["ioasid-serve"])]
+    package.targets += [
+        // The host service: HTTP/1.1 over a Unix socket (Hummingbird 2 on SwiftNIO),
+        // pushed events, Prometheus metrics, graceful shutdown.
+        .target(
+            name: "IOASIDService",
+            dependencies: [
+                "IOASIDStore",
+                "IOASIDCommandLine",
+                "IOASIDMigrations",
+                "LMDB",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // `ioasid serve` runs this binary (found beside `ioasid`).
+        .executableTarget(
+            name: "ioasid-serve",
+            dependencies: ["IOASIDService", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        )
+    ]
+}
 
 /// Strict settings applied to every Swift target in one place: Swift 6 language
 /// mode with complete concurrency checking is the default for tools version 6;
