@@ -100,44 +100,89 @@ final class GroupCommitWriter: Sendable {
     private func run() {
         let clock = ContinuousClock()
         while true {
-            state.withLock(waitingUntil: { !$0.queue.isEmpty || $0.stopping }) { _ in }
-            // Keep commits full under steady load: callers resumed by the last commit
-            // come back a moment later, so when fewer are waiting than it carried,
-            // wait up to half its duration for them (never when a caller is alone).
-            let (last, duration) = pace.withLock { $0 }
-            let wanted = min(last, maxBatch)
-            let batch = state.withLock(
-                waitingUntil: { $0.queue.count >= wanted || $0.stopping },
-                atMost: wanted > 1 ? min(duration / 2, 2_000_000) : 0
-            ) { s -> [Job]? in
+            let first = state.withLock(waitingUntil: { !$0.queue.isEmpty || $0.stopping }) { s -> [Job]? in
                 if s.queue.isEmpty { return nil }
                 let batch = Array(s.queue.prefix(maxBatch))
                 s.queue.removeFirst(batch.count)
                 return batch
             }
-            guard let batch else { return }
+            guard let first else { return }
+            // Keep commits full under steady load: callers resumed by the last commit
+            // come back a moment later, so when fewer are waiting than it carried, the
+            // transaction takes them as they arrive, for up to half the last commit's
+            // working time (never when a caller is alone), and runs each at once: the
+            // work of the early ones overlaps the wait for the late ones.
+            let (last, working) = pace.withLock { $0 }
+            let wanted = min(last, maxBatch)
+            let gather = Gathering(
+                wanted: wanted,
+                deadline: clock.now + .nanoseconds(wanted > 1 ? min(working / 2, 2_000_000) : 0)
+            )
             let started = clock.now
-            execute(batch)
+            let size = execute(first, gathering: gather, clock: clock)
             let elapsed = clock.now - started
-            let nanoseconds = Int(elapsed.components.seconds) * 1_000_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000)
-            pace.withLock { $0 = (batch.count, nanoseconds) }
-            if let observe = observer.withLock({ $0 }) { observe(batch.count, elapsed) }
+            let waited = gather.waited
+            let nanoseconds = max(0, Self.nanoseconds(elapsed) - Self.nanoseconds(waited))
+            pace.withLock { $0 = (size, nanoseconds) }
+            if let observe = observer.withLock({ $0 }) { observe(size, elapsed) }
         }
     }
 
-    private func execute(_ batch: [Job]) {
+    private static func nanoseconds(_ d: Duration) -> Int {
+        Int(d.components.seconds) * 1_000_000_000 + Int(d.components.attoseconds / 1_000_000_000)
+    }
+
+    /// How many operations one transaction waits for, until when, and how long it waited.
+    private final class Gathering {
+        let wanted: Int
+        let deadline: ContinuousClock.Instant
+        var waited: Duration = .zero
+        init(wanted: Int, deadline: ContinuousClock.Instant) {
+            self.wanted = wanted
+            self.deadline = deadline
+        }
+    }
+
+    /// Runs `first` and, while fewer than `gathering.wanted` operations are in the
+    /// transaction and its deadline has not passed, those that arrive meanwhile;
+    /// commits them together. Returns how many it committed (or failed).
+    @discardableResult
+    private func execute(_ first: [Job], gathering: Gathering?, clock: ContinuousClock) -> Int {
+        var taken = first
         do {
             try commit { tx in
-                for job in batch { try job.run(tx) }
+                // The environment may run this again (after growing the map): the same jobs first.
+                for job in taken { try job.run(tx) }
+                guard let gathering else { return }
+                while taken.count < gathering.wanted, taken.count < maxBatch {
+                    let now = clock.now
+                    guard now < gathering.deadline else { break }
+                    let more = state.withLock(
+                        waitingUntil: { !$0.queue.isEmpty || $0.stopping },
+                        atMost: Self.nanoseconds(gathering.deadline - now)
+                    ) { s -> [Job] in
+                        let batch = Array(s.queue.prefix(maxBatch - taken.count))
+                        s.queue.removeFirst(batch.count)
+                        return batch
+                    }
+                    gathering.waited += clock.now - now
+                    if more.isEmpty { break }
+                    for job in more {
+                        taken.append(job)
+                        try job.run(tx)
+                    }
+                }
             }
-            for job in batch { job.finish() }
+            for job in taken { job.finish() }
         } catch {
-            if batch.count == 1 {
-                batch[0].fail(error)
+            if taken.count == 1 {
+                taken[0].fail(error)
             } else {
-                for job in batch { execute([job]) }
+                // One bad operation must not fail the others: each alone.
+                for job in taken { execute([job], gathering: nil, clock: clock) }
             }
         }
+        return taken.count
     }
 }
 
