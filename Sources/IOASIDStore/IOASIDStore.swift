@@ -217,6 +217,8 @@ public final class IOASIDStore: Sendable {
             return try env.read { txn in try body(ReadTransaction(context: TransactionContext(txn: txn, schema: schema))) }
         } catch let error as LMDBError {
             throw IOASIDError.wrapping(error, at: path)
+        } catch let error as IOASIDError where error.code == .corruptStore {
+            throw error.locating(in: path)
         }
     }
 
@@ -239,6 +241,8 @@ public final class IOASIDStore: Sendable {
         if synchronousWritesThroughWriter {
             do { return try writer.submitAndWait(isolated: true, body) } catch let error as LMDBError {
                 throw IOASIDError.wrapping(error, at: path)
+            } catch let error as IOASIDError where error.code == .corruptStore {
+                throw error.locating(in: path)
             }
         }
         let schema = schema
@@ -253,6 +257,8 @@ public final class IOASIDStore: Sendable {
             return result
         } catch let error as LMDBError {
             throw IOASIDError.wrapping(error, at: path)
+        } catch let error as IOASIDError where error.code == .corruptStore {
+            throw error.locating(in: path)
         }
     }
 
@@ -266,6 +272,8 @@ public final class IOASIDStore: Sendable {
             return try await writer.submit(isolated: true, body)
         } catch let error as LMDBError {
             throw IOASIDError.wrapping(error, at: path)
+        } catch let error as IOASIDError where error.code == .corruptStore {
+            throw error.locating(in: path)
         }
     }
 

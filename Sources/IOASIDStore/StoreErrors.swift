@@ -8,7 +8,7 @@ extension IOASIDError {
         let file = path.map { $0 + "/data.mdb" } ?? "the store's data file"
         switch error {
         case let error as IOASIDError:
-            return error
+            return error.locating(in: path)
         case let error as LMDBError:
             if error == .fault {
                 return IOASIDError(.corruptStore, "\(file) is damaged: reading it hit a bad page (LMDB faulted or failed its own check)", cause: error)
@@ -30,7 +30,11 @@ extension IOASIDError {
             if error == .noSpace {
                 return IOASIDError(.storageFailure, "the disk is full", cause: error)
             }
-            return IOASIDError(.storageFailure, error.message, cause: error)
+            return IOASIDError(.storageFailure, "\(file): \(error.message) (\(error.name))", cause: error)
+        case let error as DamagedRecord:
+            return IOASIDError(.corruptStore, "\(file) is damaged: \(error)", cause: error)
+        case is ValueReader.Underflow, is DecodingFailure:
+            return IOASIDError(.corruptStore, "\(file) is damaged: a record does not decode", cause: error)
         case let error as MigrationError:
             switch error {
             case .newerSchema(let store, let supported):
@@ -43,8 +47,18 @@ extension IOASIDError {
                 return IOASIDError(.corruptStore, "the migration history (database migrations) in \(file) is damaged: \(detail)", cause: error)
             }
         default:
-            return IOASIDError(.storageFailure, "\(error)")
+            return IOASIDError(.storageFailure, "\(file): \(error)")
         }
+    }
+
+    /// A damage report names the file: a `corruptStore` error thrown by a rule
+    /// that found the store inconsistent ("the reserved total is below …") gets
+    /// the store's `data.mdb` added, unless it names it already.
+    func locating(in path: String?) -> IOASIDError {
+        guard code == .corruptStore, let path, !message.contains("data.mdb") else { return self }
+        var located = self
+        located.message += " (in \(path)/data.mdb)"
+        return located
     }
 
     /// Runs `body`, mapping anything it throws with ``wrapping(_:at:)``.

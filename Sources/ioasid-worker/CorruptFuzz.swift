@@ -116,7 +116,13 @@ struct CorruptFuzz {
         let failureLines = tally.failureLines(seed: seed)
         for line in failureLines.prefix(200) { print(line) }
         if failureLines.count > 200 { print("… \(failureLines.count - 200) more failures") }
-        for line in tally.messageLines().prefix(20) { print(line) }
+        // The 20 commonest reports, then every report that names no file, database or page.
+        let messageLines = tally.messageLines()
+        for line in messageLines.prefix(20) { print(line) }
+        for line in messageLines.dropFirst(20) where line.contains("(vague)") { print(line) }
+        if !tally.vagueTrials.isEmpty {
+            print("vague trials (replay: --seed \(seed) --trial K): " + tally.vagueTrials.prefix(50).map(String.init).joined(separator: " "))
+        }
         print("by damage: " + tally.kinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.trials) (failed \($0.value.failed), reported \($0.value.reported))" }.joined(separator: ", "))
         let elapsed = Date().timeIntervalSince(started)
         print(String(
@@ -681,6 +687,8 @@ struct Trial {
 
 struct Tally {
     var passed = 0, reported = 0, identical = 0, vague = 0, failed = 0
+    /// Trials with a report that names no file, database or page.
+    var vagueTrials: [Int] = []
     /// Trials whose damage changed no byte (counted as identical, no command run).
     var noop = 0
     var classes: [FailureClass: Int] = [:]
@@ -705,7 +713,10 @@ struct Tally {
             passed += 1
             if outcome.reported {
                 reported += 1
-                if !outcome.reports.allSatisfy(\.specific) { vague += 1 }
+                if !outcome.reports.allSatisfy(\.specific) {
+                    vague += 1
+                    vagueTrials.append(trial)
+                }
             } else {
                 identical += 1
             }
