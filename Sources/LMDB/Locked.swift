@@ -75,20 +75,22 @@ package final class Locked<Value>: @unchecked Sendable {
     /// Runs `body` with the lock held, then wakes one thread waiting in
     /// ``withLock(waitingUntil:_:)`` (for a queue whose waiters are alike).
     package func withLockSignallingOne<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer {
-            pthread_cond_signal(condition)
-            pthread_mutex_unlock(mutex)
-        }
-        return try body(&value)
+        try withLock(waking: { pthread_cond_signal($0) }, body)
     }
 
     /// Runs `body` with the lock held, then wakes every thread waiting in
     /// ``withLock(waitingUntil:_:)``.
     package func withLockSignalling<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        try withLock(waking: { pthread_cond_broadcast($0) }, body)
+    }
+
+    private func withLock<R, E: Error>(
+        waking wake: (UnsafeMutablePointer<pthread_cond_t>) -> Int32,
+        _ body: (inout Value) throws(E) -> R
+    ) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(condition)
+            _ = wake(condition)
             pthread_mutex_unlock(mutex)
         }
         return try body(&value)
