@@ -21,8 +21,13 @@ public enum Migrator {
     ///
     /// Reads in a read transaction: works on a read-only environment.
     public static func appliedVersions(in env: Environment) throws -> [UInt32] {
+        try appliedRecords(in: env).map(\.number)
+    }
+
+    /// The store's history records (number and recorded name), in order.
+    private static func appliedRecords(in env: Environment) throws -> [(number: UInt32, name: String?)] {
         guard let history = try historyDatabase(env, create: false) else { return [] }
-        return try env.read { txn in try recordedVersions(txn, history) }
+        return try env.read { txn in try recordedHistory(txn, history) }
     }
 
     /// The migrations the store still needs, checked in a read transaction
@@ -30,8 +35,9 @@ public enum Migrator {
     ///
     /// - Throws: ``MigrationError`` for a newer or damaged history; ``LMDBError`` from storage.
     public static func pendingMigrations(in env: Environment, migrations: [Migration] = Migrations.all) throws -> [Migration] {
-        let versions = try appliedVersions(in: env)
-        try check(versions, against: migrations)
+        let records = try appliedRecords(in: env)
+        let versions = records.map(\.number)
+        try check(records, against: migrations)
         if versions.isEmpty, try databaseExists("meta", in: env) {
             // A new store has no databases at all: data without a history is damage, not an old schema.
             throw MigrationError.corruptHistory("the store has databases but no migration history")
@@ -54,8 +60,9 @@ public enum Migrator {
             let ran = try env.write { txn -> Bool in
                 // Read the history inside the write transaction: another process may
                 // be migrating at the same time, and LMDB's write lock orders us.
-                let versions = try recordedVersions(txn, history)
-                try check(versions, against: migrations)
+                let records = try recordedHistory(txn, history)
+                let versions = records.map(\.number)
+                try check(records, against: migrations)
                 if versions.contains(migration.number) { return false }
                 try migration.apply(txn)
                 var value = withUnsafeBytes(of: now().bigEndian) { [UInt8]($0) }
@@ -68,8 +75,17 @@ public enum Migrator {
         return applied
     }
 
-    /// Refuses a history that is newer than `migrations` or not a prefix of them.
-    private static func check(_ versions: [UInt32], against migrations: [Migration]) throws {
+    /// Refuses a history that is newer than `migrations` or not a prefix of them,
+    /// or that records a known migration under another name (a damaged tree can
+    /// point the history at another database's page, whose keys read as numbers).
+    private static func check(_ records: [(number: UInt32, name: String?)], against migrations: [Migration]) throws {
+        for record in records {
+            guard let migration = migrations.first(where: { $0.number == record.number }) else { continue }
+            guard record.name == migration.name else {
+                throw MigrationError.corruptHistory("migration \(record.number)'s record does not name it \"\(migration.name)\"")
+            }
+        }
+        let versions = records.map(\.number)
         let known = migrations.map(\.number)
         let supported = known.last ?? 0
         if let newest = versions.last, newest > supported {
@@ -100,18 +116,20 @@ public enum Migrator {
         return try result.get()
     }
 
-    private static func recordedVersions(_ txn: borrowing Transaction, _ history: Database) throws -> [UInt32] {
+    /// Each record: the number (its key) and the name after the 8-byte time (`nil` when the value is too short or not UTF-8).
+    private static func recordedHistory(_ txn: borrowing Transaction, _ history: Database) throws -> [(number: UInt32, name: String?)] {
         try txn.withCursor(on: history) { cursor in
-            var versions: [UInt32] = []
+            var records: [(number: UInt32, name: String?)] = []
             var entry = try cursor.first()
             while let e = entry {
                 guard let version = StoreLayout.decodeMigrationKey(e.key) else {
                     throw MigrationError.corruptHistory("bad key length \(e.key.count)")
                 }
-                versions.append(version)
+                let name = e.value.count > 8 ? String(validating: e.value[8...], as: UTF8.self) : nil
+                records.append((version, name))
                 entry = try cursor.next()
             }
-            return versions
+            return records
         }
     }
 }

@@ -230,6 +230,19 @@ int clmdb_txn_reset(MDB_txn *txn) {
     return 0;
 }
 
+int clmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {
+    /* Opening a cursor on a database first used in this transaction reads its root page. */
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_cursor_open(txn, dbi, cursor));
+    return rc;
+}
+
+int clmdb_env_copy2(MDB_env *env, const char *path, unsigned int flags) {
+    int rc = 0;
+    CLMDB_GUARDED(rc = mdb_env_copy2(env, path, flags));
+    return rc;
+}
+
 int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags) {
     int rc = 0;
     CLMDB_GUARDED(rc = mdb_env_copyfd2(env, fd, flags));

@@ -377,7 +377,7 @@ public final class Environment: @unchecked Sendable {
     /// Copies a consistent snapshot of the environment into the directory `destination`
     /// (which must exist and be empty), optionally compacting it.
     public func copy(to destination: String, compact: Bool = false) throws(LMDBError) {
-        try LMDBError.check(mdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        try LMDBError.check(clmdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0))
     }
 }
 

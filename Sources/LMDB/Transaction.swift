@@ -163,7 +163,7 @@ public struct Transaction: ~Copyable {
     /// Runs `body` with a cursor over `db`; the cursor is closed when `body` returns.
     public func withCursor<R>(on db: Database, _ body: (borrowing Cursor) throws -> R) throws -> R {
         var raw: OpaquePointer?
-        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &raw))
+        try LMDBError.check(clmdb_cursor_open(handle, db.dbi, &raw))
         guard let raw else { throw LMDBError.invalidArgument }
         let cursor = Cursor(handle: raw, writes: writes, path: environment.path, database: db)
         return try body(cursor)

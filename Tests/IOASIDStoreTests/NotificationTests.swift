@@ -367,6 +367,15 @@ struct SchemaUpgradeTests {
             #expect(throws: MigrationError.corruptHistory("recorded [1, 2, 3, 4, 5, 83886085]: not a contiguous history from 1")) {
                 _ = try Migrator.pendingMigrations(in: env, migrations: Array(Migrations.all.prefix(3)))
             }
+            // A known number recorded under another name is damage too (a damaged tree can point the
+            // history at another database's page, whose keys read as 1, 2, 3, …).
+            try env.write { txn in
+                _ = try txn.delete(StoreLayout.migrationKey(0x0500_0005), in: history)
+                _ = try txn.put(Array(repeating: 0, count: 8) + Array("notTheName".utf8), forKey: StoreLayout.migrationKey(2), in: history)
+            }
+            #expect(throws: MigrationError.corruptHistory("migration 2's record does not name it \"\(Migrations.all[1].name)\"")) {
+                _ = try Migrator.pendingMigrations(in: env)
+            }
         }
     }
 }

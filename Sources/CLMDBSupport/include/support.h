@@ -38,6 +38,8 @@ int clmdb_txn_renew(MDB_txn *txn);
 int clmdb_txn_commit(MDB_txn *txn);
 int clmdb_txn_abort(MDB_txn *txn);
 int clmdb_txn_reset(MDB_txn *txn);
+int clmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor);
+int clmdb_env_copy2(MDB_env *env, const char *path, unsigned int flags);
 int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
 
 /* An unnamed 0600 file in `dir` (O_TMPFILE), or -1 with errno. */
