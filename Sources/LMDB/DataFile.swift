@@ -103,6 +103,11 @@ public struct DataFileError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let badLastPage = Reason(rawValue: "bad-last-page")
         /// The newest meta page's transaction ID belongs in the other meta page.
         public static let metaSlotMismatch = Reason(rawValue: "meta-slot-mismatch")
+        /// The two meta pages' transaction IDs are more than one apart: LMDB writes
+        /// commit `t` into meta page `t & 1`, so the other holds `t − 1` (both 0 before
+        /// the first commit). A larger gap is a damaged ID, which would make LMDB read
+        /// an older commit without a word.
+        public static let transactionGap = Reason(rawValue: "transaction-gap")
         /// The newest meta page names a root page outside its data.
         public static let badRoot = Reason(rawValue: "bad-root")
         /// The newest meta page gives the free-page or main database flags LMDB
@@ -503,6 +508,10 @@ final class OpenedDataFile {
         if Int(newest.txnid & 1) != newestIndex {
             throw DataFileError(reason: .metaSlotMismatch, path: path,
                                 message: "\(path): meta page \(newestIndex) is the newest but its transaction ID \(newest.txnid) belongs in meta page \(1 - newestIndex)")
+        }
+        if newest.txnid - metas[1 - newestIndex].txnid > 1 {
+            throw DataFileError(reason: .transactionGap, path: path,
+                                message: "\(path): meta page 0 holds transaction \(meta0.txnid) and meta page 1 transaction \(meta1.txnid); one commit apart at most, so one of them is damaged")
         }
         for (name, record) in [("main database", newest.main), ("free-page database", newest.free)] {
             if record.root != MDBFormat.invalidPage && (record.root < 2 || record.root > newest.lastPage) {

@@ -272,6 +272,10 @@ struct DataFileTests {
             // A transaction ID in the wrong slot, and roots outside the data.
             let newest = bytes.u64(144) > bytes.u64(4096 + 144) ? 0 : 4096
             expectDamage(try damagedCopy(bytes, in: root) { $0.setU64(newest + 144, $0.u64(newest + 144) + 1) }, .metaSlotMismatch)
+            // Transaction IDs more than one commit apart: a damaged ID would make LMDB read an older
+            // commit (the older meta page's) without a word, whichever of the two was hit.
+            expectDamage(try damagedCopy(bytes, in: root) { $0.setU64(newest + 144, $0.u64(newest + 144) + 2) }, .transactionGap)
+            expectDamage(try damagedCopy(bytes, in: root) { $0.setU64(4096 - newest + 144, $0.u64(4096 - newest + 144) &- 2) }, .transactionGap)
             expectDamage(try damagedCopy(bytes, in: root) { $0.setU64(newest + 88 + 40, 1) }, .badRoot)
             expectDamage(try damagedCopy(bytes, in: root) { $0.setU64(newest + 40 + 40, $0.u64(newest + 136) + 1) }, .badRoot)
             // Flags: MDB_DUPSORT on the free list (LMDB would abort on the next write), any flag on the main database.
