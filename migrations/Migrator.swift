@@ -65,8 +65,7 @@ public enum Migrator {
                 try check(records, against: migrations)
                 if versions.contains(migration.number) { return false }
                 try migration.apply(txn)
-                var value = withUnsafeBytes(of: now().bigEndian) { [UInt8]($0) }
-                value += Array(migration.name.utf8)
+                let value = StoreLayout.migrationValue(appliedAt: now(), name: migration.name)
                 try txn.put(value, forKey: StoreLayout.migrationKey(migration.number), in: history)
                 return true
             }
@@ -125,8 +124,7 @@ public enum Migrator {
                 guard let version = StoreLayout.decodeMigrationKey(e.key) else {
                     throw MigrationError.corruptHistory("bad key length \(e.key.count)")
                 }
-                let name = e.value.count > 8 ? String(validating: e.value[8...], as: UTF8.self) : nil
-                records.append((version, name))
+                records.append((version, StoreLayout.decodeMigrationName(e.value)))
                 entry = try cursor.next()
             }
             return records

@@ -72,6 +72,16 @@ package enum StoreLayout {
     /// The number of a history key, or `nil` when it is malformed.
     package static func decodeMigrationKey(_ key: [UInt8]) -> UInt32? { key.count == 4 ? BigEndian.u32(key) : nil }
 
+    /// A history record's value: when it was applied (Unix milliseconds, big-endian) and its name.
+    package static func migrationValue(appliedAt milliseconds: UInt64, name: String) -> [UInt8] {
+        BigEndian.bytes(milliseconds) + Array(name.utf8)
+    }
+
+    /// The name in a history record's value, or `nil` when the value is too short or not UTF-8.
+    package static func decodeMigrationName(_ value: [UInt8]) -> String? {
+        value.count > 8 ? String(validating: value[8...], as: UTF8.self) : nil
+    }
+
     /// Names of the values in `meta`.
     package enum MetaKey {
         /// u32: IDs run from 1 to capacity − 1.

@@ -119,21 +119,33 @@ public struct Transaction: ~Copyable {
     @discardableResult
     public func put(sealed payload: [UInt8], forKey key: [UInt8], in db: Database, overwrite: Bool = true) throws(LMDBError) -> Bool {
         if Sealing.benchmarkSkipsChecksums { return try put(Sealing.seal(payload, key: key), forKey: key, in: db, overwrite: overwrite) }
-        // MDB_RESERVE: LMDB makes room for the value and says where; the payload
-        // and its CRC32C are written there, with no sealed copy built first.
-        // (None of the package's databases has sorted duplicates, where RESERVE is not allowed.)
-        let rc = key.withUnsafeBytes { k in
-            payload.withUnsafeBytes { p in
-                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-                var mv = MDB_val(mv_size: p.count + Sealing.trailerSize, mv_data: nil)
-                let flags = UInt32(MDB_RESERVE) | (overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
-                let rc = FaultInjection.call(.put, environment.path) { clmdb_put(handle, db.dbi, &mk, &mv, flags) }
-                // Only a successful put hands out room to write (with MDB_KEYEXIST, mv is the existing value).
-                guard rc == 0, let target = mv.mv_data else { return rc }
-                if let base = p.baseAddress, !p.isEmpty { target.copyMemory(from: base, byteCount: p.count) }
-                target.storeBytes(of: Checksum.crc32c(k, p).bigEndian, toByteOffset: p.count, as: UInt32.self)
-                return rc
+        // The payload and its CRC32C go straight into LMDB's room, with no sealed copy built first.
+        let result = payload.withUnsafeBytes { p in
+            Result { () throws(LMDBError) in
+                try reserve(p.count + Sealing.trailerSize, forKey: key, in: db, overwrite: overwrite) { target, k in
+                    if let base = p.baseAddress, !p.isEmpty { target.copyMemory(from: base, byteCount: p.count) }
+                    target.storeBytes(of: Checksum.crc32c(k, p).bigEndian, toByteOffset: p.count, as: UInt32.self)
+                }
             }
+        }
+        return try result.get()
+    }
+
+    /// The one put: `MDB_RESERVE` makes room for `size` bytes under `key`, and
+    /// `fill` writes them (with the key's bytes at hand). None of the package's
+    /// databases has sorted duplicates, where RESERVE is not allowed.
+    private func reserve(
+        _ size: Int, forKey key: [UInt8], in db: Database, overwrite: Bool,
+        _ fill: (UnsafeMutableRawPointer, UnsafeRawBufferPointer) -> Void
+    ) throws(LMDBError) -> Bool {
+        let rc = key.withUnsafeBytes { k in
+            var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            var mv = MDB_val(mv_size: size, mv_data: nil)
+            let flags = UInt32(MDB_RESERVE) | (overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
+            let rc = FaultInjection.call(.put, environment.path) { clmdb_put(handle, db.dbi, &mk, &mv, flags) }
+            // Only a successful put hands out room to write (with MDB_KEYEXIST, mv is the existing value).
+            if rc == 0, let target = mv.mv_data { fill(target, k) }
+            return rc
         }
         if rc == MDB_KEYEXIST && !overwrite { return false }
         try LMDBError.check(rc)
@@ -177,19 +189,14 @@ public struct Transaction: ~Copyable {
     /// - Returns: `false` only when `overwrite` is `false` and the key already existed.
     @discardableResult
     public func put(_ value: [UInt8], forKey key: [UInt8], in db: Database, overwrite: Bool = true) throws(LMDBError) -> Bool {
-        let rc = key.withUnsafeBytes { k in
-            value.withUnsafeBytes { v in
-                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return FaultInjection.call(.put, environment.path) {
-                    clmdb_put(handle, db.dbi, &mk, &mv, overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
+        let result = value.withUnsafeBytes { v in
+            Result { () throws(LMDBError) in
+                try reserve(v.count, forKey: key, in: db, overwrite: overwrite) { target, _ in
+                    if let base = v.baseAddress, !v.isEmpty { target.copyMemory(from: base, byteCount: v.count) }
                 }
             }
         }
-        if rc == MDB_KEYEXIST && !overwrite { return false }
-        try LMDBError.check(rc)
-        writes?.count += 1
-        return true
+        return try result.get()
     }
 
     /// Deletes `key`. Returns whether it was present.

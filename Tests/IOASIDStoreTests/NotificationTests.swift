@@ -371,7 +371,7 @@ struct SchemaUpgradeTests {
             // history at another database's page, whose keys read as 1, 2, 3, …).
             try env.write { txn in
                 _ = try txn.delete(StoreLayout.migrationKey(0x0500_0005), in: history)
-                _ = try txn.put(Array(repeating: 0, count: 8) + Array("notTheName".utf8), forKey: StoreLayout.migrationKey(2), in: history)
+                _ = try txn.put(StoreLayout.migrationValue(appliedAt: 0, name: "notTheName"), forKey: StoreLayout.migrationKey(2), in: history)
             }
             #expect(throws: MigrationError.corruptHistory("migration 2's record does not name it \"\(Migrations.all[1].name)\"")) {
                 _ = try Migrator.pendingMigrations(in: env)
