@@ -225,19 +225,22 @@ private final class SpillFile {
 /// up to 32 MiB, then in an unnamed private file (`0600`, unlinked at once) in
 /// the store's directory. Only this process can read it back, so what is
 /// applied is exactly what was checked.
-final class ImportSpool {
+package final class ImportSpool {
     private let directory: String
     private var buffer: [UInt8] = []
     private var file: SpillFile?
     private var spilled: Int64 = 0
     private static let memoryLimit = 32 << 20
+    /// A smaller memory budget for tests of the spill path (task-local, so tests side by side keep theirs).
+    @TaskLocal package static var memoryLimitForTests: Int?
 
     init(directory: String) { self.directory = directory }
 
     /// Keeps one checked entry.
     func append(_ entry: ExportEntry) throws(IOASIDError) {
         entry.spooled(into: &buffer)
-        if buffer.count >= Self.memoryLimit || (file != nil && buffer.count >= 1 << 20) { try spill() }
+        let limit = Self.memoryLimitForTests ?? Self.memoryLimit
+        if buffer.count >= limit || (file != nil && buffer.count >= min(limit, 1 << 20)) { try spill() }
     }
 
     private func spill() throws(IOASIDError) {

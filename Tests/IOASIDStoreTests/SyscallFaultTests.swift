@@ -1,0 +1,264 @@
+import Foundation
+import IOASIDStore
+import IOASIDTestSupport
+import LMDB
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Every file the store writes (backups, exports, new stores, restores, the
+// import spool) goes through `SystemFile` and `FileSystem`. These tests make
+// each of their system calls fail in turn — a full disk, an I/O error, a
+// read-only file system — and check that the operation says what failed, with
+// a typed error, and leaves nothing half-made behind: no file at the
+// destination, no temporary file beside it, the store as it was.
+
+/// What a directory holds (names only), for "nothing left behind" checks.
+private func entries(_ directory: String) -> Set<String> {
+    Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+}
+
+/// Runs `body` with the `skip`+1-th call at `point` failing with `code`, and
+/// expects it to fail with `expected`, with the fault really injected.
+private func expectFailure<R>(
+    at point: SyscallPoint, skipping skip: Int = 0, errno code: Int32 = EIO, _ expected: IOASIDError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R
+) -> IOASIDError? {
+    expectFailure([SyscallFaults.Fault(point, errno: code, skip: skip)], expected, sourceLocation: sourceLocation, body)
+}
+
+/// ``expectFailure(at:skipping:errno:_:sourceLocation:_:)`` with several faults, each of which must be injected.
+private func expectFailure<R>(
+    _ faults: [SyscallFaults.Fault], _ expected: IOASIDError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R
+) -> IOASIDError? {
+    let (plan, result) = SyscallFaults.failing(faults, body)
+    let point = faults.map { "\($0.point) #\($0.skip + 1)" }.joined(separator: ", ")
+    #expect(plan.injected == faults.count, "not every call of \(point) was made", sourceLocation: sourceLocation)
+    switch result {
+    case .success:
+        Issue.record("succeeded although \(point) failed", sourceLocation: sourceLocation)
+        return nil
+    case .failure(let error as IOASIDError):
+        #expect(error.code == expected, "\(error)", sourceLocation: sourceLocation)
+        return error
+    case .failure(let error):
+        Issue.record("not an IOASIDError: \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+@Suite("System calls that fail")
+struct SyscallFaultTests {
+    /// A store with one set of a few IDs (with data and guests), in `dir`.
+    private func makeStore(in dir: TemporaryDirectory) throws -> (IOASIDStore, SetID) {
+        let store = try IOASIDStore(path: dir.child("store"))
+        let set = try store.createSet(token: "vm:faults", quota: 64)
+        for g in UInt32(1)...5 { _ = try store.allocate(in: set, data: [UInt8(g), 0xAB], guest: g) }
+        return (store, set)
+    }
+
+    @Test("A backup whose every step fails in turn leaves no backup and no temporary directory; a retry works")
+    func backupSteps() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, _) = try makeStore(in: dir)
+        let before = entries(dir.path)
+        let destination = dir.child("backup")
+        // Every step before the backup is in place: the temporary directory, its
+        // data file, LMDB's copy, the size, the file's sync and rename, the
+        // directory's sync, the move into place.
+        let steps: [(SyscallPoint, Int)] = [
+            (.mkdir, 0), (.open, 0), (.copy, 0), (.fstat, 0), (.fsync, 0), (.rename, 0), (.syncDirectory, 0), (.rename, 1),
+        ]
+        for (point, skip) in steps {
+            let error = expectFailure(at: point, skipping: skip, .storageFailure) { try store.backup(to: destination) }
+            #expect(error?.message.contains("backup") == true || error?.message.contains("data.mdb") == true, "\(point): \(String(describing: error))")
+            #expect(entries(dir.path) == before, "\(point) #\(skip + 1) left \(entries(dir.path).subtracting(before))")
+        }
+        // A full disk and a read-only file system say so.
+        let full = expectFailure(at: .copy, errno: ENOSPC, .storageFailure) { try store.backup(to: destination) }
+        #expect(full?.message.contains("the disk is full") == true)
+        let readOnly = expectFailure(at: .mkdir, errno: EROFS, .readOnly) { try store.backup(to: destination) }
+        #expect(readOnly?.message.contains("read-only") == true)
+        #expect(entries(dir.path) == before)
+
+        // The parent's sync after the move: the backup is in place, and the error says it may not be durable yet.
+        let late = expectFailure(at: .syncDirectory, skipping: 1, .storageFailure) { try store.backup(to: destination) }
+        #expect(late?.message.contains("cannot sync") == true)
+        FileSystem.removeDirectory(destination)
+
+        let size = try store.backup(to: destination)
+        #expect(size > 0)
+        let copy = try IOASIDStore(path: destination)
+        #expect(try copy.status().allocated == store.status().allocated)
+        try expectClean(store)
+    }
+
+    @Test("Replacing a backup: a failed move of the old one keeps it, untouched")
+    func backupReplace() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, set) = try makeStore(in: dir)
+        let destination = dir.child("backup")
+        try store.backup(to: destination)
+        let atBackup = try store.status().allocated
+        _ = try store.allocate(in: set)
+        let before = entries(dir.path)
+        // Renames: the data file into the temporary directory (1st), the old backup aside (2nd).
+        _ = expectFailure(at: .rename, skipping: 1, .storageFailure) { try store.backup(to: destination, replacing: true) }
+        #expect(entries(dir.path) == before)
+        let old = try IOASIDStore(path: destination)
+        #expect(try old.status().allocated == atBackup)
+    }
+
+    @Test("An export to a file that cannot be written, synced or renamed leaves no file and unfreezes the set")
+    func exportSteps() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, set) = try makeStore(in: dir)
+        let before = entries(dir.path)
+        let path = dir.child("set.export")
+        for (point, skip, code) in [(SyscallPoint.open, 0, EACCES), (.write, 0, ENOSPC), (.fsync, 0, EIO), (.rename, 0, EIO)] {
+            let error = expectFailure(at: point, skipping: skip, errno: code, .storageFailure) {
+                _ = try store.exportSet(set, toFile: path)
+            }
+            #expect(error?.message.contains("unfrozen") == true || point == .open, "\(point): \(String(describing: error))")
+            #expect(entries(dir.path) == before, "\(point) left \(entries(dir.path).subtracting(before))")
+            #expect(try store.set(set).isFrozen == false, "\(point) left the set frozen")
+        }
+        let summary = try store.exportSet(set, toFile: path)
+        #expect(summary.header.count == 5)
+        try expectClean(store)
+    }
+
+    @Test("A new store whose directory cannot be made, synced or moved into place leaves nothing")
+    func initSteps() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        for (point, skip) in [(SyscallPoint.mkdir, 0), (.syncDirectory, 0), (.rename, 0)] {
+            _ = expectFailure(at: point, skipping: skip, .storageFailure) { try IOASIDStore(path: path) }
+            #expect(entries(dir.path).isEmpty, "\(point) left \(entries(dir.path))")
+        }
+        // The parent's sync comes after the store is in place; the store is whole.
+        _ = expectFailure(at: .syncDirectory, skipping: 1, .storageFailure) { try IOASIDStore(path: path) }
+        let store = try IOASIDStore(path: path)
+        try expectClean(store)
+    }
+
+    @Test("A restore that cannot write its data file leaves nothing at the destination")
+    func restoreSteps() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, _) = try makeStore(in: dir)
+        try store.backup(to: dir.child("backup"))
+        let before = entries(dir.path)
+        let target = dir.child("restored")
+        for point in [SyscallPoint.open, .copy, .fsync] {
+            _ = expectFailure(at: point, .storageFailure) { try IOASIDStore.restore(from: dir.child("backup"), to: target) }
+            #expect(entries(dir.path) == before, "\(point) left \(entries(dir.path).subtracting(before))")
+        }
+        let restored = try IOASIDStore.restore(from: dir.child("backup"), to: target)
+        #expect(try restored.status().allocated == store.status().allocated)
+    }
+
+    @Test("An import larger than its memory budget spills to a private file; failing spills and reads import nothing")
+    func importSpill() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, set) = try makeStore(in: dir)
+        for g in UInt32(6)...40 { _ = try store.allocate(in: set, data: Array(repeating: UInt8(g), count: 40), guest: g) }
+        let path = dir.child("set.export")
+        _ = try store.exportSet(set, toFile: path)
+        try store.abortMigration(of: set)
+        let other = try TemporaryDirectory()
+        defer { other.cleanup() }
+        let target = try IOASIDStore(path: other.child("store"))
+        let storeEntries = entries(other.child("store"))
+
+        try ImportSpool.$memoryLimitForTests.withValue(256) {
+            // The spool's file (nameless, or named and unlinked at once), its writes, and reading it back.
+            // No O_TMPFILE, and no room for the named file either (the 1st open is the input's).
+            _ = expectFailure([.init(.openTemporary, errno: EOPNOTSUPP), .init(.open, errno: ENOSPC, skip: 1)], .storageFailure) {
+                try target.importSet(from: path)
+            }
+            _ = expectFailure(at: .write, .storageFailure) { try target.importSet(from: path) }
+            _ = expectFailure(at: .seek, .storageFailure) { try target.importSet(from: path) }
+            _ = expectFailure(at: .read, skipping: 0, .invalidArgument) { try target.importSet(from: path) }
+            #expect(try target.sets().count == 1, "a failed import created a set")
+            #expect(entries(other.child("store")) == storeEntries, "a failed import left a file in the store's directory")
+
+            // Without O_TMPFILE the spool takes a random name, unlinked at once: the import works.
+            let (plan, result) = SyscallFaults.failing(.openTemporary, with: EOPNOTSUPP) { try target.importSet(from: path) }
+            #expect(plan.injected == 1)
+            let imported = try result.get()
+            #expect(imported.imported == 40)
+            #expect(entries(other.child("store")) == storeEntries)
+        }
+        let copy = try #require(try target.set(withToken: "vm:faults"))
+        let ids = try target.ids(in: copy.id)
+        #expect(ids.count == 40)
+        #expect(try target.find(ids[39], in: copy.id).data == Array(repeating: 40, count: 40))
+        try expectClean(target)
+    }
+
+    @Test("An export file that cannot be opened or read is refused as unreadable, naming it")
+    func importUnreadable() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, set) = try makeStore(in: dir)
+        let path = dir.child("set.export")
+        _ = try store.exportSet(set, toFile: path)
+        try store.abortMigration(of: set)
+        let other = try TemporaryDirectory()
+        defer { other.cleanup() }
+        let target = try IOASIDStore(path: other.child("store"))
+        let opened = expectFailure(at: .open, errno: EACCES, .invalidArgument) { try target.importSet(from: path) }
+        #expect(opened?.message.contains(path) == true)
+        let read = expectFailure(at: .read, errno: EIO, .invalidArgument) { try target.importSet(from: path) }
+        #expect(read?.message.contains(path) == true)
+        #expect(try target.sets().count == 1)
+    }
+
+    @Test("A store whose directory or files cannot be examined is refused with the reason, and nothing is opened")
+    func inspectFailures() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        _ = try makeStore(in: dir)
+        let path = dir.child("store")
+        let before = entries(path)
+        // lstat of the directory (1st), data.mdb (2nd) and lock.mdb (3rd).
+        let cases: [(Int, Int32, IOASIDError.Code, String)] = [
+            (0, EACCES, .accessDenied, path), (0, EIO, .storageFailure, path),
+            (1, EIO, .storageFailure, "data.mdb"), (2, EACCES, .accessDenied, "lock.mdb"),
+        ]
+        for (skip, code, expected, names) in cases {
+            let error = expectFailure(at: .lstat, skipping: skip, errno: code, expected) { try IOASIDStore(path: path) }
+            #expect(error?.message.contains("cannot examine") == true && error?.message.contains(names) == true, "\(String(describing: error))")
+        }
+        #expect(entries(path) == before)
+        let store = try IOASIDStore(path: path)
+        try expectClean(store)
+    }
+
+    @Test("A plan fails only the call it names, once, and only inside its scope")
+    func planScope() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (plan, result) = SyscallFaults.failing(.fsync, with: EIO, skipping: 1) { () throws -> Int in
+            let file = try SystemFile.createPrivate(dir.child("a"))
+            try file.sync()  // the first passes
+            do { try file.sync() } catch let error as LMDBError { return Int(error.code) }  // the second fails
+            try file.sync()  // and the third passes again
+            return 0
+        }
+        #expect(plan.injected == 1)
+        #expect(try result.get() == Int(EIO))
+        let file = try SystemFile.createPrivate(dir.child("b"))
+        try file.sync()
+        #expect(plan.injected == 1)
+    }
+}
