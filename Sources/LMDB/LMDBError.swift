@@ -31,6 +31,7 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
         case MDB_MAP_FULL: "MDB_MAP_FULL"
         case MDB_DBS_FULL: "MDB_DBS_FULL"
         case MDB_READERS_FULL: "MDB_READERS_FULL"
+        case MDB_TLS_FULL: "MDB_TLS_FULL"
         case MDB_TXN_FULL: "MDB_TXN_FULL"
         case MDB_CURSOR_FULL: "MDB_CURSOR_FULL"
         case MDB_PAGE_FULL: "MDB_PAGE_FULL"
