@@ -27,12 +27,6 @@ extension IOASIDReading where Self: ~Copyable {
         return id <= upper ? FreeSlot(id: id, extent: extent) : nil
     }
 
-    /// `id` with its extent, if `id` is free.
-    func freeSlot(for id: UInt32) throws -> FreeSlot? {
-        guard let extent = try extent(atOrAfter: id), extent.lowerBound <= id else { return nil }
-        return FreeSlot(id: id, extent: extent)
-    }
-
     /// The extent with the least last ID ≥ `id` (with its start as this
     /// transaction moved it, when it did).
     private func extent(atOrAfter id: UInt32) throws -> ClosedRange<UInt32>? {
@@ -62,8 +56,8 @@ extension IOASIDReading where Self: ~Copyable {
 }
 
 extension WriteTransaction {
-    /// Removes a free ID, found by ``IOASIDReading/freeSlot(for:)`` or
-    /// ``IOASIDReading/lowestFreeSlot(in:_:)`` in this transaction, from the index.
+    /// Removes a free ID, found by ``IOASIDReading/lowestFreeSlot(in:_:)`` in
+    /// this transaction, from the index.
     func takeFree(_ slot: FreeSlot) throws {
         let id = slot.id, first = slot.extent.lowerBound, last = slot.extent.upperBound
         if id == first, first < last {
@@ -76,8 +70,6 @@ extension WriteTransaction {
         try flushPendingExtent()
         if first == last {
             try remove(StoreLayout.extentKey(last: last), in: schema.control)
-        } else if id == first {
-            try putExtent(first: id + 1, last: last)  // same key: rewritten in place
         } else if id == last {
             try remove(StoreLayout.extentKey(last: last), in: schema.control)
             try putExtent(first: first, last: id - 1)

@@ -213,12 +213,8 @@ public final class IOASIDStore: Sendable {
     ///   process after `fork()`: both trap.
     public func read<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
         let schema = schema
-        do {
-            return try env.read { txn in try body(ReadTransaction(context: TransactionContext(txn: txn, schema: schema))) }
-        } catch let error as LMDBError {
-            throw IOASIDError.wrapping(error, at: path)
-        } catch let error as IOASIDError where error.code == .corruptStore {
-            throw error.locating(in: path)
+        return try storeErrors {
+            try env.read { txn in try body(ReadTransaction(context: TransactionContext(txn: txn, schema: schema))) }
         }
     }
 
@@ -239,27 +235,19 @@ public final class IOASIDStore: Sendable {
     public func write<R>(_ body: (borrowing WriteTransaction) throws -> R) throws -> R {
         try checkWritable()
         if synchronousWritesThroughWriter {
-            do { return try writer.submitAndWait(isolated: true, body) } catch let error as LMDBError {
-                throw IOASIDError.wrapping(error, at: path)
-            } catch let error as IOASIDError where error.code == .corruptStore {
-                throw error.locating(in: path)
-            }
+            return try storeErrors { try writer.submitAndWait(isolated: true, body) }
         }
         let schema = schema
-        do {
-            let result = try env.write { txn in
+        let result = try storeErrors {
+            try env.write { txn in
                 let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
                 let result = try body(tx)
                 try tx.prepareCommit()
                 return result
             }
-            changeSignal.notify()
-            return result
-        } catch let error as LMDBError {
-            throw IOASIDError.wrapping(error, at: path)
-        } catch let error as IOASIDError where error.code == .corruptStore {
-            throw error.locating(in: path)
         }
+        changeSignal.notify()
+        return result
     }
 
     /// Runs `body` on the store's writer thread, in the next group commit, and
@@ -270,11 +258,23 @@ public final class IOASIDStore: Sendable {
         try checkWritable()
         do {
             return try await writer.submit(isolated: true, body)
-        } catch let error as LMDBError {
-            throw IOASIDError.wrapping(error, at: path)
-        } catch let error as IOASIDError where error.code == .corruptStore {
-            throw error.locating(in: path)
+        } catch {
+            throw storeError(error)
         }
+    }
+
+    /// Runs `body`, throwing store errors as ``IOASIDError``s that name this
+    /// store (see ``storeError(_:)``); errors of the caller's own pass through.
+    private func storeErrors<R>(_ body: () throws -> R) throws -> R {
+        do { return try body() } catch { throw storeError(error) }
+    }
+
+    /// An LMDB error wrapped with the store's path; a corrupt-store error
+    /// located in its data file; any other error unchanged.
+    private func storeError(_ error: any Error) -> any Error {
+        if let error = error as? LMDBError { return IOASIDError.wrapping(error, at: path) }
+        if let error = error as? IOASIDError, error.code == .corruptStore { return error.locating(in: path) }
+        return error
     }
 
     /// Submits a store operation (which checks before it writes) to the group-commit writer,

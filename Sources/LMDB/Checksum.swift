@@ -28,10 +28,19 @@ public enum Checksum {
     static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return crc }
         if hardware { return clmdb_crc32c_update(crc, base, bytes.count) }
+        return softwareUpdate(crc, bytes)
+    }
+
+    /// The table-driven CRC32C of CPUs without a CRC instruction (tests check
+    /// that it agrees with the instruction, so stores move between machines).
+    package static func softwareUpdate(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = crc
         for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
         return c
     }
+
+    /// Whether this CPU computes CRC32C with an instruction.
+    package static var usesHardware: Bool { hardware }
 }
 
 /// Sealed records: a value stored with a CRC32C of its key and payload as a

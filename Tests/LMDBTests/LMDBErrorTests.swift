@@ -46,3 +46,20 @@ struct LMDBErrorTests {
         }
     }
 }
+
+@Suite("CRC32C")
+struct ChecksumTests {
+    @Test("CRC32C gives the standard check value, and the table agrees with the CPU instruction on every length")
+    func agrees() {
+        #expect(Checksum.crc32c(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(Checksum.crc32c([]) == 0)
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+            let software = bytes.withUnsafeBytes { ~Checksum.softwareUpdate(0xFFFF_FFFF, $0) }
+            #expect(software == Checksum.crc32c(bytes), "length \(length)")
+        }
+        // Which path `crc32c` took here (the comparison is meaningful only with the instruction).
+        print("CRC32C instruction: \(Checksum.usesHardware)")
+    }
+}
