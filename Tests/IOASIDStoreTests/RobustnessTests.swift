@@ -155,6 +155,64 @@ struct VerifyRepairTests {
         #expect(try store.set(2).allocated == 20, "repair never drops an ID with an owner")
     }
 
+    @Test("Rule violations that only verify can see are each reported with their code", arguments: [
+        "orphanID", "overQuota", "setPendingMismatch", "destroyPendingEmpty", "nextSetIDMissing", "nextSetIDBehind",
+        "overReserved", "tokenDangling", "ackBeyondLast",
+    ])
+    func ruleViolations(code: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let empty = try store.createSet(token: "vm:empty", quota: 1)
+        let env = try Environment.open(path: path)
+        func db(_ name: StoreLayout.DB) throws -> Database { try env.openDatabase(named: name.rawValue) }
+        let control = try db(.control), meta = try db(.meta)
+        try env.write { txn in
+            switch code {
+            case "orphanID":  // ID 800 owned by a set that does not exist
+                try txn.put(sealed: IDRecord(set: 77).encoded(), forKey: StoreLayout.idKey(800), in: try db(.ids))
+            case "overQuota": try Self.editSet(txn, control, 2) { $0.quota = 5 }
+            case "setPendingMismatch": try Self.editSet(txn, control, 2) { $0.pending = 7 }
+            case "destroyPendingEmpty": try Self.editSet(txn, control, empty.rawValue) { $0.flags.insert(.destroyPending) }
+            case "nextSetIDMissing": _ = try txn.delete(StoreLayout.MetaKey.nextSetID, in: meta)
+            case "nextSetIDBehind": try txn.put(sealed: ByteWriter.u32(2), forKey: StoreLayout.MetaKey.nextSetID, in: meta)
+            case "overReserved": try Self.editSet(txn, control, 2) { $0.quota = 5000 }
+            case "tokenDangling": try txn.put(sealed: ByteWriter.u32(2), forKey: StoreLayout.tokenKey("vm:ghost"), in: try db(.tokens))
+            default:  // subscriber kvm acknowledged far beyond the last event
+                let subscribers = try db(.subscribers)
+                var record = try #require(try txn.withSealedValue(forKey: StoreLayout.subscriberKey("kvm"), in: subscribers) { try SubscriberRecord(decoding: &$0) })
+                record.acknowledgedThrough = 1 << 40
+                try txn.put(sealed: record.encoded(), forKey: StoreLayout.subscriberKey("kvm"), in: subscribers)
+            }
+        }
+        let report = try store.verify()
+        #expect(report.violations.map(\.code).contains(code), "\(report.violations)")
+    }
+
+    /// Rewrites set `id`'s record (well sealed) with `change` applied.
+    private static func editSet(_ txn: borrowing Transaction, _ control: Database, _ id: UInt32, _ change: (inout SetRecord) -> Void) throws {
+        var record = try #require(try txn.withSealedValue(forKey: StoreLayout.setKey(id), in: control) { try SetRecord(decoding: &$0) })
+        change(&record)
+        try txn.put(sealed: record.encoded(), forKey: StoreLayout.setKey(id), in: control)
+    }
+
+    @Test("A record under a key its database cannot hold is reported as malformedKey naming the database", arguments: [
+        ("control", [0x01, 0, 0] as [UInt8]), ("control", [0x02, 0]), ("control", [0x7F, 1, 2, 3, 4]), ("ids", [0, 0, 1]),
+        ("tokens", [0xFF, 0xFE]), ("guests", [0, 0, 0, 2]), ("pending", [1, 2]), ("holds", [0, 0, 0, 1]),
+        ("subscribers", [0xFF]), ("events", [1, 2, 3]), ("imports", [1, 2, 3]),
+    ])
+    func malformedKeys(database: String, key: [UInt8]) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let env = try Environment.open(path: path)
+        let target = try env.openDatabase(named: database)
+        try env.write { txn in try txn.put(sealed: [], forKey: key, in: target) }
+        let report = try store.verify()
+        let found = report.violations.filter { $0.code == "malformedKey" }
+        #expect(found.contains { $0.message.contains(database) }, "\(report.violations)")
+    }
+
     @Test("A damaged record is reported with its database and key; repair keeps the ID and says it cannot fix it")
     func damagedRecord() throws {
         let dir = try TemporaryDirectory()
