@@ -1,4 +1,7 @@
 internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
 
 /// The system calls of ``SystemFile`` and ``FileSystem`` at which a test can
 /// inject a failure (the file-system counterpart of ``FaultPoint``).
@@ -23,7 +26,7 @@ package enum SyscallPoint: String, Sendable, CaseIterable {
     case mkdir
     /// `rename` (replacing or not).
     case rename
-    /// `open` + `fsync` of a directory.
+    /// `fsync` of a directory.
     case syncDirectory
     /// LMDB's copy of an environment into a descriptor (`mdb_env_copyfd2`).
     case copy
@@ -105,10 +108,23 @@ package enum SyscallFaults {
         failing([Fault(point, errno: errno, skip: skip)], body)
     }
 
-    /// The `errno` to fail the call at `point` with, or `nil` to make the call.
+    /// The `errno` to fail the call at `point` with, or `nil` to make the call
+    /// (for calls that return the error code themselves, like LMDB's).
     @inline(__always)
     static func injected(_ point: SyscallPoint) -> Int32? {
         guard plans.load(ordering: .relaxed) > 0, let plan else { return nil }
         return plan.decide(point)
     }
+}
+
+/// Makes the system call `call` at `point`, or, when a plan fails it, returns
+/// −1 with `errno` set as the call would have: the caller's own error handling
+/// runs either way.
+@inline(__always)
+func faultable<T: FixedWidthInteger & SignedInteger>(_ point: SyscallPoint, _ call: () -> T) -> T {
+    if let code = SyscallFaults.injected(point) {
+        errno = code
+        return -1
+    }
+    return call()
 }

@@ -51,13 +51,12 @@ public struct SystemFile: ~Copyable {
     /// unlinked as soon as it is open (`O_TMPFILE` where the file system
     /// supports it), so nothing is left behind whatever happens to the process.
     public static func createAnonymous(in directory: String) throws(LMDBError) -> SystemFile {
-        let fd = SyscallFaults.injected(.openTemporary) == nil ? clmdb_open_tmpfile(directory) : -1
+        let fd = faultable(.openTemporary) { clmdb_open_tmpfile(directory) }
         if fd >= 0 { return SystemFile(descriptor: fd, owned: true) }
         // No O_TMPFILE here: a random name, created exclusively, unlinked at once.
         for _ in 0..<16 {
             let path = directory + "/.ioasid-spool-" + String(UInt64.random(in: 0 ... .max), radix: 36)
-            if let code = SyscallFaults.injected(.open) { throw LMDBError(code: code) }
-            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            let fd = faultable(.open) { Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
             if fd >= 0 {
                 _ = unlink(path)
                 return SystemFile(descriptor: fd, owned: true)
@@ -68,9 +67,8 @@ public struct SystemFile: ~Copyable {
     }
 
     private static func open(_ path: String, _ flags: Int32, _ mode: mode_t) throws(LMDBError) -> SystemFile {
-        if let code = SyscallFaults.injected(.open) { throw LMDBError(code: code) }
         while true {
-            let fd = Glibc.open(path, flags, mode)
+            let fd = faultable(.open) { Glibc.open(path, flags, mode) }
             if fd >= 0 { return SystemFile(descriptor: fd, owned: true) }
             if errno != EINTR { throw LMDBError(code: errno) }
         }
@@ -80,10 +78,9 @@ public struct SystemFile: ~Copyable {
     @discardableResult
     public func read(into buffer: inout [UInt8], upTo count: Int) throws(LMDBError) -> Int {
         guard count > 0 else { return 0 }
-        if let code = SyscallFaults.injected(.read) { throw LMDBError(code: code) }
         let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { scratch -> Result<Int, LMDBError> in
             while true {
-                let n = Glibc.read(descriptor, scratch.baseAddress, count)
+                let n = faultable(.read) { Glibc.read(descriptor, scratch.baseAddress, count) }
                 if n >= 0 {
                     buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<n]))
                     return .success(n)
@@ -102,10 +99,9 @@ public struct SystemFile: ~Copyable {
 
     /// Writes every byte of `raw`.
     func writeAll(_ raw: UnsafeRawBufferPointer) throws(LMDBError) {
-        if let code = SyscallFaults.injected(.write) { throw LMDBError(code: code) }
         var offset = 0
         while offset < raw.count {
-            let n = Glibc.write(descriptor, raw.baseAddress.map { $0 + offset }, raw.count - offset)
+            let n = faultable(.write) { Glibc.write(descriptor, raw.baseAddress.map { $0 + offset }, raw.count - offset) }
             if n > 0 {
                 offset += n
             } else if n < 0, errno != EINTR {
@@ -118,29 +114,26 @@ public struct SystemFile: ~Copyable {
 
     /// Flushes the file's data and metadata to the device (`fsync`).
     public func sync() throws(LMDBError) {
-        if let code = SyscallFaults.injected(.fsync) { throw LMDBError(code: code) }
-        if fsync(descriptor) != 0 { throw LMDBError(code: errno) }
+        if faultable(.fsync, { fsync(descriptor) }) != 0 { throw LMDBError(code: errno) }
     }
 
     /// Moves the file offset to `offset` from the start.
     public func seek(to offset: Int64) throws(LMDBError) {
-        if let code = SyscallFaults.injected(.seek) { throw LMDBError(code: code) }
-        if lseek(descriptor, off_t(offset), SEEK_SET) < 0 { throw LMDBError(code: errno) }
+        if faultable(.seek, { lseek(descriptor, off_t(offset), SEEK_SET) }) < 0 { throw LMDBError(code: errno) }
     }
 
     /// The file's size in bytes.
     public func size() throws(LMDBError) -> Int64 {
-        if let code = SyscallFaults.injected(.fstat) { throw LMDBError(code: code) }
         var st = stat()
-        if fstat(descriptor, &st) != 0 { throw LMDBError(code: errno) }
+        if faultable(.fstat, { fstat(descriptor, &st) }) != 0 { throw LMDBError(code: errno) }
         return Int64(st.st_size)
     }
 
     /// Copies the environment's data file into this file (`mdb_env_copyfd2`),
     /// optionally compacted. Call ``sync()`` afterwards.
     public func copy(from environment: Environment, compact: Bool) throws(LMDBError) {
-        if let code = SyscallFaults.injected(.copy) { throw LMDBError(code: code) }
-        try LMDBError.check(clmdb_env_copyfd2(environment.handle, descriptor, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        // LMDB returns the errno itself.
+        try LMDBError.check(SyscallFaults.injected(.copy) ?? clmdb_env_copyfd2(environment.handle, descriptor, compact ? UInt32(MDB_CP_COMPACT) : 0))
     }
 }
 
@@ -150,29 +143,26 @@ public enum FileSystem {
     /// Creates a directory readable and writable by its owner only (`0700`),
     /// failing if anything exists at `path`.
     public static func makePrivateDirectory(_ path: String) throws(LMDBError) {
-        if let code = SyscallFaults.injected(.mkdir) { throw LMDBError(code: code) }
-        if mkdir(path, 0o700) != 0 { throw LMDBError(code: errno) }
+        if faultable(.mkdir, { mkdir(path, 0o700) }) != 0 { throw LMDBError(code: errno) }
     }
 
     /// Flushes a directory's entries to the device, so that files created or
     /// renamed in it survive a power cut.
     public static func syncDirectory(_ path: String) throws(LMDBError) {
-        if let code = SyscallFaults.injected(.syncDirectory) { throw LMDBError(code: code) }
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0 { throw LMDBError(code: errno) }
         defer { _ = Glibc.close(fd) }
-        if fsync(fd) != 0 { throw LMDBError(code: errno) }
+        if faultable(.syncDirectory, { fsync(fd) }) != 0 { throw LMDBError(code: errno) }
     }
 
     /// Renames `source` to `destination`. With `replacing: false`, fails with
     /// `EEXIST` when `destination` exists (atomically: `RENAME_NOREPLACE`).
     public static func rename(_ source: String, to destination: String, replacing: Bool) throws(LMDBError) {
-        if let code = SyscallFaults.injected(.rename) { throw LMDBError(code: code) }
         if replacing {
-            if Glibc.rename(source, destination) != 0 { throw LMDBError(code: errno) }
+            if faultable(.rename, { Glibc.rename(source, destination) }) != 0 { throw LMDBError(code: errno) }
             return
         }
-        if clmdb_rename_noreplace(source, destination) != 0 {
+        if faultable(.rename, { clmdb_rename_noreplace(source, destination) }) != 0 {
             throw LMDBError(code: errno)
         }
     }
@@ -206,9 +196,8 @@ public enum FileSystem {
 
     /// What is at `path`, without following a final symbolic link (`lstat`); `nil` when nothing is.
     public static func status(_ path: String) throws(LMDBError) -> FileStatus? {
-        if let code = SyscallFaults.injected(.lstat) { throw LMDBError(code: code) }
         var st = stat()
-        if lstat(path, &st) != 0 {
+        if faultable(.lstat, { lstat(path, &st) }) != 0 {
             if errno == ENOENT { return nil }
             throw LMDBError(code: errno)
         }

@@ -252,22 +252,29 @@ struct MigrationTests {
         #expect(try CLI.run(["--store", a, "set", "show", "2"]).status == 2)
     }
 
-    @Test("A process killed during import leaves no set or the whole set", arguments: [0.05, 0.2, 0.4, 0.8])
-    func killedImport(delay: Double) throws {
+    @Test("A process killed during import leaves no set or the whole set", .serialized, arguments: [0.1, 0.25, 0.4, 0.6])
+    func killedImport(fraction: Double) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let source = try IOASIDStore(path: dir.child("source"))
         let vm = try source.createSet(token: "vm:kill", quota: 50_000)
         try source.write { tx in for i in 0..<UInt32(50_000) { _ = try tx.allocate(in: vm, guest: i) } }
         let (path, _) = try exportToFile(source, vm, in: dir)
+        // Time one whole import here and now (the machine's speed and load vary),
+        // then kill another at `fraction` of that time, so the kill lands mid-way.
+        let timedPath = dir.child("timed")
+        do { _ = try IOASIDStore(path: timedPath) }
+        let started = ContinuousClock.now
+        let timed = try CLI.run(["--store", timedPath, "migrate", "import", path])
+        let whole = ContinuousClock.now - started
+        #expect(timed.status == 0, "\(timed.stderr)")
         let destinationPath = dir.child("destination")
         do { _ = try IOASIDStore(path: destinationPath) }
         let importer = try CLI.start("ioasid", ["--store", destinationPath, "migrate", "import", path])
-        Thread.sleep(forTimeInterval: delay)
+        Thread.sleep(forTimeInterval: Double(whole.components.seconds) * fraction + Double(whole.components.attoseconds) * 1e-18 * fraction)
         kill(importer.process.processIdentifier, SIGKILL)
         importer.process.waitUntilExit()
-        // An import of 50,000 IDs takes about 2 s in a debug build: the kill lands mid-way.
-        #expect(importer.process.terminationReason == .uncaughtSignal)
+        #expect(importer.process.terminationReason == .uncaughtSignal, "the import (\(whole) in full) ended before the kill at \(fraction)")
         let destination = try IOASIDStore(path: destinationPath)
         if let set = try destination.set(withToken: "vm:kill") {
             #expect(set.allocated == 50_000)

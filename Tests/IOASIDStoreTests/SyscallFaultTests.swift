@@ -223,6 +223,47 @@ struct SyscallFaultTests {
         #expect(try target.sets().count == 1)
     }
 
+    @Test("A temporary name that is taken is replaced by another; an existing destination is refused unless replacing")
+    func temporaryNames() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, set) = try makeStore(in: dir)
+        let path = dir.child("set.export")
+        // The first temporary name "exists": the writer picks another.
+        let (plan, result) = SyscallFaults.failing(.open, with: EEXIST) { try store.exportSet(set, toFile: path) }
+        #expect(plan.injected == 1)
+        _ = try result.get()
+        try store.abortMigration(of: set)
+        let exported = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            _ = try store.exportSet(set, toFile: path)
+            Issue.record("an export replaced an existing file without being asked to")
+        } catch {
+            #expect(error.code == .invalidArgument && error.message.contains("exists"), "\(error)")
+        }
+        #expect(try store.set(set).isFrozen == false)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == exported)
+    }
+
+    @Test("An import spool that finds every fallback name taken fails cleanly")
+    func spoolNamesTaken() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, set) = try makeStore(in: dir)
+        let path = dir.child("set.export")
+        _ = try store.exportSet(set, toFile: path)
+        let other = try TemporaryDirectory()
+        defer { other.cleanup() }
+        let target = try IOASIDStore(path: other.child("store"))
+        // No O_TMPFILE, then 16 named attempts that all collide (the 1st open is the input's).
+        let faults = [SyscallFaults.Fault(.openTemporary, errno: EOPNOTSUPP)] + (1...16).map { SyscallFaults.Fault(.open, errno: EEXIST, skip: $0) }
+        ImportSpool.$memoryLimitForTests.withValue(64) {
+            let error = expectFailure(faults, .storageFailure) { try target.importSet(from: path) }
+            #expect(error?.message.contains("spool") == true, "\(String(describing: error))")
+        }
+        #expect(try target.sets().count == 1)
+    }
+
     @Test("A store whose directory or files cannot be examined is refused with the reason, and nothing is opened")
     func inspectFailures() throws {
         let dir = try TemporaryDirectory()
