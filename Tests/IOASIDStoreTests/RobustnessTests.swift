@@ -187,6 +187,17 @@ struct VerifyRepairTests {
         }
         let report = try store.verify()
         #expect(report.violations.map(\.code).contains(code), "\(report.violations)")
+        // Repair fixes what follows from other records and names what it cannot decide; nothing is left unsaid.
+        let repaired = try store.repair()
+        let after = try store.verify()
+        let decisions: Set<String> = ["orphanID", "overQuota", "overReserved"]
+        if decisions.contains(code) {
+            #expect(repaired.unrepairable.map(\.code).contains(code), "\(repaired)")
+            #expect(after.violations.map(\.code) == [code], "\(after.violations)")
+        } else {
+            #expect(repaired.unrepairable.isEmpty && !repaired.changes.isEmpty, "\(repaired)")
+            #expect(after.isClean, "\(after.violations)")
+        }
     }
 
     /// Rewrites set `id`'s record (well sealed) with `change` applied.

@@ -141,6 +141,11 @@ extension WriteTransaction {
             changes.append("reserved quota \(scan.reserved.map(String.init) ?? "missing") → \(reserved)")
             try putReserved(reserved)
         }
+        // Which set's quota to cut is the operator's call, not repair's.
+        let capacity = try capacity()
+        if reserved > UInt64(capacity) - 1 {
+            unrepairable.add("overReserved", "Σ quotas \(reserved) exceeds capacity − 1 = \(capacity - 1); lower a set's quota or raise the capacity", "meta reserved")
+        }
         if tokens != scan.tokens || scan.damagedDatabases.contains("tokens") {
             try txn.removeAll(in: schema.tokens)
             for (token, id) in tokens.sorted(by: { $0.key < $1.key }) {
