@@ -347,7 +347,7 @@ final class OpenedDataFile {
     /// Opens `directory/data.mdb`; `nil` when there is no store at all.
     static func open(directory: String) throws(DataFileError) -> OpenedDataFile? {
         var st = stat()
-        if stat(directory, &st) != 0 {
+        if faultable(.dataFile, { stat(directory, &st) }) != 0 {
             let code = errno
             if code == ENOENT { return nil }
             throw .io(code, "stat", directory)
@@ -357,11 +357,11 @@ final class OpenedDataFile {
         }
         let dataPath = directory.hasSuffix("/") ? directory + "data.mdb" : directory + "/data.mdb"
         let lockPath = directory.hasSuffix("/") ? directory + "lock.mdb" : directory + "/lock.mdb"
-        if lstat(dataPath, &st) != 0 {
+        if faultable(.dataFile, { lstat(dataPath, &st) }) != 0 {
             let code = errno
             guard code == ENOENT else { throw .io(code, "lstat", dataPath) }
             var lockStat = stat()
-            if lstat(lockPath, &lockStat) != 0 {
+            if faultable(.dataFile, { lstat(lockPath, &lockStat) }) != 0 {
                 let lockCode = errno
                 if lockCode == ENOENT { return nil }
                 throw .io(lockCode, "lstat", lockPath)
@@ -375,9 +375,9 @@ final class OpenedDataFile {
     /// Opens the data file at `path`, refusing anything but a regular file.
     static func open(file path: String) throws(DataFileError) -> OpenedDataFile {
         var st = stat()
-        if lstat(path, &st) != 0 { throw .io(errno, "lstat", path) }
+        if faultable(.dataFile, { lstat(path, &st) }) != 0 { throw .io(errno, "lstat", path) }
         try requireRegular(st.st_mode, path)
-        let fd = openNoFollow(path)
+        let fd = faultable(.dataFile) { openNoFollow(path) }
         if fd < 0 {
             let code = errno
             if code == ELOOP {
@@ -386,7 +386,7 @@ final class OpenedDataFile {
             throw .io(code, "open", path)
         }
         var fst = stat()
-        if fstat(fd, &fst) != 0 {
+        if faultable(.dataFile, { fstat(fd, &fst) }) != 0 {
             let code = errno
             close(fd)
             throw .io(code, "fstat", path)
@@ -424,7 +424,7 @@ final class OpenedDataFile {
         while done < buffer.count {
             let (position, overflow) = Int64(offset).addingReportingOverflow(Int64(done))
             if overflow { break }
-            let n = pread(fd, base + done, buffer.count - done, off_t(position))
+            let n = faultable(.dataFile) { pread(fd, base + done, buffer.count - done, off_t(position)) }
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }

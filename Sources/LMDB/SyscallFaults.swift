@@ -30,6 +30,10 @@ package enum SyscallPoint: String, Sendable, CaseIterable {
     case syncDirectory
     /// LMDB's copy of an environment into a descriptor (`mdb_env_copyfd2`).
     case copy
+    /// The calls with which ``DataFile`` checks a store before LMDB maps it, in
+    /// order: `stat` of the directory, `lstat` of `data.mdb` (and of `lock.mdb`
+    /// when it is missing), `lstat` again, `open`, `fstat`, then each `pread`.
+    case dataFile
 }
 
 /// Makes chosen system calls fail, for tests of every error branch that a

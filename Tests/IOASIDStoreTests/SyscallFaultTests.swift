@@ -60,6 +60,20 @@ struct SyscallFaultTests {
         return (store, set)
     }
 
+    /// The set of a new store (with `more` done to it) exported to a file, and a second,
+    /// new store beside it to import the file into (it holds only its system set).
+    private func exportedForImport(
+        in dir: TemporaryDirectory, _ more: (IOASIDStore, SetID) throws -> Void = { _, _ in }
+    ) throws -> (path: String, target: IOASIDStore, targetPath: String) {
+        let (store, set) = try makeStore(in: dir)
+        try more(store, set)
+        let path = dir.child("set.export")
+        _ = try store.exportSet(set, toFile: path)
+        try store.abortMigration(of: set)
+        let targetPath = dir.child("target")
+        return (path, try IOASIDStore(path: targetPath), targetPath)
+    }
+
     @Test("A backup whose every step fails in turn leaves no backup and no temporary directory; a retry works")
     func backupSteps() throws {
         let dir = try TemporaryDirectory()
@@ -169,15 +183,10 @@ struct SyscallFaultTests {
     func importSpill() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let (store, set) = try makeStore(in: dir)
-        for g in UInt32(6)...40 { _ = try store.allocate(in: set, data: Array(repeating: UInt8(g), count: 40), guest: g) }
-        let path = dir.child("set.export")
-        _ = try store.exportSet(set, toFile: path)
-        try store.abortMigration(of: set)
-        let other = try TemporaryDirectory()
-        defer { other.cleanup() }
-        let target = try IOASIDStore(path: other.child("store"))
-        let storeEntries = entries(other.child("store"))
+        let (path, target, targetPath) = try exportedForImport(in: dir) { store, set in
+            for g in UInt32(6)...40 { _ = try store.allocate(in: set, data: Array(repeating: UInt8(g), count: 40), guest: g) }
+        }
+        let storeEntries = entries(targetPath)
 
         try ImportSpool.$memoryLimitForTests.withValue(256) {
             // The spool's file (nameless, or named and unlinked at once), its writes, and reading it back.
@@ -189,14 +198,14 @@ struct SyscallFaultTests {
             _ = expectFailure(at: .seek, .storageFailure) { try target.importSet(from: path) }
             _ = expectFailure(at: .read, skipping: 0, .invalidArgument) { try target.importSet(from: path) }
             #expect(try target.sets().count == 1, "a failed import created a set")
-            #expect(entries(other.child("store")) == storeEntries, "a failed import left a file in the store's directory")
+            #expect(entries(targetPath) == storeEntries, "a failed import left a file in the store's directory")
 
             // Without O_TMPFILE the spool takes a random name, unlinked at once: the import works.
             let (plan, result) = SyscallFaults.failing(.openTemporary, with: EOPNOTSUPP) { try target.importSet(from: path) }
             #expect(plan.injected == 1)
             let imported = try result.get()
             #expect(imported.imported == 40)
-            #expect(entries(other.child("store")) == storeEntries)
+            #expect(entries(targetPath) == storeEntries)
         }
         let copy = try #require(try target.set(withToken: "vm:faults"))
         let ids = try target.ids(in: copy.id)
@@ -209,13 +218,7 @@ struct SyscallFaultTests {
     func importUnreadable() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let (store, set) = try makeStore(in: dir)
-        let path = dir.child("set.export")
-        _ = try store.exportSet(set, toFile: path)
-        try store.abortMigration(of: set)
-        let other = try TemporaryDirectory()
-        defer { other.cleanup() }
-        let target = try IOASIDStore(path: other.child("store"))
+        let (path, target, _) = try exportedForImport(in: dir)
         let opened = expectFailure(at: .open, errno: EACCES, .invalidArgument) { try target.importSet(from: path) }
         #expect(opened?.message.contains(path) == true)
         let read = expectFailure(at: .read, errno: EIO, .invalidArgument) { try target.importSet(from: path) }
@@ -249,12 +252,7 @@ struct SyscallFaultTests {
     func spoolNamesTaken() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let (store, set) = try makeStore(in: dir)
-        let path = dir.child("set.export")
-        _ = try store.exportSet(set, toFile: path)
-        let other = try TemporaryDirectory()
-        defer { other.cleanup() }
-        let target = try IOASIDStore(path: other.child("store"))
+        let (path, target, _) = try exportedForImport(in: dir)
         // No O_TMPFILE, then 16 named attempts that all collide (the 1st open is the input's).
         let faults = [SyscallFaults.Fault(.openTemporary, errno: EOPNOTSUPP)] + (1...16).map { SyscallFaults.Fault(.open, errno: EEXIST, skip: $0) }
         ImportSpool.$memoryLimitForTests.withValue(64) {
@@ -283,6 +281,28 @@ struct SyscallFaultTests {
         #expect(entries(path) == before)
         let store = try IOASIDStore(path: path)
         try expectClean(store)
+    }
+
+    @Test("A data file that cannot be examined, opened or read before mapping is refused with the call and errno; nothing is written")
+    func dataFileChecks() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        _ = try makeStore(in: dir)
+        let path = dir.child("store")
+        let before = try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb"))
+        // stat of the directory, lstat of data.mdb, lstat again, open, fstat, the first pread.
+        let cases: [(Int, Int32, IOASIDError.Code, String)] = [
+            (0, EIO, .storageFailure, "stat"), (1, EACCES, .accessDenied, "lstat"), (2, EIO, .storageFailure, "lstat"),
+            (3, EACCES, .accessDenied, "open"), (4, EIO, .storageFailure, "fstat"), (5, EIO, .storageFailure, "read at offset 0"),
+        ]
+        for (skip, code, expected, call) in cases {
+            let error = expectFailure(at: .dataFile, skipping: skip, errno: code, expected) { try IOASIDStore(path: path) }
+            #expect(error?.message.contains("\(call) failed") == true, "\(String(describing: error))")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) == before)
+        // Without data.mdb, the check looks for lock.mdb to tell a removed data file from no store.
+        try FileManager.default.removeItem(atPath: path + "/data.mdb")
+        _ = expectFailure(at: .dataFile, skipping: 2, errno: EIO, .storageFailure) { try IOASIDStore(path: path) }
     }
 
     @Test("A plan fails only the call it names, once, and only inside its scope")
