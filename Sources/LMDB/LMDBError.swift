@@ -12,10 +12,13 @@ public struct LMDBError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Creates an error from a raw LMDB or `errno` code.
     public init(code: Int32) { self.code = code }
 
-    /// The human-readable text LMDB gives for this code.
+    /// The human-readable text LMDB (or the C library) gives for this code,
+    /// without the symbolic name LMDB's own texts start with (``name`` has it).
     public var message: String {
         if code == CLMDB_FAULT { return "reading the file hit damage (a bad page made LMDB fault or fail its own check)" }
-        return String(cString: mdb_strerror(code))
+        let text = String(cString: mdb_strerror(code))
+        let prefix = name + ": "
+        return text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
     }
 
     /// A stable, symbolic name for the code (for example `MDB_MAP_FULL` or `ENOSPC`).

@@ -14,6 +14,7 @@ struct LMDBErrorTests {
             #expect(error.name.hasPrefix("MDB_"), "code \(code) is named \(error.name)")
             #expect(!error.message.isEmpty && !error.message.contains("Unknown"), "code \(code): \(error.message)")
             #expect(error.description == "\(error.name): \(error.message)")
+            #expect(!error.message.hasPrefix("MDB_"), "the name is said once: \(error.description)")
             names.insert(error.name)
         }
         #expect(names.count == Self.lmdbCodes.count, "two codes share a name")
