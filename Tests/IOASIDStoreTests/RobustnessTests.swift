@@ -207,6 +207,34 @@ struct VerifyRepairTests {
         try txn.put(sealed: record.encoded(), forKey: StoreLayout.setKey(id), in: control)
     }
 
+    @Test("The decoded dump shows every record, and says which are shorter than a seal, fail it, or do not decode")
+    func dumpProblems() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        try store.subscribe("filtered", filter: EventFilter(kinds: [.alloc, .free]))
+        let env = try Environment.open(path: path)
+        let ids = try env.openDatabase(named: StoreLayout.DB.ids.rawValue)
+        try env.write { txn in
+            try txn.put([1, 2], forKey: StoreLayout.idKey(900), in: ids)  // shorter than a seal
+            var value = try #require(try txn.get(StoreLayout.idKey(7), in: ids))
+            value[0] ^= 0x01
+            try txn.put(value, forKey: StoreLayout.idKey(7), in: ids)  // fails its seal
+            try txn.put(sealed: [9, 9, 9], forKey: StoreLayout.idKey(901), in: ids)  // sealed, but not an ID record
+        }
+        var problems: [String: String] = [:]
+        var decoded = 0
+        var kinds: DumpRecord.Value?
+        try store.dump { record in
+            if let problem = record.problem, record.database == "ids" { problems[record.key] = problem }
+            if record.problem == nil, !record.fields.isEmpty { decoded += 1 }
+            if record.database == "subscribers", record.key == "filtered" { kinds = record.fields.first { $0.name == "kinds" }?.value }
+        }
+        #expect(kinds == .text("ALLOC,FREE"), "\(String(describing: kinds))")
+        #expect(problems == ["900": "shorter than its seal", "7": "checksum mismatch", "901": "does not decode"], "\(problems)")
+        #expect(decoded > 20)
+    }
+
     @Test("A record under a key its database cannot hold is reported as malformedKey naming the database", arguments: [
         ("control", [0x01, 0, 0] as [UInt8]), ("control", [0x02, 0]), ("control", [0x7F, 1, 2, 3, 4]), ("ids", [0, 0, 1]),
         ("tokens", [0xFF, 0xFE]), ("guests", [0, 0, 0, 2]), ("pending", [1, 2]), ("holds", [0, 0, 0, 1]),

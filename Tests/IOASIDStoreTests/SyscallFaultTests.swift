@@ -50,7 +50,9 @@ private func expectFailure<R>(
     }
 }
 
-@Suite("System calls that fail")
+// Serialized: each test blocks its thread on many fsyncs, and the suite's tests side by side
+// would hold every thread of the 2-core pool the async tests need.
+@Suite("System calls that fail", .serialized)
 struct SyscallFaultTests {
     /// A store with one set of a few IDs (with data and guests), in `dir`.
     private func makeStore(in dir: TemporaryDirectory) throws -> (IOASIDStore, SetID) {
