@@ -3,8 +3,9 @@ internal import Synchronization
 internal import Glibc
 #endif
 
-/// The system calls of ``SystemFile`` and ``FileSystem`` at which a test can
-/// inject a failure (the file-system counterpart of ``FaultPoint``).
+/// The system calls of ``SystemFile``, ``FileSystem`` and ``DataFile`` at which a
+/// test can inject a failure (the file-system counterpart of ``FaultPoint``,
+/// which is keyed by environment path; these calls have no path to key by).
 package enum SyscallPoint: String, Sendable, CaseIterable {
     /// `open` of a file (reading, or creating a private file).
     case open

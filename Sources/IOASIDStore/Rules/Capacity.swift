@@ -14,6 +14,12 @@ extension IOASIDReading where Self: ~Copyable {
         let usable = UInt64(capacity) - 1
         return usable - min(reserved, usable)
     }
+
+    /// Whether Σ quotas exceeds the IDs there are (1 … capacity − 1): verify
+    /// reports it, and repair leaves it to the operator.
+    static func isOverReserved(capacity: UInt32, reserved: UInt64) -> Bool {
+        reserved > UInt64(capacity) - 1
+    }
 }
 
 extension WriteTransaction {

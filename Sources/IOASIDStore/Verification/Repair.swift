@@ -143,7 +143,7 @@ extension WriteTransaction {
         }
         // Which set's quota to cut is the operator's call, not repair's.
         let capacity = try capacity()
-        if reserved > UInt64(capacity) - 1 {
+        if Self.isOverReserved(capacity: capacity, reserved: reserved) {
             unrepairable.add("overReserved", "Σ quotas \(reserved) exceeds capacity − 1 = \(capacity - 1); lower a set's quota or raise the capacity", "meta reserved")
         }
         if tokens != scan.tokens || scan.damagedDatabases.contains("tokens") {

@@ -191,7 +191,7 @@ extension IOASIDReading where Self: ~Copyable {
         if reserved != scan.reserved ?? 0 {
             log.add("reservedMismatch", "Σ quotas is \(reserved) but the store records \(scan.reserved ?? 0)", "meta reserved")
         }
-        if reserved > UInt64(capacity) - 1 {
+        if Self.isOverReserved(capacity: capacity, reserved: reserved) {
             log.add("overReserved", "Σ quotas \(reserved) exceeds capacity − 1 = \(capacity - 1)", "meta reserved")
         }
         for (token, set) in scan.tokens.sorted(by: { $0.key < $1.key }) {
