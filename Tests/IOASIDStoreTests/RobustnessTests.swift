@@ -200,6 +200,114 @@ struct VerifyRepairTests {
         }
     }
 
+    /// What a damage case expects: the code verify reports, and either what repair changes
+    /// (then verify is clean after it) or what repair says it cannot decide.
+    struct Combination: Sendable, CustomTestStringConvertible {
+        let name: String
+        let verifyCode: String
+        let unrepairable: String?
+        let change: String?
+        var testDescription: String { name }
+    }
+
+    @Test("Damage combinations: repair rebuilds what follows from the ID and set records and names what it cannot decide", arguments: [
+        Combination(name: "guestTwice", verifyCode: "guestMismatch", unrepairable: nil, change: "dropped guest 9"),
+        Combination(name: "pendingDamaged", verifyCode: "recordDamaged", unrepairable: nil, change: "dropped the pending records"),
+        Combination(name: "pendingStray", verifyCode: "pendingMismatch", unrepairable: nil, change: "removed the pending record of ID 7"),
+        Combination(name: "extentDamaged", verifyCode: "recordDamaged", unrepairable: nil, change: "rebuilt the free index"),
+        Combination(name: "extentInverted", verifyCode: "recordUndecodable", unrepairable: nil, change: "rebuilt the free index"),
+        Combination(name: "holdDamaged", verifyCode: "recordDamaged", unrepairable: nil, change: "removed 1 holds"),
+        Combination(name: "reservedMissing", verifyCode: "reservedMismatch", unrepairable: nil, change: "reserved quota missing → 201"),
+        Combination(name: "duplicateToken", verifyCode: "tokenMissing", unrepairable: "duplicateToken", change: nil),
+        Combination(name: "idZero", verifyCode: "idZero", unrepairable: "idOutOfRange", change: nil),
+        Combination(name: "noCapacity", verifyCode: "noCapacity", unrepairable: "noCapacity", change: nil),
+    ])
+    func repairCombinations(_ combination: Combination) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let other = try store.createSet(token: "vm:b", quota: 1)
+        let env = try Environment.open(path: path)
+        func db(_ name: StoreLayout.DB) throws -> Database { try env.openDatabase(named: name.rawValue) }
+        let control = try db(.control), meta = try db(.meta), ids = try db(.ids)
+        /// Flips a bit of a stored value without resealing it.
+        func damage(_ txn: borrowing Transaction, _ key: [UInt8], in database: Database) throws {
+            var value = try #require(try txn.get(key, in: database))
+            value[value.count - 1] ^= 0x01
+            try txn.put(value, forKey: key, in: database)
+        }
+        try env.write { txn in
+            switch combination.name {
+            case "guestTwice":  // ID 7 claims guest 9, which ID 9 holds
+                var record = try #require(try txn.withSealedValue(forKey: StoreLayout.idKey(7), in: ids) { try IDRecord(decoding: &$0) })
+                record.guest = 9
+                try txn.put(sealed: record.encoded(), forKey: StoreLayout.idKey(7), in: ids)
+            case "pendingDamaged": try damage(txn, StoreLayout.idKey(5), in: try db(.pending))
+            case "pendingStray": try txn.put(sealed: ByteWriter.u64(0), forKey: StoreLayout.idKey(7), in: try db(.pending))
+            case "extentDamaged": try damage(txn, StoreLayout.extentKey(last: 499), in: control)
+            case "extentInverted":  // an extent 460…450
+                try txn.put(sealed: ByteWriter.u32(460), forKey: StoreLayout.extentKey(last: 450), in: control)
+            case "holdDamaged": try damage(txn, StoreLayout.holdKey(id: 3, holder: "vfio"), in: try db(.holds))
+            case "reservedMissing": _ = try txn.delete(StoreLayout.MetaKey.reserved, in: meta)
+            case "duplicateToken": try Self.editSet(txn, control, other.rawValue) { $0.token = "vm:a" }
+            case "idZero": try txn.put(sealed: IDRecord(set: 2).encoded(), forKey: StoreLayout.idKey(0), in: ids)
+            default: _ = try txn.delete(StoreLayout.MetaKey.capacity, in: meta)
+            }
+        }
+        let report = try store.verify()
+        #expect(report.violations.map(\.code).contains(combination.verifyCode), "\(report.violations)")
+        let repaired = try store.repair()
+        let after = try store.verify()
+        if let code = combination.unrepairable {
+            #expect(repaired.unrepairable.map(\.code).contains(code), "\(repaired)")
+            #expect(!after.isClean, "what repair cannot decide is still reported")
+        } else {
+            #expect(repaired.unrepairable.isEmpty, "\(repaired)")
+            #expect(repaired.changes.contains { $0.contains(combination.change ?? "") }, "\(repaired.changes)")
+            #expect(after.isClean, "\(after.violations)")
+            #expect(try store.set(2).allocated == 20, "repair never drops an ID with an owner")
+        }
+        if combination.name == "guestTwice" {  // the lowest host ID keeps the guest
+            #expect(try store.hostID(forGuest: 9, in: 2) == 7)
+            #expect(try store.find(9).guest == nil)
+        }
+        if combination.name == "noCapacity" {
+            #expect(repaired.changes.isEmpty, "nothing is rebuilt without a capacity")
+        }
+    }
+
+    @Test("A structurally damaged file: verify lists its page damage, repair refuses (corruptStore) and writes nothing")
+    func structuralDamage() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let source = try DamageTests.makeStore(in: dir)
+        let pages = Int(try FileSystem.status(source + "/data.mdb")?.size ?? 0) / 4096
+        // Find a swap of two pages after which the store still opens for writing but its
+        // trees are damaged (the walk sees it, LMDB's open does not).
+        var checked = false
+        search: for a in 2..<min(pages, 30) {
+            for b in (a + 1)..<min(pages, 30) {
+                let path = dir.child("swap-\(a)-\(b)")
+                try DamageTests.copy(source, to: path, swapping: a, b)
+                guard let store = try? IOASIDStore(path: path) else { continue }
+                let report = try store.verify()
+                guard !report.isStructurallySound else { continue }
+                #expect(!report.violations.isEmpty && report.violations.allSatisfy { $0.code == "pageDamaged" }, "\(report.violations)")
+                #expect(report.idsChecked == 0, "records are not read from a damaged file")
+                let before = try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb"))
+                expectError(.corruptStore) { try store.repair() }
+                let refusal = Result { () throws(IOASIDError) in try store.repair() }
+                if case .failure(let error) = refusal {
+                    #expect(error.message.contains("structurally damaged") && error.message.contains("repair rebuilds records, not pages"), "\(error.message)")
+                }
+                #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) == before, "the refused repair wrote")
+                checked = true
+                break search
+            }
+        }
+        #expect(checked, "no swap left a store that opens but walks damaged")
+    }
+
     /// Rewrites set `id`'s record (well sealed) with `change` applied.
     private static func editSet(_ txn: borrowing Transaction, _ control: Database, _ id: UInt32, _ change: (inout SetRecord) -> Void) throws {
         var record = try #require(try txn.withSealedValue(forKey: StoreLayout.setKey(id), in: control) { try SetRecord(decoding: &$0) })
@@ -212,7 +320,9 @@ struct VerifyRepairTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let (store, path) = try Self.populated(dir)
-        try store.subscribe("filtered", filter: EventFilter(kinds: [.alloc, .free]))
+        try store.subscribe("filtered", filter: EventFilter(sets: [1, 2], kinds: [.alloc, .free]))
+        try store.setCapacity(2000)  // a CAPACITY event
+        try store.write { tx in try tx.freeze(2) }
         let env = try Environment.open(path: path)
         let ids = try env.openDatabase(named: StoreLayout.DB.ids.rawValue)
         try env.write { txn in
@@ -224,13 +334,21 @@ struct VerifyRepairTests {
         }
         var problems: [String: String] = [:]
         var decoded = 0
-        var kinds: DumpRecord.Value?
+        var kinds: DumpRecord.Value?, sets: DumpRecord.Value?, flags: DumpRecord.Value?, capacity: DumpRecord.Value?
         try store.dump { record in
             if let problem = record.problem, record.database == "ids" { problems[record.key] = problem }
             if record.problem == nil, !record.fields.isEmpty { decoded += 1 }
-            if record.database == "subscribers", record.key == "filtered" { kinds = record.fields.first { $0.name == "kinds" }?.value }
+            if record.database == "subscribers", record.key == "filtered" {
+                kinds = record.fields.first { $0.name == "kinds" }?.value
+                sets = record.fields.first { $0.name == "sets" }?.value
+            }
+            if record.database == "control", record.key == "set 2" { flags = record.fields.first { $0.name == "flags" }?.value }
+            if record.database == "events", let value = record.fields.first(where: { $0.name == "capacity" })?.value { capacity = value }
         }
         #expect(kinds == .text("ALLOC,FREE"), "\(String(describing: kinds))")
+        #expect(sets == .numbers([1, 2]), "\(String(describing: sets))")
+        #expect(flags == .text("frozen"), "\(String(describing: flags))")
+        #expect(capacity == .number(2000), "\(String(describing: capacity))")
         #expect(problems == ["900": "shorter than its seal", "7": "checksum mismatch", "901": "does not decode"], "\(problems)")
         #expect(decoded > 20)
     }
@@ -250,6 +368,99 @@ struct VerifyRepairTests {
         let report = try store.verify()
         let found = report.violations.filter { $0.code == "malformedKey" }
         #expect(found.contains { $0.message.contains(database) }, "\(report.violations)")
+        // The dump shows such a key as hex (names are shown as text, escaped).
+        var shown: String?
+        try store.dump { record in if record.database == database, record.rawKey == key { shown = record.key } }
+        let asText = ["tokens", "subscribers"].contains(database)
+        #expect(shown == (asText ? Names.escaped(String(decoding: key, as: UTF8.self)) : Hex.encode(key)), "\(String(describing: shown))")
+    }
+
+    @Test("A read that walks a damaged database stops with corruptStore naming it, and changes nothing", arguments: [
+        "subscriberKey", "subscriberRecord", "eventKey", "eventSeal", "eventRecord", "setKey", "setRecord",
+    ])
+    func damagedWalks(damage: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let env = try Environment.open(path: path)
+        func db(_ name: StoreLayout.DB) throws -> Database { try env.openDatabase(named: name.rawValue) }
+        let subscribers = try db(.subscribers), events = try db(.events), control = try db(.control)
+        try env.write { txn in
+            switch damage {
+            case "subscriberKey": try txn.put(sealed: [], forKey: [0xFF], in: subscribers)
+            case "subscriberRecord": try txn.put(sealed: [9, 9, 9], forKey: StoreLayout.subscriberKey("zz"), in: subscribers)
+            case "eventKey": try txn.put(sealed: [], forKey: [1, 2, 3], in: events)  // sorts after every sequence
+            case "eventSeal":
+                var value = try #require(try txn.get(StoreLayout.sequenceKey(1), in: events))
+                value[value.count - 1] ^= 0x01
+                try txn.put(value, forKey: StoreLayout.sequenceKey(1), in: events)
+            case "eventRecord": try txn.put(sealed: [9, 9, 9], forKey: StoreLayout.sequenceKey(1), in: events)
+            case "setKey": try txn.put(sealed: [], forKey: [0x01, 0, 0], in: control)
+            default: try txn.put(sealed: [9], forKey: StoreLayout.setKey(50), in: control)
+            }
+        }
+        let before = try store.rawDump()
+        let database = damage.hasPrefix("subscriber") ? "subscribers" : damage.hasPrefix("event") ? "events" : "control"
+        func expectNamed<R>(_ body: () throws -> R, sourceLocation: SourceLocation = #_sourceLocation) {
+            do {
+                _ = try body()
+                Issue.record("answered despite damage in \(database)", sourceLocation: sourceLocation)
+            } catch let error as IOASIDError {
+                #expect(error.code == .corruptStore && error.message.contains("database \(database)"), "\(error)", sourceLocation: sourceLocation)
+            } catch {
+                Issue.record("\(error)", sourceLocation: sourceLocation)
+            }
+        }
+        switch database {
+        case "subscribers": expectNamed { try store.subscribers() }
+        case "events":
+            if damage == "eventKey" {
+                expectNamed { try store.status() }
+                expectNamed { try store.allocate(in: 2) }  // an ALLOC event needs the next sequence
+            } else {
+                expectNamed { try store.pendingEvents(for: "kvm") }
+            }
+        default: expectNamed { try store.sets() }
+        }
+        #expect(try store.rawDump() == before)
+    }
+
+    @Test("A meta or ID record that fails its seal, is short, long or out of range: the call reading it fails with corruptStore naming its database", arguments: [
+        ("capacitySeal", "meta"), ("capacityShort", "meta"), ("capacityLong", "meta"), ("capacityOne", "meta"),
+        ("idShort", "ids"), ("idBadVersion", "ids"),
+    ])
+    func damagedRecords(damage: String, database: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let env = try Environment.open(path: path)
+        let meta = try env.openDatabase(named: StoreLayout.DB.meta.rawValue), ids = try env.openDatabase(named: StoreLayout.DB.ids.rawValue)
+        try env.write { txn in
+            switch damage {
+            case "capacitySeal":
+                var value = try #require(try txn.get(StoreLayout.MetaKey.capacity, in: meta))
+                value[0] ^= 0x01
+                try txn.put(value, forKey: StoreLayout.MetaKey.capacity, in: meta)
+            case "capacityShort": try txn.put(sealed: [0, 1], forKey: StoreLayout.MetaKey.capacity, in: meta)
+            case "capacityLong": try txn.put(sealed: [0, 0, 4, 0, 0], forKey: StoreLayout.MetaKey.capacity, in: meta)
+            case "capacityOne": try txn.put(sealed: ByteWriter.u32(1), forKey: StoreLayout.MetaKey.capacity, in: meta)
+            case "idShort": try txn.put(sealed: [], forKey: StoreLayout.idKey(7), in: ids)
+            default: try txn.put(sealed: [0xEE, 0, 0, 0, 2, 0], forKey: StoreLayout.idKey(7), in: ids)
+            }
+        }
+        let before = try store.rawDump()
+        let outcome = Result { () throws(IOASIDError) in database == "meta" ? "\(try store.capacity())" : "\(try store.find(7))" }
+        guard case .failure(let error) = outcome else {
+            Issue.record("answered \(outcome) from a damaged record")
+            return
+        }
+        #expect(error.code == .corruptStore && error.message.contains("database \(database)"), "\(error)")
+        if database == "meta" {
+            expectError(.corruptStore) { try store.allocate(in: 2) }
+        } else {
+            expectError(.corruptStore) { try store.free(7, in: 2) }
+        }
+        #expect(try store.rawDump() == before)
     }
 
     @Test("A damaged record is reported with its database and key; repair keeps the ID and says it cannot fix it")

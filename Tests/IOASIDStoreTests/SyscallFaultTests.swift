@@ -307,6 +307,28 @@ struct SyscallFaultTests {
         _ = expectFailure(at: .dataFile, skipping: 2, errno: EIO, .storageFailure) { try IOASIDStore(path: path) }
     }
 
+    @Test("verify and repair of an open store whose data file cannot be walked: storageFailure, or damage when it turned into a symbolic link; nothing written")
+    func walkFailures() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, _) = try makeStore(in: dir)
+        let before = try store.rawDump()
+        // The walk's stat of the directory, lstat, lstat, open and fstat of data.mdb, then its first read.
+        for skip in 0..<6 {
+            let verify = expectFailure(at: .dataFile, skipping: skip, errno: EIO, .storageFailure) { try store.verify() }
+            #expect(verify?.message.contains(dir.child("store")) == true, "\(String(describing: verify))")
+            _ = expectFailure(at: .dataFile, skipping: skip, errno: EIO, .storageFailure) { try store.repair() }
+        }
+        // O_NOFOLLOW's ELOOP: data.mdb became a symbolic link after it was examined.
+        let (plan, result) = SyscallFaults.failing(.dataFile, with: ELOOP, skipping: 3) { try store.verify() }
+        #expect(plan.injected == 1)
+        let report = try result.get()
+        #expect(!report.isStructurallySound && report.violations.first?.message.contains("symbolic link") == true, "\(report.violations)")
+        _ = expectFailure(at: .dataFile, skipping: 3, errno: ELOOP, .corruptStore) { try store.repair() }
+        #expect(try store.rawDump() == before)
+        #expect(try store.verify().isClean)
+    }
+
     @Test("A plan fails only the call it names, once, and only inside its scope")
     func planScope() throws {
         let dir = try TemporaryDirectory()

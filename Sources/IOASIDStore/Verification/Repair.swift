@@ -20,7 +20,8 @@ extension WriteTransaction {
             var scan = try scanStore()
             var changes: [String] = []
             var unrepairable = ViolationLog()
-            for damage in scan.damage where ["control", "subscribers", "events", "meta", "imports"].contains(damage.database) {
+            // A damaged free extent is not listed: the free index is rebuilt from the ID records.
+            for damage in scan.damage where ["control", "subscribers", "events", "meta", "imports"].contains(damage.database) && !damage.isFreeExtent {
                 unrepairable.add(damage.kind.rawValue, damage.message + "; left as it is", "\(damage.database) \(Hex.encode(damage.key))")
             }
             for damage in scan.damage where ["ids"].contains(damage.database) {
@@ -30,7 +31,7 @@ extension WriteTransaction {
                 unrepairable.add("noCapacity", "the store has no valid capacity record; nothing can be rebuilt", "meta capacity")
                 return RepairReport(changes: changes, unrepairable: unrepairable.list)
             }
-            let setsIntact = !scan.damagedDatabases.contains("control")
+            let setsIntact = !scan.damage.contains { $0.database == "control" && !$0.isFreeExtent }
             for record in scan.ids where scan.sets[record.set] == nil && setsIntact {
                 unrepairable.add("orphanID", "ID \(record.id) belongs to set \(record.set), which does not exist", "id \(record.id)")
             }
@@ -164,7 +165,7 @@ extension WriteTransaction {
     /// The free index: the complement of every ID key (decodable or not), as maximal extents.
     private func repairFreeIndex(_ scan: StoreScan, capacity: UInt32) throws -> [String] {
         let expected = scan.expectedExtents(capacity: capacity)
-        let damagedExtents = scan.damage.contains { $0.database == "control" && $0.key.first == StoreLayout.ControlTag.free }
+        let damagedExtents = scan.damage.contains(where: \.isFreeExtent)
         guard damagedExtents || scan.extents != expected else { return [] }
         try flushDeferredWrites()
         var keys: [[UInt8]] = []
@@ -273,7 +274,6 @@ extension IOASIDStore {
             log.add("pageDamaged", "\(problem.kind): \(problem.message)", page, "database \(problem.database)")
         }
         for _ in 0..<walk.omittedProblems { log.add("pageDamaged", "further damage", "file") }
-        if let meta = walk.metaError, walk.problems.isEmpty { log.add("pageDamaged", meta.message, "file") }
         return VerificationReport(
             violations: log.list, violationCount: max(log.count, 1), idsChecked: 0, pagesChecked: walk.pagesRead, isStructurallySound: false
         )

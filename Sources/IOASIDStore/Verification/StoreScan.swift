@@ -18,6 +18,10 @@ struct StoreScan {
         let database: String
         let key: [UInt8]
 
+        /// Whether it is (or is keyed like) a free extent: the free index is
+        /// derived, and its rebuild replaces every such key.
+        var isFreeExtent: Bool { database == "control" && key.first == StoreLayout.ControlTag.free }
+
         var message: String {
             switch kind {
             case .checksum: "the record under key \(Hex.encode(key)) in database \(database) fails its checksum"
