@@ -79,16 +79,14 @@ extension WriteTransaction {
         }
     }
 
-    /// Takes the run `first…last` (all free, inside `slot`'s extent) from the index in one step.
-    func takeFreeRun(_ run: ClosedRange<UInt32>, from slot: FreeSlot) throws {
+    /// Takes the lowest IDs of `slot`'s extent, through `last`, from the index in one step.
+    func takeFreePrefix(through last: UInt32, of slot: FreeSlot) throws {
         try flushPendingExtent()
-        let first = slot.extent.lowerBound, last = slot.extent.upperBound
-        if run.upperBound < last {
-            try putExtent(first: run.upperBound + 1, last: last)
+        if last < slot.extent.upperBound {
+            try putExtent(first: last + 1, last: slot.extent.upperBound)
         } else {
-            try remove(StoreLayout.extentKey(last: last), in: schema.control)
+            try remove(StoreLayout.extentKey(last: slot.extent.upperBound), in: schema.control)
         }
-        if first < run.lowerBound { try putExtent(first: first, last: run.lowerBound - 1) }
     }
 
     /// Returns `ids` (none of which may be free) to the index, merging with neighbours.
@@ -106,21 +104,19 @@ extension WriteTransaction {
         if let after, after.lowerBound <= upper {
             throw IOASIDError(.corruptStore, "ID \(max(after.lowerBound, lower)) is already in the free index")
         }
-        let mergeBefore = before.map { lower > 0 && $0.upperBound == lower - 1 } ?? false
-        let mergeAfter = after.map { upper < .max && $0.lowerBound == upper + 1 } ?? false
-        switch (mergeBefore, mergeAfter) {
-        case (true, true):
-            guard let before, let after else { return }
+        // The neighbours that touch `ids` merge with it.
+        let touchingBefore = before.flatMap { lower > 0 && $0.upperBound == lower - 1 ? $0 : nil }
+        let touchingAfter = after.flatMap { upper < .max && $0.lowerBound == upper + 1 ? $0 : nil }
+        switch (touchingBefore, touchingAfter) {
+        case let (before?, after?):
             try remove(StoreLayout.extentKey(last: before.upperBound), in: schema.control)
             try putExtent(first: before.lowerBound, last: after.upperBound)
-        case (true, false):
-            guard let before else { return }
+        case let (before?, nil):
             try remove(StoreLayout.extentKey(last: before.upperBound), in: schema.control)
             try putExtent(first: before.lowerBound, last: upper)
-        case (false, true):
-            guard let after else { return }
+        case let (nil, after?):
             try putExtent(first: lower, last: after.upperBound)  // same key: rewritten in place
-        case (false, false):
+        case (nil, nil):
             try putExtent(first: lower, last: upper)
         }
     }

@@ -193,7 +193,7 @@ extension WriteTransaction {
             guard let slot = try lowestFreeSlot(in: 1, .max) else { break }
             let wanted = UInt32(min(UInt64(count - ids.count), UInt64(slot.extent.upperBound - slot.extent.lowerBound) + 1))
             let run = slot.extent.lowerBound...(slot.extent.lowerBound + wanted - 1)
-            try takeFreeRun(run, from: slot)
+            try takeFreePrefix(through: run.upperBound, of: slot)
             ids.append(contentsOf: run)
         }
         return ids.makeIterator()
