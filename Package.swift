@@ -132,7 +132,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IOASIDStoreTests",
-            dependencies: ["IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport", "IOASIDClient"],
+            dependencies: [
+                "IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport", "IOASIDClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Fixtures"]
         ),
     ],

@@ -98,4 +98,112 @@ struct APISurfaceTests {
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) == before)
     }
+    @Test("The async one-call operations commit through the writer: adjustQuota, freeSet, renew")
+    func asyncOperations() async throws {
+        try await withStore { store in
+            let set = try await store.createSet(token: "vm:async", quota: 4)
+            try await store.adjustQuota(of: set, to: 9)
+            #expect(try store.set(set).quota == 9)
+            for _ in 0..<3 { _ = try await store.allocate(in: set) }
+            let freed = try await store.freeSet(set, destroy: false)
+            #expect(freed.freed.count == 3, "\(freed)")
+            #expect(try store.set(set).allocated == 0)
+            let leased = try store.createSet(token: "vm:leased", quota: 1, owner: SetOwner(lease: .seconds(60)))
+            try await store.renew(leased)
+            #expect(try store.set(leased).quota == 1)
+        }
+    }
+
+    @Test("reclaimed(_:) on a cancelled task returns false (not reclaimed) instead of waiting")
+    func reclaimedCancelled() async throws {
+        try await withStore { store in
+            try store.subscribe("holder")
+            let set = try await store.createSet(token: "vm:wait", quota: 2)
+            let id = try await store.allocate(in: set)
+            #expect(try await store.free(id, in: set))
+            #expect(try store.find(id).state == .freePending, "a gating subscriber holds it back")
+            let waiting = Task { try await store.reclaimed(id, pollInterval: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(50))
+            waiting.cancel()
+            #expect(try await waiting.value == false)
+        }
+    }
+
+    @Test("A new store's options are checked: each refusal is invalidArgument and leaves nothing at the path", arguments: [
+        ("capacity 1", UInt32(1), UInt32(1), UInt32(0)), ("system quota 0", 100, 0, 0), ("system quota = capacity", 100, 100, 0),
+        ("private data over the limit", 100, 10, IOASIDStore.largestDataSizeLimit + 1),
+    ])
+    func badOptions(name: String, capacity: UInt32, systemQuota: UInt32, dataLimit: UInt32) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        var options = IOASIDStore.Options()
+        options.capacity = capacity
+        options.systemQuota = systemQuota
+        if dataLimit > 0 { options.maximumDataSize = dataLimit }
+        expectError(.invalidArgument) { try IOASIDStore(path: dir.child("store"), options: options) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == [], "\(name): something was left")
+    }
+
+    @Test("Opens that cannot be honoured: an empty path, createNew on a store, another durability in this process, a write to a read-only open")
+    func refusedOpens() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        expectError(.invalidArgument) { try IOASIDStore(path: "") }
+        expectError(.invalidArgument) { try IOASIDStore.checkFiles(at: "") }
+        let store = try IOASIDStore(path: path)
+        var createNew = IOASIDStore.Options()
+        createNew.creation = .createNew
+        expectError(.alreadyInitialized) { try IOASIDStore(path: path, options: createNew) }
+        var relaxed = IOASIDStore.Options()
+        relaxed.durability = .relaxed
+        expectError(.invalidArgument) { try IOASIDStore(path: path, options: relaxed) }
+        var readOnly = IOASIDStore.Options()
+        readOnly.readOnly = true
+        let other = dir.child("other")
+        _ = try IOASIDStore(path: other)
+        let reader = try IOASIDStore(path: other, options: readOnly)
+        let before = try reader.rawDump()
+        expectError(.readOnly) { try reader.write { tx in _ = try tx.createSet(token: "vm:no", quota: 1) } }
+        expectError(.readOnly) { try reader.createSet(token: "vm:no", quota: 1) }
+        #expect(try reader.rawDump() == before)
+        #expect(try store.status().sets.count == 1)
+    }
+    @Test("Bad arguments are refused with a typed error before anything is written: oversized data, data for a freed ID, zero lag, age and lease limits, empty or taken destinations")
+    func badArguments() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try withStore(capacity: 1000, systemQuota: 100) { store in
+            try store.subscribe("kvm")
+            let vm = try store.createSet(token: "vm:args", quota: 4)
+            let id = try store.allocate(in: vm)
+            #expect(try store.free(id, in: vm))
+            #expect(try store.find(id).state == .freePending, "kvm has not seen its FREE")
+            let big = [UInt8](repeating: 1, count: IOASIDStore.defaultMaximumDataSize + 1)
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.allocate(in: vm, data: big) }
+            try expectRefusal(.idFreePending, in: store) { tx in try tx.setData([1], for: id, in: vm) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.subscribe("lag", options: SubscriptionOptions(maxLag: 0)) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.subscribe("age", options: SubscriptionOptions(maxAge: .zero)) }
+            try expectRefusal(.invalidArgument, in: store) { tx in try tx.createSet(token: "vm:lease", quota: 1, owner: SetOwner(lease: .zero)) }
+            _ = try store.allocate(in: .system, range: 900...900)
+            try expectRefusal(.capacityInUse, in: store) { tx in try tx.setCapacity(800) }
+            let before = try store.rawDump()
+            try store.setCapacity(1000)  // the capacity it has: no change, no CAPACITY event
+            #expect(try store.rawDump() == before)
+            let taken = dir.child("taken"), file = dir.child("file")
+            try FileManager.default.createDirectory(atPath: taken, withIntermediateDirectories: false)
+            #expect(FileManager.default.createFile(atPath: file, contents: Data("keep\n".utf8)))
+            let tree = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+            expectError(.invalidArgument) { try store.backup(to: "") }
+            expectError(.invalidArgument) { try store.backup(to: taken) }
+            expectError(.invalidArgument) { try store.backup(to: file, replacing: true) }
+            expectError(.invalidArgument) { try store.exportSet(vm, toFile: "") }
+            expectError(.invalidArgument) { try store.exportSet(vm, toFile: file) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == tree)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: taken) == [])
+            #expect(try String(contentsOfFile: file, encoding: .utf8) == "keep\n")
+            #expect(try store.rawDump() == before)
+            #expect(try store.set(vm).isFrozen == false, "a refused export leaves the set unfrozen")
+        }
+    }
 }

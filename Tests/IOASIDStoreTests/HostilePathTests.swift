@@ -78,6 +78,28 @@ struct HostilePathTests {
         #expect(Hostile.tree(dir.path) == treeBefore)
     }
 
+    @Test("A regular file as the store directory, or a FIFO as data.mdb, is refused naming what it is; nothing is opened or changed")
+    func notDirectoryOrFile() throws {
+        let (dir, store) = try Self.scene()
+        defer { dir.cleanup() }
+        let file = dir.child("file")
+        try Hostile.write(Data("not a store\n".utf8), to: file)
+        let fifoStore = dir.child("fifo-store")
+        try FileManager.default.createDirectory(atPath: fifoStore, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        #expect(mkfifo(fifoStore + "/data.mdb", 0o600) == 0)
+        let before = try Hostile.Snapshot(store: store, under: dir.path)
+        for (path, says, code) in [(file, "is not a directory", "invalidArgument"), (fifoStore, "data.mdb is not a regular file", "corruptStore")] {
+            for command in [["status"], ["alloc", "--set", "2"], ["init", "--capacity", "64", "--system-quota", "8"]] {
+                let outcome = try Hostile.ioasid(["--store", path] + command)
+                #expect(outcome.status != 0 && outcome.stderr.contains(says), "\(path) \(command): \(outcome.summary)")
+                let json = try Hostile.ioasid(["--store", path, "--json"] + command)
+                #expect(json.stderr.contains("\"code\":\"\(code)\""), "\(path) \(command): \(json.summary)")
+            }
+        }
+        try Hostile.expectUnchanged(before, store: store, under: dir.path, "a file or FIFO in the store's place")
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "not a store\n")
+    }
+
     @Test("--store '' is a usage error (64)")
     func emptyStorePath() throws {
         for command in [["status"], ["init"], ["alloc", "--set", "2"]] {
