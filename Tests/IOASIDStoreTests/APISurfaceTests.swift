@@ -169,6 +169,17 @@ struct APISurfaceTests {
         #expect(try reader.rawDump() == before)
         #expect(try store.status().sets.count == 1)
     }
+    @Test("ids(in:) with a limit of 0, or after the highest possible ID, is empty")
+    func idsEdges() throws {
+        try withStore { store in
+            let vm = try store.createSet(token: "vm:ids", quota: 4)
+            for _ in 0..<3 { _ = try store.allocate(in: vm) }
+            #expect(try store.ids(in: vm, limit: 0) == [])
+            #expect(try store.ids(in: vm, after: IOASID(.max)) == [])
+            #expect(try store.ids(in: vm, after: 1, limit: 1) == [2])
+        }
+    }
+
     @Test("Bad arguments are refused with a typed error before anything is written: oversized data, data for a freed ID, zero lag, age and lease limits, empty or taken destinations")
     func badArguments() throws {
         let dir = try TemporaryDirectory()

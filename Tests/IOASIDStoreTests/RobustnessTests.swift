@@ -463,6 +463,20 @@ struct VerifyRepairTests {
         #expect(try store.rawDump() == before)
     }
 
+    @Test("An export of a set whose record counts more IDs than it holds is refused as corruptStore, and the set is left unfrozen")
+    func exportCountMismatch() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (store, path) = try Self.populated(dir)
+        let env = try Environment.open(path: path)
+        let control = try env.openDatabase(named: StoreLayout.DB.control.rawValue)
+        try env.write { txn in try Self.editSet(txn, control, 2) { $0.count = 25 } }
+        var written = 0
+        expectError(.corruptStore) { try store.exportSet(2, to: { written += $0.count }) }
+        #expect(written == 0, "nothing reaches the sink before the count is checked")
+        #expect(try store.set(2).isFrozen == false)
+    }
+
     @Test("A damaged record is reported with its database and key; repair keeps the ID and says it cannot fix it")
     func damagedRecord() throws {
         let dir = try TemporaryDirectory()
