@@ -49,7 +49,7 @@ extension ExportFormat {
         var count = 0
         var guests = 0
         var withData = 0
-        try validator.run(
+        let header = try validator.run(
             read: { buffer, wanted throws(IOASIDError) in
                 try SystemFile.read(descriptor: descriptor, into: &buffer, upTo: wanted, named: name)
             },
@@ -60,7 +60,6 @@ extension ExportFormat {
             },
             progress: progress
         )
-        guard let header = validator.header else { throw IOASIDError(.exportTruncated, "the export is empty") }
         return ExportCheck(header: header, count: count, guests: guests, withData: withData)
     }
 }

@@ -41,14 +41,12 @@ public enum ExportFormat {
     public static func validate(_ bytes: [UInt8], maximumDataSize: Int = IOASIDStore.defaultMaximumDataSize) throws(IOASIDError) -> ExportHeader {
         var offset = 0
         var validator = ExportValidator(maximumDataSize: maximumDataSize)
-        try validator.run(read: { buffer, count throws(IOASIDError) in
+        return try validator.run(read: { buffer, count throws(IOASIDError) in
             let n = min(count, bytes.count - offset)
             buffer.append(contentsOf: bytes[offset..<(offset + n)])
             offset += n
             return n
         }, entry: { _ in })
-        guard let header = validator.header else { throw IOASIDError(.exportTruncated, "the export is empty") }
-        return header
     }
 }
 
@@ -327,7 +325,7 @@ enum FlatJSON {
 /// trailer's SHA-256 has been verified.
 struct ExportValidator {
     let maximumDataSize: Int
-    private(set) var header: ExportHeader?
+    private var header: ExportHeader?
     private(set) var count = 0
     private var hasher = SHA256()
     private var lineNumber = 0
@@ -338,30 +336,30 @@ struct ExportValidator {
 
     /// Reads everything `read` supplies (it appends up to `count` bytes to the
     /// buffer and returns how many, 0 at the end) and validates it, calling
-    /// `entry` for every checked ID line. Returns once the trailer has been
-    /// read and verified; throws on the first problem.
+    /// `entry` for every checked ID line. Returns the header once the trailer
+    /// has been read and verified; throws on the first problem.
+    @discardableResult
     mutating func run(
         read: (inout [UInt8], Int) throws(IOASIDError) -> Int,
         entry: (ExportEntry) throws(IOASIDError) -> Void,
         progress: ((Int, Int) -> Void)? = nil
-    ) throws(IOASIDError) {
+    ) throws(IOASIDError) -> ExportHeader {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
         var start = 0  // first byte of the current line
         var scanned = 0  // bytes after `start` known to hold no newline
         var atEnd = false
-        var finished = false
-        while !finished {
+        while true {
             if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0a) {
                 let line = buffer[start..<newline]
                 start = newline + 1
                 scanned = 0
-                finished = try self.line(line, terminated: true, entry: entry, progress: progress)
-                if finished {
+                if let header = try self.line(line, terminated: true, entry: entry, progress: progress) {
                     // Nothing may follow the trailer.
                     if start < buffer.count { throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)") }
                     var probe: [UInt8] = []
                     if try read(&probe, 1) > 0 { throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)") }
+                    return header
                 }
                 continue
             }
@@ -387,18 +385,18 @@ struct ExportValidator {
         }
     }
 
-    /// Checks one line; returns `true` after the trailer.
+    /// Checks one line; returns the header after the trailer, `nil` before it.
     private mutating func line(
         _ line: ArraySlice<UInt8>, terminated: Bool,
         entry: (ExportEntry) throws(IOASIDError) -> Void, progress: ((Int, Int) -> Void)?
-    ) throws(IOASIDError) -> Bool {
+    ) throws(IOASIDError) -> ExportHeader? {
         lineNumber += 1
         guard let header else {
             let parsed = try Self.header(line, terminated: terminated)
             if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside its header") }
             self.header = parsed
             hash(line)
-            return false
+            return nil
         }
         if let parsed = try? ExportEntry(parsing: line) {
             guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
@@ -422,7 +420,7 @@ struct ExportValidator {
             hash(line)
             try entry(parsed)
             if count % 65536 == 0 { progress?(count, header.count) }
-            return false
+            return nil
         }
         let fields: [String: FlatJSON.Value]
         do { fields = try FlatJSON.parse(line) } catch {
@@ -445,7 +443,7 @@ struct ExportValidator {
             throw IOASIDError(.exportMalformed, "the export holds \(count) IDs but says \(n) (header \(header.count))")
         }
         progress?(count, header.count)
-        return true
+        return header
     }
 
     private mutating func hash(_ line: ArraySlice<UInt8>) {

@@ -71,15 +71,13 @@ extension IOASIDStore {
     ) throws(IOASIDError) -> ExportHeader {
         var validator = ExportValidator(maximumDataSize: limit)
         let descriptor = input.descriptor
-        try validator.run(
+        return try validator.run(
             read: { buffer, count throws(IOASIDError) in
                 try SystemFile.read(descriptor: descriptor, into: &buffer, upTo: count, named: name)
             },
             entry: { entry throws(IOASIDError) in try spool.append(entry) },
             progress: progress.map { report in { report(.validating, $0, $1) } }
         )
-        guard let header = validator.header else { throw IOASIDError(.exportTruncated, "the export is empty") }
-        return header
     }
 
     /// Imports the export in the file at `path`; see ``importSet(from:token:progress:)-(ExportSource,_,_)``.
@@ -267,10 +265,10 @@ package final class ImportSpool {
                 let n = try spill.handle.read(into: &chunk, upTo: Int(min(remaining, 1 << 20)))
                 guard n > 0 else { throw IOASIDError(.storageFailure, "the import spool ended early") }
                 remaining -= Int64(n)
+                // The last chunk is decoded with `final`, which refuses bytes left over.
                 let used = try Self.decode(chunk, final: remaining == 0, body)
                 chunk.removeFirst(used)
             }
-            guard chunk.isEmpty else { throw IOASIDError(.storageFailure, "the import spool ends inside an entry") }
         }
         _ = try Self.decode(buffer, final: true, body)
     }
