@@ -377,6 +377,7 @@ struct VerifyRepairTests {
 
     @Test("A read that walks a damaged database stops with corruptStore naming it, and changes nothing", arguments: [
         "subscriberKey", "subscriberRecord", "eventKey", "eventSeal", "eventRecord", "setKey", "setRecord",
+        "extentKey", "extentSeal", "extentInverted", "extentOverlap",
     ])
     func damagedWalks(damage: String) throws {
         let dir = try TemporaryDirectory()
@@ -396,17 +397,27 @@ struct VerifyRepairTests {
                 try txn.put(value, forKey: StoreLayout.sequenceKey(1), in: events)
             case "eventRecord": try txn.put(sealed: [9, 9, 9], forKey: StoreLayout.sequenceKey(1), in: events)
             case "setKey": try txn.put(sealed: [], forKey: [0x01, 0, 0], in: control)
-            default: try txn.put(sealed: [9], forKey: StoreLayout.setKey(50), in: control)
+            case "setRecord": try txn.put(sealed: [9], forKey: StoreLayout.setKey(50), in: control)
+            // The free index, as allocation and free walk it (IDs 1…20 and 500 are allocated).
+            case "extentKey": try txn.put(sealed: ByteWriter.u32(25), forKey: [0x02, 0, 0, 0, 30, 0], in: control)
+            case "extentSeal":
+                var value = try #require(try txn.get(StoreLayout.extentKey(last: 499), in: control))
+                value[value.count - 1] ^= 0x01
+                try txn.put(value, forKey: StoreLayout.extentKey(last: 499), in: control)
+            case "extentInverted": try txn.put(sealed: ByteWriter.u32(460), forKey: StoreLayout.extentKey(last: 450), in: control)
+            default: try txn.put(sealed: ByteWriter.u32(7), forKey: StoreLayout.extentKey(last: 7), in: control)  // ID 7 is allocated
             }
         }
+        if damage == "extentOverlap" { try store.unsubscribe("kvm") }  // so that freeing 7 returns it to the index
         let before = try store.rawDump()
         let database = damage.hasPrefix("subscriber") ? "subscribers" : damage.hasPrefix("event") ? "events" : "control"
+        let says = damage == "extentOverlap" ? "ID 7 is already in the free index" : "database \(database)"
         func expectNamed<R>(_ body: () throws -> R, sourceLocation: SourceLocation = #_sourceLocation) {
             do {
                 _ = try body()
                 Issue.record("answered despite damage in \(database)", sourceLocation: sourceLocation)
             } catch let error as IOASIDError {
-                #expect(error.code == .corruptStore && error.message.contains("database \(database)"), "\(error)", sourceLocation: sourceLocation)
+                #expect(error.code == .corruptStore && error.message.contains(says), "\(error)", sourceLocation: sourceLocation)
             } catch {
                 Issue.record("\(error)", sourceLocation: sourceLocation)
             }
@@ -420,7 +431,14 @@ struct VerifyRepairTests {
             } else {
                 expectNamed { try store.pendingEvents(for: "kvm") }
             }
-        default: expectNamed { try store.sets() }
+        default:
+            if damage == "extentOverlap" {
+                expectNamed { try store.free(7, in: 2) }
+            } else if damage.hasPrefix("extent") {
+                expectNamed { try store.allocate(in: 2) }
+            } else {
+                expectNamed { try store.sets() }
+            }
         }
         #expect(try store.rawDump() == before)
     }
