@@ -221,6 +221,7 @@ struct VerifyRepairTests {
         Combination(name: "duplicateToken", verifyCode: "tokenMissing", unrepairable: "duplicateToken", change: nil),
         Combination(name: "idZero", verifyCode: "idZero", unrepairable: "idOutOfRange", change: nil),
         Combination(name: "noCapacity", verifyCode: "noCapacity", unrepairable: "noCapacity", change: nil),
+        Combination(name: "capacityZero", verifyCode: "noCapacity", unrepairable: "noCapacity", change: nil),
     ])
     func repairCombinations(_ combination: Combination) throws {
         let dir = try TemporaryDirectory()
@@ -251,6 +252,7 @@ struct VerifyRepairTests {
             case "reservedMissing": _ = try txn.delete(StoreLayout.MetaKey.reserved, in: meta)
             case "duplicateToken": try Self.editSet(txn, control, other.rawValue) { $0.token = "vm:a" }
             case "idZero": try txn.put(sealed: IDRecord(set: 2).encoded(), forKey: StoreLayout.idKey(0), in: ids)
+            case "capacityZero": try txn.put(sealed: ByteWriter.u32(0), forKey: StoreLayout.MetaKey.capacity, in: meta)  // well sealed, impossible
             default: _ = try txn.delete(StoreLayout.MetaKey.capacity, in: meta)
             }
         }
@@ -271,7 +273,7 @@ struct VerifyRepairTests {
             #expect(try store.hostID(forGuest: 9, in: 2) == 7)
             #expect(try store.find(9).guest == nil)
         }
-        if combination.name == "noCapacity" {
+        if ["noCapacity", "capacityZero"].contains(combination.name) {
             #expect(repaired.changes.isEmpty, "nothing is rebuilt without a capacity")
         }
     }

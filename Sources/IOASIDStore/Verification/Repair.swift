@@ -27,7 +27,7 @@ extension WriteTransaction {
             for damage in scan.damage where ["ids"].contains(damage.database) {
                 unrepairable.add(damage.kind.rawValue, damage.message + "; the ID stays allocated", "ids \(Hex.encode(damage.key))")
             }
-            guard let capacity = scan.capacity else {
+            guard let capacity = scan.validCapacity else {
                 unrepairable.add("noCapacity", "the store has no valid capacity record; nothing can be rebuilt", "meta capacity")
                 return RepairReport(changes: changes, unrepairable: unrepairable.list)
             }
@@ -40,7 +40,7 @@ extension WriteTransaction {
             }
             changes += try repairGuests(&scan)
             changes += try repairPending(scan)
-            if setsIntact { changes += try repairCounts(scan, &unrepairable) }
+            if setsIntact { changes += try repairCounts(scan, capacity: capacity, &unrepairable) }
             changes += try repairFreeIndex(scan, capacity: capacity)
             changes += try repairHolds(scan)
             if !scan.damagedDatabases.contains("subscribers") && !scan.damagedDatabases.contains("events") {
@@ -108,7 +108,7 @@ extension WriteTransaction {
     }
 
     /// Set counts, the reserved total and the owner tokens, from the ID and set records.
-    private func repairCounts(_ scan: StoreScan, _ unrepairable: inout ViolationLog) throws -> [String] {
+    private func repairCounts(_ scan: StoreScan, capacity: UInt32, _ unrepairable: inout ViolationLog) throws -> [String] {
         var changes: [String] = []
         var counts: [UInt32: (UInt32, UInt32)] = [:]
         for record in scan.ids {
@@ -143,7 +143,6 @@ extension WriteTransaction {
             try putReserved(reserved)
         }
         // Which set's quota to cut is the operator's call, not repair's.
-        let capacity = try capacity()
         if Self.isOverReserved(capacity: capacity, reserved: reserved) {
             unrepairable.add("overReserved", "Σ quotas \(reserved) exceeds capacity − 1 = \(capacity - 1); lower a set's quota or raise the capacity", "meta reserved")
         }

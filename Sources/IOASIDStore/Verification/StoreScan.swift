@@ -52,6 +52,9 @@ struct StoreScan {
     var damagedDatabases: Set<String> = []
 
     var capacity: UInt32?
+    /// The capacity when its record is one an initialised store can have (at
+    /// least 2: ID 0 is never handed out); verify and repair work only from it.
+    var validCapacity: UInt32? { capacity.flatMap { $0 >= 2 ? $0 : nil } }
     var reserved: UInt64?
     var nextSetID: UInt32?
     var nextSequence: UInt64?

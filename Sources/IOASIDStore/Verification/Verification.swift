@@ -77,7 +77,7 @@ extension IOASIDReading where Self: ~Copyable {
         for damage in scan.damage {
             log.add(damage.kind.rawValue, damage.message, "\(damage.database) \(Hex.encode(damage.key))")
         }
-        guard let capacity = scan.capacity, capacity >= 2 else {
+        guard let capacity = scan.validCapacity else {
             log.add("noCapacity", "the store has no valid capacity record", "meta capacity")
             return VerificationReport(violations: log.list, violationCount: log.count, idsChecked: scan.occupied.count)
         }
