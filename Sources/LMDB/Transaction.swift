@@ -81,24 +81,12 @@ public struct Transaction: ~Copyable {
     ///
     /// - Throws: ``DamagedRecord`` when the record's checksum does not match its
     ///   key and payload; ``LMDBError``; whatever `body` throws.
-    @inlinable
     public func withSealedValue<R>(forKey key: [UInt8], in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
         try key.withUnsafeBytes { k in try withSealedValue(rawKey: k, in: db, body) }
     }
 
     /// ``withSealedValue(forKey:in:_:)`` for a `UInt32` key stored big-endian, without building an array.
-    @inlinable
     public func withSealedValue<R>(forKey key: UInt32, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
-        guard let payload = try sealedPayload(forKey: key, in: db) else { return nil }
-        var reader = ValueReader(payload)
-        return try body(&reader)
-    }
-
-    /// The checked payload under a `UInt32` key, valid until the transaction
-    /// writes or ends; `nil` when absent. Not generic, so that the generic
-    /// callers above inline into (and specialise in) the caller's module.
-    @usableFromInline
-    func sealedPayload(forKey key: UInt32, in db: Database) throws -> UnsafeRawBufferPointer? {
         var mv = MDB_val()
         let rc = clmdb_get_u32(handle, db.dbi, key, &mv)
         if rc == MDB_NOTFOUND { return nil }
@@ -106,20 +94,12 @@ public struct Transaction: ~Copyable {
         let bigEndian = key.bigEndian
         let payload = Swift.withUnsafeBytes(of: bigEndian) { k in Sealing.payload(of: buffer(mv), key: k) }
         guard let payload else { throw DamagedRecord(database: db.name, key: BigEndian.bytes(key)) }
-        return payload
-    }
-
-    /// ``withSealedValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
-    @inlinable
-    public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
-        guard let payload = try sealedPayload(rawKey: k, in: db) else { return nil }
         var reader = ValueReader(payload)
         return try body(&reader)
     }
 
-    /// ``sealedPayload(forKey:in:)`` for a key given as raw bytes.
-    @usableFromInline
-    func sealedPayload(rawKey k: UnsafeRawBufferPointer, in db: Database) throws -> UnsafeRawBufferPointer? {
+    /// ``withSealedValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
+    public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
         var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
         var mv = MDB_val()
         let rc = clmdb_get(handle, db.dbi, &mk, &mv)
@@ -128,7 +108,8 @@ public struct Transaction: ~Copyable {
         guard let payload = Sealing.payload(of: buffer(mv), key: k) else {
             throw DamagedRecord(database: db.name, key: [UInt8](k))
         }
-        return payload
+        var reader = ValueReader(payload)
+        return try body(&reader)
     }
 
     /// Stores `payload` sealed (see ``Sealing``) under `key`.

@@ -5,16 +5,12 @@
 /// Reads past the end throw ``ValueReader/Underflow``.
 public struct ValueReader: ~Copyable {
     /// A read ran past the end of the value.
-    public struct Underflow: Error, Sendable {
-        @usableFromInline init() {}
-    }
+    public struct Underflow: Error, Sendable {}
 
-    // Inlinable (with its stored state usable from inlinable code), so that a
-    // decoder in another module reads fields without a call per field.
-    @usableFromInline let base: UnsafeRawBufferPointer
-    @usableFromInline var offset = 0
+    private let base: UnsafeRawBufferPointer
+    private var offset = 0
 
-    @inlinable init(_ base: UnsafeRawBufferPointer) { self.base = base }
+    init(_ base: UnsafeRawBufferPointer) { self.base = base }
 
     /// A reader over bytes held in an array, for decoding a copied-out value.
     /// `body` gets the reader; it must not keep it.
@@ -26,31 +22,31 @@ public struct ValueReader: ~Copyable {
     }
 
     /// Bytes not yet read.
-    @inlinable public var remaining: Int { base.count - offset }
+    public var remaining: Int { base.count - offset }
 
     /// Reads one byte.
-    @inlinable public mutating func u8() throws(Underflow) -> UInt8 {
+    public mutating func u8() throws(Underflow) -> UInt8 {
         guard remaining >= 1 else { throw Underflow() }
         defer { offset += 1 }
         return base[offset]
     }
 
     /// Reads a big-endian `UInt16`.
-    @inlinable public mutating func u16() throws(Underflow) -> UInt16 { try integer() }
+    public mutating func u16() throws(Underflow) -> UInt16 { try integer() }
     /// Reads a big-endian `UInt32`.
-    @inlinable public mutating func u32() throws(Underflow) -> UInt32 { try integer() }
+    public mutating func u32() throws(Underflow) -> UInt32 { try integer() }
     /// Reads a big-endian `UInt64`.
-    @inlinable public mutating func u64() throws(Underflow) -> UInt64 { try integer() }
+    public mutating func u64() throws(Underflow) -> UInt64 { try integer() }
 
     /// Copies out the next `count` bytes.
-    @inlinable public mutating func bytes(_ count: Int) throws(Underflow) -> [UInt8] {
+    public mutating func bytes(_ count: Int) throws(Underflow) -> [UInt8] {
         guard count >= 0, remaining >= count else { throw Underflow() }
         defer { offset += count }
         if count == 0 { return [] }
         return [UInt8](UnsafeRawBufferPointer(rebasing: base[offset..<offset + count]))
     }
 
-    @inlinable mutating func integer<T: FixedWidthInteger>() throws(Underflow) -> T {
+    private mutating func integer<T: FixedWidthInteger>() throws(Underflow) -> T {
         let width = MemoryLayout<T>.size
         guard remaining >= width else { throw Underflow() }
         defer { offset += width }
