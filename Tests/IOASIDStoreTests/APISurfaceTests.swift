@@ -122,10 +122,14 @@ struct APISurfaceTests {
             let id = try await store.allocate(in: set)
             #expect(try await store.free(id, in: set))
             #expect(try store.find(id).state == .freePending, "a gating subscriber holds it back")
-            let waiting = Task { try await store.reclaimed(id, pollInterval: .seconds(30)) }
+            // A timeout far beyond the bound below: a wait that ignored cancellation
+            // would end by it (also returning false), too late.
+            let started = ContinuousClock.now
+            let waiting = Task { try await store.reclaimed(id, timeout: .seconds(60), pollInterval: .seconds(30)) }
             try await Task.sleep(for: .milliseconds(50))
             waiting.cancel()
             #expect(try await waiting.value == false)
+            #expect(ContinuousClock.now - started < .seconds(20), "the cancelled wait returned at once")
         }
     }
 

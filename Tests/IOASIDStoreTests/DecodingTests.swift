@@ -343,23 +343,12 @@ struct MalformedExport: Sendable, CustomTestStringConvertible {
 
 @Suite("Export parsing failures")
 struct ExportParsingTests {
-    /// A destination store that already holds an ID and a subscriber.
-    static func destination(in dir: TemporaryDirectory) throws -> IOASIDStore {
-        var options = IOASIDStore.Options()
-        options.capacity = 4096
-        options.systemQuota = 100
-        let store = try IOASIDStore(path: dir.child("destination"), options: options)
-        _ = try store.allocate(in: .system)
-        try store.subscribe("s")
-        return store
-    }
-
     @Test("A malformed export is refused with its code by validation and by import, and the import changes nothing", arguments: MalformedExport.all)
     func malformedExport(_ malformed: MalformedExport) throws {
         expectError(malformed.code) { try ExportFormat.validate(malformed.bytes) }
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let store = try Self.destination(in: dir)
+        let store = try MigrationTests.Fixture.destination(in: dir)
         let file = dir.child("export.jsonl")
         try Data(malformed.bytes).write(to: URL(fileURLWithPath: file))
         let before = try store.rawDump()
@@ -372,47 +361,21 @@ struct ExportParsingTests {
 
 @Suite("Import failures")
 struct ImportFailureTests {
-    /// A source store's export of three IDs (1: data; 2: guest 102; 3: data and guest 103) and a destination.
-    struct Fixture {
-        let dir: TemporaryDirectory
-        let destination: IOASIDStore
-        let bytes: [UInt8]
-
-        init() throws {
-            dir = try TemporaryDirectory()
-            var options = IOASIDStore.Options()
-            options.capacity = 4096
-            options.systemQuota = 100
-            let source = try IOASIDStore(path: dir.child("source"), options: options)
-            let vm = try source.createSet(token: "vm:small", quota: 20)
-            _ = try source.allocate(in: vm, data: [0xca, 0xfe])
-            _ = try source.allocate(in: vm, guest: 102)
-            _ = try source.allocate(in: vm, data: [1], guest: 103)
-            var bytes: [UInt8] = []
-            _ = try source.exportSet(vm, to: { bytes.append(contentsOf: $0) })
-            self.bytes = bytes
-            destination = try ExportParsingTests.destination(in: dir)
-        }
-
-        func write(_ bytes: [UInt8]) throws -> String {
-            let file = dir.child("export-\(UInt64.random(in: 0 ... .max)).jsonl")
-            try Data(bytes).write(to: URL(fileURLWithPath: file))
-            return file
-        }
-    }
+    /// The live-migration suite's export of three IDs and its destination.
+    typealias Fixture = MigrationTests.Fixture
 
     @Test("A trailer whose count differs from the lines is refused (its checksum still matches)")
     func trailerCount() throws {
         let f = try Fixture()
         defer { f.dir.cleanup() }
         let text = String(decoding: f.bytes, as: UTF8.self)
-        let changed = Array(text.replacingOccurrences(of: #"{"count":3,"end":true"#, with: #"{"count":2,"end":true"#).utf8)
+        let changed = Data(text.replacingOccurrences(of: #"{"count":3,"end":true"#, with: #"{"count":2,"end":true"#).utf8)
         #expect(changed != f.bytes)
         let file = try f.write(changed)
         let before = try f.destination.rawDump()
         expectError(.exportMalformed) { try f.destination.importSet(from: file) }
         #expect(try f.destination.rawDump() == before)
-        #expect(try f.destination.importSet(from: f.write(f.bytes)).imported == 3, "the unchanged export imports")
+        #expect(try f.destination.importSet(from: f.path).imported == 3, "the unchanged export imports")
     }
 
     @Test("Data that arrives after the trailer has been read and checked is refused")
@@ -460,9 +423,8 @@ struct ImportFailureTests {
             #expect(!extents.isEmpty)
             for key in extents { _ = try txn.delete(key, in: control) }
         }
-        let file = try f.write(f.bytes)
         let before = try f.destination.rawDump()
-        expectError(.corruptStore) { try f.destination.importSet(from: file) }
+        expectError(.corruptStore) { try f.destination.importSet(from: f.path) }
         #expect(try f.destination.rawDump() == before)
     }
 
@@ -472,7 +434,7 @@ struct ImportFailureTests {
     func damagedSpool(_ damage: String) throws {
         let f = try Fixture()
         defer { f.dir.cleanup() }
-        let file = try f.write(f.bytes)
+        let file = f.path
         let directory = URL(fileURLWithPath: f.destination.path).resolvingSymlinksInPath().path + "/"
         let before = try f.destination.rawDump()
         var damaged = false
@@ -494,9 +456,9 @@ struct ImportFailureTests {
                     if damage == "truncated" {
                         #expect(ftruncate(fd, 0) == 0)
                     } else {
-                        // The first entry (ID 1, no guest): its data length becomes 2³² − 1.
+                        // The first entry (u32 ID 1, u8 1, u32 guest 101): its data length becomes 2³² − 1.
                         let length: [UInt8] = [0xff, 0xff, 0xff, 0xff]
-                        #expect(length.withUnsafeBytes { pwrite(fd, $0.baseAddress, 4, 5) } == 4)
+                        #expect(length.withUnsafeBytes { pwrite(fd, $0.baseAddress, 4, 9) } == 4)
                     }
                     damaged = true
                 }

@@ -129,8 +129,16 @@ struct MigrationTests {
         #expect(try source.status().allocated == 0)
     }
 
-    /// A small export and a destination that already holds some state.
+    /// A small export (1: data and guest 101; 2: guest 102; 3: data) and a
+    /// destination that already holds some state.
     struct Fixture {
+        static var options: IOASIDStore.Options {
+            var options = IOASIDStore.Options()
+            options.capacity = 4096
+            options.systemQuota = 100
+            return options
+        }
+
         let dir: TemporaryDirectory
         let destination: IOASIDStore
         let path: String
@@ -138,24 +146,32 @@ struct MigrationTests {
 
         init() throws {
             dir = try TemporaryDirectory()
-            var options = IOASIDStore.Options()
-            options.capacity = 4096
-            options.systemQuota = 100
-            let source = try IOASIDStore(path: dir.child("source"), options: options)
+            let source = try IOASIDStore(path: dir.child("source"), options: Self.options)
             let vm = try source.createSet(token: "vm:small", quota: 20)
             _ = try source.allocate(in: vm, data: [0xca, 0xfe], guest: 101)
             _ = try source.allocate(in: vm, guest: 102)
             _ = try source.allocate(in: vm, data: [1])
             (path, bytes) = try exportToFile(source, vm, in: dir)
-            destination = try IOASIDStore(path: dir.child("destination"), options: options)
-            _ = try destination.allocate(in: .system)
-            try destination.subscribe("s")
+            destination = try Self.destination(in: dir)
+        }
+
+        /// A destination store that already holds an ID and a subscriber.
+        static func destination(in dir: TemporaryDirectory) throws -> IOASIDStore {
+            let store = try IOASIDStore(path: dir.child("destination"), options: options)
+            _ = try store.allocate(in: .system)
+            try store.subscribe("s")
+            return store
+        }
+
+        /// Writes `data` to a file beside the export and returns its path.
+        func write(_ data: Data) throws -> String {
+            let file = dir.child("mutated.jsonl")
+            try data.write(to: URL(fileURLWithPath: file))
+            return file
         }
 
         func importing(_ data: Data) throws {
-            let file = dir.child("mutated.jsonl")
-            try data.write(to: URL(fileURLWithPath: file))
-            _ = try destination.importSet(from: file)
+            _ = try destination.importSet(from: write(data))
         }
     }
 

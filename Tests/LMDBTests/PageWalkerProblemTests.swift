@@ -2,6 +2,16 @@ import Foundation
 import LMDB
 import Testing
 
+/// Runs `body` in a scratch directory holding a fixture store of `records`
+/// records, with its data file's bytes and their layout.
+func withFixtureLayout(records: Int, _ body: (_ root: String, _ bytes: [UInt8], _ layout: Layout) throws -> Void) throws {
+    try withScratchDirectory { root in
+        try makeFixtureStore(at: root + "/store", records: records)
+        let bytes = try readData(root + "/store")
+        try body(root, bytes, Layout(bytes: bytes))
+    }
+}
+
 /// One node of a leaf page, as LMDB lays it out: `mn_lo`/`mn_hi` (the value's size),
 /// `mn_flags`, `mn_ksize`, the key, then the value's bytes (8 bytes, a page number,
 /// for a large value).
@@ -118,10 +128,7 @@ struct PageWalkerProblemTests {
         #expect(PageWalkReport.Database.named("a\u{1}b\u{7F}c\nd").description == "\"a\\u{1}b\\u{7f}c\\u{a}d\"")
         #expect("\(PageWalkReport.Database.named("é"))" == "\"é\"")
 
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 4000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 4000) { root, bytes, layout in
             guard let alphaRoot = layout.root("alpha"), let alphaRecord = layout.namedRecord("alpha") else {
                 Issue.record("fixture layout not as expected")
                 return
@@ -156,10 +163,7 @@ struct PageWalkerProblemTests {
 
     @Test("Tree pages: no keys, sorted-duplicate page flags, a branch where the record says leaf")
     func treePageDamage() throws {
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 4000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 4000) { root, bytes, layout in
             let alpha = PageWalkReport.Database.named("alpha")
             guard let alphaRoot = layout.root("alpha"), let alphaRecord = layout.namedRecord("alpha") else {
                 Issue.record("fixture layout not as expected")
@@ -200,10 +204,7 @@ struct PageWalkerProblemTests {
 
     @Test("Keys: empty, longer than 511 bytes; transaction IDs not 8 bytes, equal, or out of numeric order")
     func keyDamage() throws {
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 4000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 4000) { root, bytes, layout in
             let alpha = PageWalkReport.Database.named("alpha")
             guard let alphaRoot = layout.root("alpha"), layout.freeRoot != UInt64.max else {
                 Issue.record("fixture layout not as expected")
@@ -261,10 +262,7 @@ struct PageWalkerProblemTests {
 
     @Test("Leaf nodes: sorted duplicates, unknown flags, a malformed named-database record; past the problem limit")
     func nodeDamage() throws {
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 4000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 4000) { root, bytes, layout in
             let alpha = PageWalkReport.Database.named("alpha")
             guard let alphaRoot = layout.root("alpha") else {
                 Issue.record("fixture layout not as expected")
@@ -334,10 +332,7 @@ struct PageWalkerProblemTests {
 
     @Test("Overflow runs: too short for their value, and running into another tree's page")
     func overflowDamage() throws {
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 4000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 4000) { root, bytes, layout in
             let gamma = PageWalkReport.Database.named("gamma")
             guard let gammaRoot = layout.root("gamma"), let alphaRoot = layout.root("alpha") else {
                 Issue.record("fixture layout not as expected")
@@ -532,10 +527,7 @@ struct PageWalkerProblemTests {
 
     @Test("The free list: a transaction after the newest, a list of odd size, one page freed twice")
     func freeListDamage() throws {
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 4000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 4000) { root, bytes, layout in
             guard layout.freeRoot != UInt64.max else {
                 Issue.record("the fixture has no free list")
                 return

@@ -110,10 +110,7 @@ struct PageWalkerTests {
 
     @Test("Damage inside the trees is found and placed: branch pointer, node offset, key order, overflow, swaps, reuse, records")
     func treeDamage() throws {
-        try withScratchDirectory { root in
-            try makeFixtureStore(at: root + "/store", records: 20_000)
-            let bytes = try readData(root + "/store")
-            let layout = Layout(bytes: bytes)
+        try withFixtureLayout(records: 20_000) { root, bytes, layout in
             let alpha = PageWalkReport.Database.named("alpha")
             guard let alphaRoot = layout.root("alpha"), let betaRoot = layout.root("beta"), let gammaRoot = layout.root("gamma"),
                   let alphaRecord = layout.namedRecord("alpha") else {
