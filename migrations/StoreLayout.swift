@@ -49,10 +49,20 @@ package enum StoreLayout {
     package static func extentKey(last: UInt32) -> [UInt8] { [ControlTag.free] + BigEndian.bytes(last) }
 
     /// An ID's key in `ids`, `pending`, and the prefix of its holds.
-    package static func idKey(_ id: UInt32) -> [UInt8] { BigEndian.bytes(id) }
+    package static func idKey(_ id: UInt32) -> [UInt8] { withIDKey(id) { Array($0) } }
+
+    /// ``idKey(_:)`` built on the stack.
+    package static func withIDKey<R>(_ id: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: id.bigEndian, body)
+    }
 
     /// `set ‖ guest` in `guests`.
-    package static func guestKey(set: UInt32, guest: UInt32) -> [UInt8] { BigEndian.bytes(set) + BigEndian.bytes(guest) }
+    package static func guestKey(set: UInt32, guest: UInt32) -> [UInt8] { withGuestKey(set: set, guest: guest) { Array($0) } }
+
+    /// ``guestKey(set:guest:)`` built on the stack.
+    package static func withGuestKey<R>(set: UInt32, guest: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: (UInt64(set) << 32 | UInt64(guest)).bigEndian, body)
+    }
 
     /// `id ‖ holder` in `holds`.
     package static func holdKey(id: UInt32, holder: String) -> [UInt8] { BigEndian.bytes(id) + Array(holder.utf8) }
@@ -249,18 +259,38 @@ package struct IDRecord: Equatable, Sendable {
     }
 
     package func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 16 + data.count)
-        w.u8(1)
-        w.u8(isFreePending ? 1 : 0)
-        w.u32(set)
-        if let guest {
-            w.u8(1)
-            w.u32(guest)
-        } else {
-            w.u8(0)
+        let size = Self.encodedSize(guest: guest, dataCount: data.count)
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            data.withUnsafeBytes { d in
+                Self.encode(set: set, isFreePending: isFreePending, guest: guest, data: d, into: UnsafeMutableRawBufferPointer(buffer))
+            }
+            initialized = size
         }
-        w.blob(data)
-        return w.bytes
+    }
+
+    /// The size of an ID record's encoding.
+    package static func encodedSize(guest: UInt32?, dataCount: Int) -> Int { 11 + (guest == nil ? 0 : 4) + dataCount }
+
+    /// Writes an ID record's encoding into `out` (exactly ``encodedSize(guest:dataCount:)`` bytes),
+    /// for writers that encode straight into the database's room:
+    /// `u8 1, u8 freePending, u32 set, u8 hasGuest, [u32 guest], u32 length, data`.
+    package static func encode(
+        set: UInt32, isFreePending: Bool, guest: UInt32?, data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) {
+        precondition(out.count == encodedSize(guest: guest, dataCount: data.count))
+        out[0] = 1
+        out[1] = isFreePending ? 1 : 0
+        out.storeBytes(of: set.bigEndian, toByteOffset: 2, as: UInt32.self)
+        var at = 7
+        if let guest {
+            out[6] = 1
+            out.storeBytes(of: guest.bigEndian, toByteOffset: 7, as: UInt32.self)
+            at = 11
+        } else {
+            out[6] = 0
+        }
+        out.storeBytes(of: UInt32(truncatingIfNeeded: data.count).bigEndian, toByteOffset: at, as: UInt32.self)
+        UnsafeMutableRawBufferPointer(rebasing: out[(at + 4)...]).copyMemory(from: data)
     }
 
     package init(decoding r: inout ValueReader) throws {
@@ -555,7 +585,7 @@ package enum Hex {
     }
 
     /// Appends the hex digits of `bytes` to `out` (for encoders that build bytes).
-    package static func append(_ bytes: [UInt8], to out: inout [UInt8]) {
+    package static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         for b in bytes {
             out.append(digits[Int(b >> 4)])
             out.append(digits[Int(b & 0x0f)])
@@ -571,16 +601,22 @@ package enum Hex {
     }
 
     private static func decode(buffer utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        guard utf8.count % 2 == 0 else { return nil }
         var out = [UInt8]()
         out.reserveCapacity(utf8.count / 2)
+        return decode(utf8, appendingTo: &out) ? out : nil
+    }
+
+    /// Appends the bytes of an even number of hex digits (either case) to `out`;
+    /// `false`, with `out` in an unspecified state, when they are not hex.
+    package static func decode(_ utf8: UnsafeBufferPointer<UInt8>, appendingTo out: inout [UInt8]) -> Bool {
+        guard utf8.count % 2 == 0 else { return false }
         var index = 0
         while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return false }
             out.append(high << 4 | low)
             index += 2
         }
-        return out
+        return true
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {

@@ -11,14 +11,19 @@ import LMDB
 extension IOASIDReading where Self: ~Copyable {
     /// The payload of the sealed record under `key`, decoded by `decode`; `nil` when absent.
     func record<R>(_ key: [UInt8], in db: Database, _ decode: (inout ValueReader) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { try record(rawKey: $0, in: db, decode) }
+    }
+
+    /// ``record(_:in:_:)`` for a key given as raw bytes (for example on the stack).
+    func record<R>(rawKey key: UnsafeRawBufferPointer, in db: Database, _ decode: (inout ValueReader) throws -> R) throws -> R? {
         do {
-            return try txn.withSealedValue(forKey: key, in: db, decode)
+            return try txn.withSealedValue(rawKey: key, in: db, decode)
         } catch let error as DamagedRecord {
-            throw IOASIDError.damaged(database: db.name, key: key, cause: error)
+            throw IOASIDError.damaged(database: db.name, key: Array(key), cause: error)
         } catch is DecodingFailure {
-            throw IOASIDError.undecodable(database: db.name, key: key)
+            throw IOASIDError.undecodable(database: db.name, key: Array(key))
         } catch let error as ValueReader.Underflow {
-            throw IOASIDError.undecodable(database: db.name, key: key, cause: error)
+            throw IOASIDError.undecodable(database: db.name, key: Array(key), cause: error)
         }
     }
 

@@ -118,37 +118,58 @@ public struct Transaction: ~Copyable {
     /// - Returns: `false` only when `overwrite` is `false` and the key already existed.
     @discardableResult
     public func put(sealed payload: [UInt8], forKey key: [UInt8], in db: Database, overwrite: Bool = true) throws(LMDBError) -> Bool {
-        if Sealing.benchmarkSkipsChecksums { return try put(Sealing.seal(payload, key: key), forKey: key, in: db, overwrite: overwrite) }
         // The payload and its CRC32C go straight into LMDB's room, with no sealed copy built first.
         let result = payload.withUnsafeBytes { p in
-            Result { () throws(LMDBError) in
-                try reserve(p.count + Sealing.trailerSize, forKey: key, in: db, overwrite: overwrite) { target, k in
-                    if let base = p.baseAddress, !p.isEmpty { target.copyMemory(from: base, byteCount: p.count) }
-                    target.storeBytes(of: Checksum.crc32c(k, p).bigEndian, toByteOffset: p.count, as: UInt32.self)
+            key.withUnsafeBytes { k in
+                Result { () throws(LMDBError) in
+                    try put(sealedPayloadSize: p.count, rawKey: k, in: db, overwrite: overwrite) { $0.copyMemory(from: p) }
                 }
             }
         }
         return try result.get()
     }
 
-    /// The one put: `MDB_RESERVE` makes room for `size` bytes under `key`, and
-    /// `fill` writes them (with the key's bytes at hand). None of the package's
-    /// databases has sorted duplicates, where RESERVE is not allowed.
-    private func reserve(
-        _ size: Int, forKey key: [UInt8], in db: Database, overwrite: Bool,
-        _ fill: (UnsafeMutableRawPointer, UnsafeRawBufferPointer) -> Void
+    /// Stores a sealed record (see ``Sealing``) whose `size`-byte payload `fill`
+    /// writes straight into LMDB's room, under a key given as raw bytes (for
+    /// example on the stack): no payload or key array is built.
+    ///
+    /// - Parameters:
+    ///   - overwrite: when `false` and the key exists, nothing is written (and `fill` is not called).
+    ///   - fill: writes exactly the payload's `size` bytes.
+    /// - Returns: `false` only when `overwrite` is `false` and the key already existed.
+    @discardableResult
+    public func put(
+        sealedPayloadSize size: Int, rawKey key: UnsafeRawBufferPointer, in db: Database, overwrite: Bool = true,
+        _ fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(LMDBError) -> Bool {
-        let rc = key.withUnsafeBytes { k in
-            var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            var mv = MDB_val(mv_size: size, mv_data: nil)
-            let flags = UInt32(MDB_RESERVE) | (overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
-            let rc = FaultInjection.call(.put, environment.path) { clmdb_put(handle, db.dbi, &mk, &mv, flags) }
-            // Only a successful put hands out room to write (with MDB_KEYEXIST, mv is the existing value).
-            if rc == 0, let target = mv.mv_data { fill(target, k) }
-            return rc
+        try reserve(size + Sealing.trailerSize, rawKey: key, in: db, overwrite: overwrite) { target in
+            let payload = UnsafeMutableRawBufferPointer(rebasing: target[..<size])
+            fill(payload)
+            let crc = Sealing.benchmarkSkipsChecksums ? 0 : Checksum.crc32c(key, UnsafeRawBufferPointer(payload))
+            target.storeBytes(of: crc.bigEndian, toByteOffset: size, as: UInt32.self)
+        }
+    }
+
+    /// The one put: `MDB_RESERVE` makes room for `size` bytes under `key`, and
+    /// `fill` writes them. None of the package's databases has sorted
+    /// duplicates, where RESERVE is not allowed.
+    private func reserve(
+        _ size: Int, rawKey k: UnsafeRawBufferPointer, in db: Database, overwrite: Bool,
+        _ fill: (UnsafeMutableRawBufferPointer) -> Void
+    ) throws(LMDBError) -> Bool {
+        var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        var mv = MDB_val(mv_size: size, mv_data: nil)
+        let flags = UInt32(MDB_RESERVE) | (overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
+        let rc: Int32
+        if let cursor = writes?.putCursor(on: db.dbi, in: handle) {
+            rc = FaultInjection.call(.put, environment.path) { clmdb_cursor_put(cursor, &mk, &mv, flags) }
+        } else {
+            rc = FaultInjection.call(.put, environment.path) { clmdb_put(handle, db.dbi, &mk, &mv, flags) }
         }
         if rc == MDB_KEYEXIST && !overwrite { return false }
         try LMDBError.check(rc)
+        // Only a successful put hands out room to write (with MDB_KEYEXIST, mv is the existing value).
+        if let target = mv.mv_data { fill(UnsafeMutableRawBufferPointer(start: target, count: size)) }
         writes?.count += 1
         return true
     }
@@ -190,10 +211,8 @@ public struct Transaction: ~Copyable {
     @discardableResult
     public func put(_ value: [UInt8], forKey key: [UInt8], in db: Database, overwrite: Bool = true) throws(LMDBError) -> Bool {
         let result = value.withUnsafeBytes { v in
-            Result { () throws(LMDBError) in
-                try reserve(v.count, forKey: key, in: db, overwrite: overwrite) { target, _ in
-                    if let base = v.baseAddress, !v.isEmpty { target.copyMemory(from: base, byteCount: v.count) }
-                }
+            key.withUnsafeBytes { k in
+                Result { () throws(LMDBError) in try reserve(v.count, rawKey: k, in: db, overwrite: overwrite) { $0.copyMemory(from: v) } }
             }
         }
         return try result.get()
@@ -282,6 +301,38 @@ public struct DamagedRecord: Error, Sendable, Hashable, CustomStringConvertible 
 /// The write count of one write transaction (written only by the thread that owns it).
 final class WriteCounter {
     var count = 0
+    /// One cursor per database for this transaction's puts, opened at the
+    /// second put into that database (a transaction that puts once gains
+    /// nothing from it). A put through a cursor left where the last put was
+    /// skips the descent from the root when the next key falls on the same
+    /// leaf page (`mdb_put` always descends), which is what runs of ascending
+    /// keys do. LMDB closes a write transaction's cursors when the transaction
+    /// ends; a nested transaction has its own counter, and so its own cursors.
+    private var putCursors: [PutCursor] = []
+
+    private enum PutCursor {
+        case none, putOnce
+        case open(OpaquePointer)
+    }
+
+    /// The put cursor on database `dbi` of transaction `txn` (this counter's);
+    /// `nil` for the first put into it, or when a cursor cannot be opened.
+    func putCursor(on dbi: UInt32, in txn: OpaquePointer) -> OpaquePointer? {
+        let index = Int(dbi)
+        if index >= putCursors.count { putCursors += Array(repeating: .none, count: index + 1 - putCursors.count) }
+        switch putCursors[index] {
+        case .open(let cursor):
+            return cursor
+        case .none:
+            putCursors[index] = .putOnce
+            return nil
+        case .putOnce:
+            var raw: OpaquePointer?
+            guard clmdb_cursor_open(txn, dbi, &raw) == 0, let raw else { return nil }
+            putCursors[index] = .open(raw)
+            return raw
+        }
+    }
 }
 
 @inline(__always)

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import IOASIDMigrations
 import LMDB
 
@@ -113,17 +114,13 @@ public struct ImportResult: Sendable, Equatable, Codable {
     public let remapped: [Remap]
 }
 
-/// One ID line of an export.
-struct ExportEntry: Equatable {
+/// One ID line of an export. Its data points into a buffer its reader
+/// reuses: an entry is valid only during the call it is handed to, and is
+/// never kept (so no line costs an allocation or a reference count).
+struct ExportEntry {
     var id: UInt32
     var guest: UInt32?
-    var data: [UInt8]
-
-    init(id: UInt32, guest: UInt32?, data: [UInt8]) {
-        self.id = id
-        self.guest = guest
-        self.data = data
-    }
+    var data: UnsafeRawBufferPointer
 
     /// Appends the line and its newline to `out`, keys sorted.
     func append(to out: inout [UInt8]) {
@@ -157,55 +154,72 @@ struct ExportEntry: Equatable {
         }
     }
 
-    private static let idKey = Array("id".utf8)[...]
-    private static let guestKey = Array("guest".utf8)[...]
-    private static let dataKey = Array("data".utf8)[...]
-
-    /// Parses an ID line (fields `id`, optional `guest` and `data`, in any order).
-    init(parsing line: ArraySlice<UInt8>) throws(FlatJSON.Failure) {
+    /// Parses an ID line (fields `id`, optional `guest` and `data`, in any order),
+    /// decoding its data into `buffer` (emptied first).
+    static func parse(_ line: ArraySlice<UInt8>, dataInto buffer: inout [UInt8]) throws(FlatJSON.Failure) -> (id: UInt32, guest: UInt32?) {
         var id: UInt32?
         var guest: UInt32?
-        var data: [UInt8]?
-        try FlatJSON.forEachField(line) { (key, value) throws(FlatJSON.Failure) in
-            switch (key, value) {
-            case (Self.idKey, .number(let n)) where id == nil && n >= 1 && n <= UInt64(UInt32.max):
-                id = UInt32(n)
-            case (Self.guestKey, .number(let n)) where guest == nil && n <= UInt64(UInt32.max):
-                guest = UInt32(n)
-            case (Self.dataKey, .string(let hex)) where data == nil:
-                guard let bytes = Hex.decode(hex), !bytes.isEmpty else { throw FlatJSON.Failure() }
-                data = bytes
-            default:
-                throw FlatJSON.Failure()
+        var hasData = false
+        buffer.removeAll(keepingCapacity: true)
+        let parsed = line.withUnsafeBufferPointer { line in
+            Result { () throws(FlatJSON.Failure) in
+                try FlatJSON.forEachField(line) { (key, value) throws(FlatJSON.Failure) in
+                    switch value {
+                    case .number(let n) where id == nil && n >= 1 && n <= UInt64(UInt32.max) && FlatJSON.key(key, is: "id"):
+                        id = UInt32(n)
+                    case .number(let n) where guest == nil && n <= UInt64(UInt32.max) && FlatJSON.key(key, is: "guest"):
+                        guest = UInt32(n)
+                    case .string(let hex) where !hasData && FlatJSON.key(key, is: "data"):
+                        guard Hex.decode(hex, appendingTo: &buffer), !buffer.isEmpty else { throw FlatJSON.Failure() }
+                        hasData = true
+                    default:
+                        throw FlatJSON.Failure()
+                    }
+                }
             }
         }
+        try parsed.get()
         guard let id else { throw FlatJSON.Failure() }
-        self.id = id
-        self.guest = guest
-        self.data = data ?? []
+        return (id, guest)
     }
 
-    /// A compact binary form for the import spool: `u32 id, u8 hasGuest, [u32 guest], u32 length, data`.
+    /// The fixed part of an entry in the import spool, in native byte order
+    /// (the spool never leaves this process); the data follows it.
+    private struct Spooled {
+        var id: UInt32
+        var guest: UInt32
+        var hasGuest: UInt32
+        var length: UInt32
+    }
+
+    /// Appends the entry's spool form to `out`: its ``Spooled`` part, then its data.
     func spooled(into out: inout [UInt8]) {
-        out.append(contentsOf: ByteWriter.u32(id))
-        if let guest {
-            out.append(1)
-            out.append(contentsOf: ByteWriter.u32(guest))
-        } else {
-            out.append(0)
-        }
-        out.append(contentsOf: ByteWriter.u32(UInt32(data.count)))
+        let fixed = Spooled(id: id, guest: guest ?? 0, hasGuest: guest == nil ? 0 : 1, length: UInt32(truncatingIfNeeded: data.count))
+        withUnsafeBytes(of: fixed) { out.append(contentsOf: $0) }
         out.append(contentsOf: data)
+    }
+
+    /// Decodes the spooled entry at `offset` of `bytes` (see ``spooled(into:)``);
+    /// its data points into `bytes`. Returns `nil` when `bytes` ends inside it.
+    static func unspooled(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (entry: ExportEntry, next: Int)? {
+        let size = MemoryLayout<Spooled>.size
+        guard offset + size <= bytes.count else { return nil }
+        let fixed = bytes.loadUnaligned(fromByteOffset: offset, as: Spooled.self)
+        let end = offset + size + Int(fixed.length)
+        guard end <= bytes.count else { return nil }
+        let data = UnsafeRawBufferPointer(rebasing: bytes[(offset + size)..<end])
+        return (ExportEntry(id: fixed.id, guest: fixed.hasGuest == 1 ? fixed.guest : nil, data: data), end)
     }
 }
 
 /// A strict parser for the flat JSON objects of export lines: string keys,
-/// and values that are non-negative integers, plain strings (no escapes, no
-/// control characters) or booleans.
+/// and values that are non-negative integers, plain strings (no control
+/// characters; only the escapes `\"`, `\\` and `\/`) or booleans. It works on
+/// the bytes in place: an ID line is parsed with no allocation.
 enum FlatJSON {
     struct Failure: Error {}
 
-    /// A field's value; strings are the raw bytes between the quotes.
+    /// A field's value, owned (for the header and trailer); strings are the bytes between the quotes, unescaped.
     enum Value: Equatable {
         case number(UInt64)
         case string(ArraySlice<UInt8>)
@@ -214,115 +228,198 @@ enum FlatJSON {
         case hugeNumber(ArraySlice<UInt8>)
     }
 
+    /// A field's value as ``forEachField(_:_:)`` hands it over: its bytes are valid only during the call.
+    enum BorrowedValue {
+        case number(UInt64)
+        case string(UnsafeBufferPointer<UInt8>)
+        case bool(Bool)
+        case hugeNumber(UnsafeBufferPointer<UInt8>)
+    }
+
+    /// Whether a key's bytes are `name`.
+    static func key(_ key: UnsafeBufferPointer<UInt8>, is name: StaticString) -> Bool {
+        guard key.count == name.utf8CodeUnitCount, let base = key.baseAddress else { return key.isEmpty && name.utf8CodeUnitCount == 0 }
+        return memcmp(base, name.utf8Start, key.count) == 0
+    }
+
     /// Parses a whole line into a dictionary (for the header and trailer).
     static func parse(_ bytes: ArraySlice<UInt8>) throws(Failure) -> [String: Value] {
-        var result: [String: Value] = [:]
-        try forEachField(bytes) { (key, value) throws(Failure) in
-            guard let name = String(validating: key, as: UTF8.self), result.updateValue(value, forKey: name) == nil else {
-                throw Failure()
+        let parsed = bytes.withUnsafeBufferPointer { bytes in
+            Result { () throws(Failure) -> [String: Value] in
+                var result: [String: Value] = [:]
+                try forEachField(bytes) { (key, value) throws(Failure) in
+                    let owned: Value =
+                        switch value {
+                        case .number(let n): .number(n)
+                        case .string(let text): .string(Array(text)[...])
+                        case .bool(let b): .bool(b)
+                        case .hugeNumber(let digits): .hugeNumber(Array(digits)[...])
+                        }
+                    guard let name = String(validating: key, as: UTF8.self), result.updateValue(owned, forKey: name) == nil else {
+                        throw Failure()
+                    }
+                }
+                return result
             }
         }
-        return result
+        return try parsed.get()
     }
 
     /// Calls `body` with each key and value of a flat object; fails on anything else.
     static func forEachField(
-        _ bytes: ArraySlice<UInt8>,
-        _ body: (ArraySlice<UInt8>, Value) throws(Failure) -> Void
+        _ bytes: UnsafeBufferPointer<UInt8>,
+        _ body: (UnsafeBufferPointer<UInt8>, BorrowedValue) throws(Failure) -> Void
     ) throws(Failure) {
-        var i = bytes.startIndex
-        let end = bytes.endIndex
-        func skipSpace() { while i < end, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 } }
-        func expect(_ c: UInt8) throws(Failure) {
-            skipSpace()
-            guard i < end, bytes[i] == c else { throw Failure() }
-            i += 1
-        }
-        func string() throws(Failure) -> ArraySlice<UInt8> {
-            try expect(UInt8(ascii: "\""))
-            let start = i
-            var unescaped: [UInt8]?  // only when the string has escapes
-            while i < end, bytes[i] != UInt8(ascii: "\"") {
-                guard bytes[i] >= 0x20 else { throw Failure() }  // no control characters
-                if bytes[i] == UInt8(ascii: "\\") {
-                    // Only the escapes a token needs: \" \\ \/ (never \u: no control characters).
-                    guard i + 1 < end, [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/")].contains(bytes[i + 1]) else {
-                        throw Failure()
-                    }
-                    if unescaped == nil { unescaped = Array(bytes[start..<i]) }
-                    unescaped?.append(bytes[i + 1])
-                    i += 2
-                    continue
-                }
-                unescaped?.append(bytes[i])
-                i += 1
-            }
-            guard i < end else { throw Failure() }
-            defer { i += 1 }
-            return unescaped.map { $0[...] } ?? bytes[start..<i]
-        }
-        try expect(UInt8(ascii: "{"))
-        skipSpace()
-        if i < end, bytes[i] == UInt8(ascii: "}") {
-            i += 1
+        var scanner = Scanner(bytes: bytes)
+        try scanner.expect(UInt8(ascii: "{"))
+        scanner.skipSpace()
+        if scanner.peek == UInt8(ascii: "}") {
+            scanner.index += 1
         } else {
             while true {
-                let key = try string()
-                try expect(UInt8(ascii: ":"))
-                skipSpace()
-                guard i < end else { throw Failure() }
-                let value: Value
-                switch bytes[i] {
-                case UInt8(ascii: "\""):
-                    value = .string(try string())
-                case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    var n: UInt64 = 0
-                    var overflow = false
-                    let start = i
-                    while i < end, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") {
-                        let (m, o1) = n.multipliedReportingOverflow(by: 10)
-                        let (a, o2) = m.addingReportingOverflow(UInt64(bytes[i] - UInt8(ascii: "0")))
-                        overflow = overflow || o1 || o2
-                        n = a
-                        i += 1
+                let key = try scanner.string()
+                try scanner.expect(UInt8(ascii: ":"))
+                let value = try scanner.value()
+                try key.withText(in: bytes) { (key) throws(Failure) in
+                    switch value {
+                    case .string(let text):
+                        try text.withText(in: bytes) { (text) throws(Failure) in try body(key, .string(text)) }
+                    case .number(let n):
+                        try body(key, .number(n))
+                    case .hugeNumber(let digits):
+                        try body(key, .hugeNumber(UnsafeBufferPointer(rebasing: bytes[digits])))
+                    case .bool(let b):
+                        try body(key, .bool(b))
                     }
-                    // No leading zeros, fractions or exponents.
-                    guard i - start == 1 || bytes[start] != UInt8(ascii: "0"), i - start <= 64 else { throw Failure() }
-                    if i < end, bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
-                        throw Failure()
-                    }
-                    value = overflow ? .hugeNumber(bytes[start..<i]) : .number(n)
-                case UInt8(ascii: "t") where bytes[i...].starts(with: "true".utf8):
-                    i += 4
-                    value = .bool(true)
-                case UInt8(ascii: "f") where bytes[i...].starts(with: "false".utf8):
-                    i += 5
-                    value = .bool(false)
-                default:
-                    throw Failure()
                 }
-                try body(key, value)
-                skipSpace()
-                guard i < end else { throw Failure() }
-                if bytes[i] == UInt8(ascii: ",") {
-                    i += 1
+                scanner.skipSpace()
+                guard let next = scanner.peek else { throw Failure() }
+                if next == UInt8(ascii: ",") {
+                    scanner.index += 1
                     continue
                 }
-                try expect(UInt8(ascii: "}"))
+                try scanner.expect(UInt8(ascii: "}"))
                 break
             }
         }
-        skipSpace()
-        guard i == end else { throw Failure() }
+        scanner.skipSpace()
+        guard scanner.peek == nil else { throw Failure() }
+    }
+
+    /// A string token: where its raw bytes are, and whether they hold escapes.
+    private struct StringToken {
+        let range: Range<Int>
+        let escaped: Bool
+
+        /// Calls `use` with the string's bytes, unescaped (a copy only when it has escapes).
+        func withText(in bytes: UnsafeBufferPointer<UInt8>, _ use: (UnsafeBufferPointer<UInt8>) throws(Failure) -> Void) throws(Failure) {
+            guard escaped else { return try use(UnsafeBufferPointer(rebasing: bytes[range])) }
+            var text: [UInt8] = []
+            var i = range.lowerBound
+            while i < range.upperBound {
+                // The scanner checked every escape: a backslash and the character it stands for.
+                if bytes[i] == UInt8(ascii: "\\") { i += 1 }
+                text.append(bytes[i])
+                i += 1
+            }
+            let result = text.withUnsafeBufferPointer { text in Result { () throws(Failure) in try use(text) } }
+            try result.get()
+        }
+    }
+
+    /// A value token; a string's or a huge number's bytes are left where they are.
+    private enum ValueToken {
+        case number(UInt64)
+        case string(StringToken)
+        case bool(Bool)
+        case hugeNumber(Range<Int>)
+    }
+
+    /// The tokens of one line, read left to right (no closures capture its
+    /// position, so reading it costs no dynamic exclusivity checks).
+    private struct Scanner {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+
+        var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+        mutating func skipSpace() {
+            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
+        }
+
+        mutating func expect(_ c: UInt8) throws(Failure) {
+            skipSpace()
+            guard peek == c else { throw Failure() }
+            index += 1
+        }
+
+        /// The string starting at the next quote: no control characters, and
+        /// only the escapes a token needs: \" \\ \/ (never \u).
+        mutating func string() throws(Failure) -> StringToken {
+            try expect(UInt8(ascii: "\""))
+            let start = index
+            var escaped = false
+            while let c = peek, c != UInt8(ascii: "\"") {
+                guard c >= 0x20 else { throw Failure() }
+                if c == UInt8(ascii: "\\") {
+                    guard index + 1 < bytes.count,
+                        bytes[index + 1] == UInt8(ascii: "\"") || bytes[index + 1] == UInt8(ascii: "\\") || bytes[index + 1] == UInt8(ascii: "/")
+                    else { throw Failure() }
+                    escaped = true
+                    index += 2
+                    continue
+                }
+                index += 1
+            }
+            guard peek != nil else { throw Failure() }
+            index += 1
+            return StringToken(range: start..<(index - 1), escaped: escaped)
+        }
+
+        /// The value after a key's colon.
+        mutating func value() throws(Failure) -> ValueToken {
+            skipSpace()
+            guard let c = peek else { throw Failure() }
+            switch c {
+            case UInt8(ascii: "\""):
+                return .string(try string())
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                var n: UInt64 = 0
+                var overflow = false
+                let start = index
+                while let d = peek, d >= UInt8(ascii: "0"), d <= UInt8(ascii: "9") {
+                    let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                    let (a, o2) = m.addingReportingOverflow(UInt64(d - UInt8(ascii: "0")))
+                    overflow = overflow || o1 || o2
+                    n = a
+                    index += 1
+                }
+                // No leading zeros, fractions or exponents.
+                guard index - start == 1 || bytes[start] != UInt8(ascii: "0"), index - start <= 64 else { throw Failure() }
+                if let next = peek, next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
+                    throw Failure()
+                }
+                return overflow ? .hugeNumber(start..<index) : .number(n)
+            case UInt8(ascii: "t") where UnsafeBufferPointer(rebasing: bytes[index...]).starts(with: "true".utf8):
+                index += 4
+                return .bool(true)
+            case UInt8(ascii: "f") where UnsafeBufferPointer(rebasing: bytes[index...]).starts(with: "false".utf8):
+                index += 5
+                return .bool(false)
+            default:
+                throw Failure()
+            }
+        }
     }
 }
 
 /// Checks an export in one linear pass as its bytes arrive: splits lines
 /// (refusing one longer than ``ExportFormat/maximumLineLength`` at once),
-/// parses and checks the header, every entry (ascending IDs, unique guest IDs,
-/// data within the limit) and the trailer, and hashes what it reads. Each
-/// entry is handed on as soon as it is checked; the caller keeps it until the
-/// trailer's SHA-256 has been verified.
+/// parses and checks the header, every entry (ascending IDs, data within the
+/// limit) and the trailer, hashes what it reads a chunk at a time, and once
+/// the trailer is in, checks that no guest ID is named twice. Each entry is
+/// handed on as soon as its line is checked; the caller keeps it until the
+/// whole export has been verified.
 struct ExportValidator {
     let maximumDataSize: Int
     private var header: ExportHeader?
@@ -330,7 +427,9 @@ struct ExportValidator {
     private var hasher = SHA256()
     private var lineNumber = 0
     private var previous: UInt32 = 0
-    private var guests = Set<UInt32>()
+    private var guests = GuestIDCheck()
+    /// Where each ID line's data is decoded (reused line after line).
+    private var dataBuffer: [UInt8] = []
 
     init(maximumDataSize: Int) { self.maximumDataSize = maximumDataSize }
 
@@ -348,13 +447,15 @@ struct ExportValidator {
         buffer.reserveCapacity(1 << 20)
         var start = 0  // first byte of the current line
         var scanned = 0  // bytes after `start` known to hold no newline
+        var hashed = 0  // bytes of the buffer already hashed (lines before the trailer are hashed a chunk at a time)
         var atEnd = false
         while true {
-            if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0a) {
+            if let newline = Self.newline(in: buffer, from: start + scanned) {
                 let line = buffer[start..<newline]
+                let unhashed = buffer[hashed..<start]
                 start = newline + 1
                 scanned = 0
-                if let header = try self.line(line, terminated: true, entry: entry, progress: progress) {
+                if let header = try self.line(line, terminated: true, unhashed: unhashed, entry: entry, progress: progress) {
                     // Nothing may follow the trailer.
                     if start < buffer.count { throw IOASIDError(.exportMalformed, "data follows the trailer on line \(lineNumber + 1)") }
                     var probe: [UInt8] = []
@@ -374,52 +475,55 @@ struct ExportValidator {
                 guard start < buffer.count else {
                     throw IOASIDError(.exportTruncated, header == nil ? "the export is empty" : "the export ends without its trailer (after \(count) of \(header?.count ?? 0) IDs)")
                 }
-                _ = try self.line(buffer[start...], terminated: false, entry: entry, progress: progress)
+                _ = try self.line(buffer[start...], terminated: false, unhashed: [], entry: entry, progress: progress)
                 throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)")
             }
             if start > 0 {
+                hash(buffer[hashed..<start])
                 buffer.removeFirst(start)
                 start = 0
+                hashed = 0
             }
             if try read(&buffer, 1 << 20) == 0 { atEnd = true }
         }
     }
 
     /// Checks one line; returns the header after the trailer, `nil` before it.
+    /// `unhashed` is what precedes the line and is not hashed yet (hashed
+    /// before the digest is checked, when the line is the trailer).
     private mutating func line(
-        _ line: ArraySlice<UInt8>, terminated: Bool,
+        _ line: ArraySlice<UInt8>, terminated: Bool, unhashed: ArraySlice<UInt8>,
         entry: (ExportEntry) throws(IOASIDError) -> Void, progress: ((Int, Int) -> Void)?
     ) throws(IOASIDError) -> ExportHeader? {
         lineNumber += 1
-        guard let header else {
+        guard let expected = header?.count else {
             let parsed = try Self.header(line, terminated: terminated)
             if !terminated { throw IOASIDError(.exportTruncated, "the export ends inside its header") }
             self.header = parsed
-            hash(line)
             return nil
         }
-        if let parsed = try? ExportEntry(parsing: line) {
+        if let parsed = try? ExportEntry.parse(line, dataInto: &dataBuffer) {
             guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)") }
             guard parsed.id > previous else {
                 throw IOASIDError(.exportMalformed, "line \(lineNumber): IDs must be in ascending order")
             }
-            guard parsed.data.count <= maximumDataSize else {
+            guard dataBuffer.count <= maximumDataSize else {
                 throw IOASIDError(
                     .exportMalformed,
-                    "line \(lineNumber): ID \(parsed.id) carries \(parsed.data.count) bytes of data, more than the limit of \(maximumDataSize)"
+                    "line \(lineNumber): ID \(parsed.id) carries \(dataBuffer.count) bytes of data, more than the limit of \(maximumDataSize)"
                 )
             }
-            if let guest = parsed.guest, !guests.insert(guest).inserted {
-                throw IOASIDError(.exportMalformed, "line \(lineNumber): guest ID \(guest) appears twice")
-            }
+            if let guest = parsed.guest { guests.note(guest, line: lineNumber) }
             previous = parsed.id
             count += 1
-            guard count <= header.count else {
-                throw IOASIDError(.exportMalformed, "the export holds more IDs than its header's \(header.count)")
+            guard count <= expected else {
+                throw IOASIDError(.exportMalformed, "the export holds more IDs than its header's \(expected)")
             }
-            hash(line)
-            try entry(parsed)
-            if count % 65536 == 0 { progress?(count, header.count) }
+            let handed = dataBuffer.withUnsafeBytes { data in
+                Result { () throws(IOASIDError) in try entry(ExportEntry(id: parsed.id, guest: parsed.guest, data: data)) }
+            }
+            try handed.get()
+            if count % 65536 == 0 { progress?(count, expected) }
             return nil
         }
         let fields: [String: FlatJSON.Value]
@@ -435,20 +539,31 @@ struct ExportValidator {
             case .string(let digest)? = fields["sha256"]
         else { throw IOASIDError(.exportMalformed, "line \(lineNumber) is not a valid trailer") }
         guard terminated else { throw IOASIDError(.exportTruncated, "the export ends inside its trailer") }
+        hash(unhashed)
         let actual = Hex.encode(Array(hasher.finalize()))
         guard digest.elementsEqual(actual.utf8) else {
             throw IOASIDError(.exportChecksumMismatch, "the export's SHA-256 does not match its contents")
         }
-        guard n == UInt64(count), count == header.count else {
-            throw IOASIDError(.exportMalformed, "the export holds \(count) IDs but says \(n) (header \(header.count))")
+        guard n == UInt64(count), count == expected else {
+            throw IOASIDError(.exportMalformed, "the export holds \(count) IDs but says \(n) (header \(expected))")
         }
-        progress?(count, header.count)
-        return header
+        if let repeated = guests.firstRepeat() {
+            throw IOASIDError(.exportMalformed, "line \(repeated.line): guest ID \(repeated.guest) appears twice")
+        }
+        progress?(count, expected)
+        return self.header
     }
 
-    private mutating func hash(_ line: ArraySlice<UInt8>) {
-        line.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        hasher.update(data: [0x0a])
+    /// The index of the first newline at or after `from`.
+    private static func newline(in buffer: [UInt8], from: Int) -> Int? {
+        buffer.withUnsafeBytes { bytes in
+            guard from < bytes.count, let base = bytes.baseAddress, let found = memchr(base + from, 0x0a, bytes.count - from) else { return nil }
+            return base.distance(to: UnsafeRawPointer(found))
+        }
+    }
+
+    private mutating func hash(_ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     }
 
     /// Parses and checks the header line, saying exactly which field is wrong.

@@ -121,7 +121,7 @@ extension ReadTransaction {
         progress?(0, allocated)
         try forEachRecord(in: set) { id, entry in
             guard !entry.isFreePending else { return }
-            ExportEntry(id: id.rawValue, guest: entry.guest, data: entry.data).append(to: &buffer)
+            entry.data.withUnsafeBytes { ExportEntry(id: id.rawValue, guest: entry.guest, data: $0).append(to: &buffer) }
             written += 1
             if buffer.count >= 1 << 20 { try flush() }
             if written % 16384 == 0 { progress?(written, allocated) }

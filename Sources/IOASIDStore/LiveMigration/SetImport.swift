@@ -106,33 +106,33 @@ extension WriteTransaction {
                 done += 1
                 if done % 16384 == 0 { progress?(.importing, done, header.count) }
             }
-            // Pass 1: keep every host ID that is free here, walking the free index once.
-            // The spool is in ascending ID order (validated), and so are the kept IDs:
-            // membership is a merge, not a hash lookup per entry.
-            let kept = try keepFreeIDs(spool: spool, below: capacity)
-            var keptInPass1 = AscendingMembership(kept)
-            try spool.forEach { entry in
-                guard keptInPass1.contains(entry.id) else { return }
+            // Pass 1: keep every host ID that is free here, walking the free index once
+            // alongside the spool (both ascending), and place each as it is found.
+            let kept = try keepFreeIDs(spool: spool, below: capacity) { entry in
                 try place(IOASID(entry.id), in: set, record: &record, data: entry.data, guest: entry.guest)
                 placed()
             }
-            // Pass 2: remap the rest to the lowest free IDs, in runs. (A remap target is
-            // never the host ID of another entry: those were kept in pass 1 or are in use here.)
+            // Pass 2, when some host IDs are in use here: remap the rest to the lowest free IDs,
+            // in runs. (A remap target is never the host ID of another entry: those were kept
+            // in pass 1 or are in use here.)
             var remapped: [Remap] = []
-            var targets = try takeLowestFree(count: header.count - kept.count)
-            var keptInPass2 = AscendingMembership(kept)
-            try spool.forEach { entry in
-                guard !keptInPass2.contains(entry.id) else { return }
-                guard let target = targets.next() else {
-                    throw IOASIDError(.corruptStore, "the free index holds fewer free IDs than the unreserved capacity promises")
+            if kept.count < header.count {
+                var targets = try takeLowestFree(count: header.count - kept.count)
+                var keptInPass1 = AscendingMembership(kept)
+                try spool.forEach { entry in
+                    guard !keptInPass1.contains(entry.id) else { return }
+                    guard let target = targets.next() else {
+                        throw IOASIDError(.corruptStore, "the free index holds fewer free IDs than the unreserved capacity promises")
+                    }
+                    try place(IOASID(target), in: set, record: &record, data: entry.data, guest: entry.guest)
+                    remapped.append(Remap(from: IOASID(entry.id), to: IOASID(target), guest: entry.guest))
+                    placed()
                 }
-                try place(IOASID(target), in: set, record: &record, data: entry.data, guest: entry.guest)
-                remapped.append(Remap(from: IOASID(entry.id), to: IOASID(target), guest: entry.guest))
-                placed()
             }
             guard done == header.count else {
                 throw IOASIDError(.corruptStore, "the import spool holds \(done) IDs, not \(header.count)")
             }
+            putSet(record, set)
             try put(ImportRecord(set: set.rawValue, importedAt: IOASIDStore.nowMillis()).encoded(), exportKey, in: schema.imports)
             progress?(.importing, done, header.count)
             return ImportResult(set: set, token: record.token, exportID: header.exportID, imported: done, remapped: remapped)
@@ -140,9 +140,10 @@ extension WriteTransaction {
     }
 
     /// Finds which of the spooled IDs are free here (one walk of the free
-    /// index alongside the ascending IDs) and takes them, one rewrite per extent.
-    /// Returns them in ascending order.
-    private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32) throws -> [UInt32] {
+    /// index alongside the ascending IDs), hands each to `keep` as it is found,
+    /// and takes them from the free index, one rewrite per extent. Returns them
+    /// in ascending order.
+    private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32, keep: (ExportEntry) throws -> Void) throws -> [UInt32] {
         try flushPendingExtent()
         var runs: [(extent: ClosedRange<UInt32>, ids: [UInt32])] = []
         try txn.withCursor(on: schema.control) { cursor in
@@ -160,6 +161,7 @@ extension WriteTransaction {
                     current = next
                 }
                 guard let extent = current, extent.contains(entry.id) else { return }
+                try keep(entry)
                 if runs.last?.extent == extent {
                     runs[runs.count - 1].ids.append(entry.id)
                 } else {
@@ -232,12 +234,17 @@ package final class ImportSpool {
     /// A smaller memory budget for tests of the spill path (task-local, so tests side by side keep theirs).
     @TaskLocal package static var memoryLimitForTests: Int?
 
-    init(directory: String) { self.directory = directory }
+    /// The memory budget, read once (a task-local lookup per entry would cost more than the entry).
+    private let limit: Int
+
+    init(directory: String) {
+        self.directory = directory
+        limit = Self.memoryLimitForTests ?? Self.memoryLimit
+    }
 
     /// Keeps one checked entry.
     func append(_ entry: ExportEntry) throws(IOASIDError) {
         entry.spooled(into: &buffer)
-        let limit = Self.memoryLimitForTests ?? Self.memoryLimit
         if buffer.count >= limit || (file != nil && buffer.count >= min(limit, 1 << 20)) { try spill() }
     }
 
@@ -266,25 +273,19 @@ package final class ImportSpool {
                 guard n > 0 else { throw IOASIDError(.storageFailure, "the import spool ended early") }
                 remaining -= Int64(n)
                 // The last chunk is decoded with `final`, which refuses bytes left over.
-                let used = try Self.decode(chunk, final: remaining == 0, body)
+                let used = try chunk.withUnsafeBytes { try Self.decode($0, final: remaining == 0, body) }
                 chunk.removeFirst(used)
             }
         }
-        _ = try Self.decode(buffer, final: true, body)
+        _ = try buffer.withUnsafeBytes { try Self.decode($0, final: true, body) }
     }
 
     /// Decodes whole entries from `bytes`; returns how many bytes they used.
-    private static func decode(_ bytes: [UInt8], final: Bool, _ body: (ExportEntry) throws -> Void) throws -> Int {
+    private static func decode(_ bytes: UnsafeRawBufferPointer, final: Bool, _ body: (ExportEntry) throws -> Void) throws -> Int {
         var offset = 0
-        while true {
-            guard let header = BigEndian.u32(bytes, at: offset), offset + 5 <= bytes.count else { break }
-            let hasGuest = bytes[offset + 4] == 1
-            let lengthAt = offset + 5 + (hasGuest ? 4 : 0)
-            guard let length = BigEndian.u32(bytes, at: lengthAt), lengthAt + 4 + Int(length) <= bytes.count else { break }
-            let guest = hasGuest ? BigEndian.u32(bytes, at: offset + 5) : nil
-            let data = Array(bytes[(lengthAt + 4)..<(lengthAt + 4 + Int(length))])
-            try body(ExportEntry(id: header, guest: guest, data: data))
-            offset = lengthAt + 4 + Int(length)
+        while let (entry, next) = ExportEntry.unspooled(bytes, at: offset) {
+            try body(entry)
+            offset = next
         }
         if final, offset != bytes.count { throw IOASIDError(.storageFailure, "the import spool ends inside an entry") }
         return offset

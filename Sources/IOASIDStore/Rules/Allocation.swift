@@ -31,20 +31,19 @@ extension WriteTransaction {
                 throw IOASIDError(.rangeExhausted, "no free ID in \(range.lowerBound)…\(range.upperBound)")
             }
             try takeFree(slot)
-            try place(IOASID(slot.id), in: set, record: &record, data: data, guest: guest)
+            try data.withUnsafeBytes { data in try place(IOASID(slot.id), in: set, record: &record, data: data, guest: guest) }
+            putSet(record, set)
             return IOASID(slot.id)
         }
     }
 
     /// Gives a free ID (already taken from the free index) to `set`: writes its
-    /// record (and guest mapping), counts it, and commits ALLOC (and BIND).
-    func place(_ id: IOASID, in set: SetID, record: inout SetRecord, data: [UInt8], guest: UInt32?) throws {
-        try put(IDRecord(set: set.rawValue, guest: guest, data: data).encoded(), StoreLayout.idKey(id.rawValue), in: schema.ids)
-        if let guest {
-            try put(ByteWriter.u32(id.rawValue), StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests)
-        }
+    /// record (and guest mapping), counts it in `record`, and commits ALLOC (and
+    /// BIND). The caller writes `record` back (``putSet(_:_:)``), once for a run of IDs.
+    func place(_ id: IOASID, in set: SetID, record: inout SetRecord, data: UnsafeRawBufferPointer, guest: UInt32?) throws {
+        try putID(set: set.rawValue, guest: guest, data: data, id.rawValue)
+        if let guest { try putGuestMapping(guest, in: set.rawValue, to: id.rawValue) }
         record.count += 1
-        putSet(record, set)
         try emit(.alloc, set: set, token: record.token, id: id)
         if let guest { try emit(.bind, set: set, token: record.token, id: id, guest: guest) }
     }
@@ -84,7 +83,18 @@ extension WriteTransaction {
 
     /// Writes an ID record.
     func putID(_ record: IDRecord, _ id: IOASID) throws {
-        try put(record.encoded(), StoreLayout.idKey(id.rawValue), in: schema.ids)
+        try record.data.withUnsafeBytes { data in
+            try putID(set: record.set, isFreePending: record.isFreePending, guest: record.guest, data: data, id.rawValue)
+        }
+    }
+
+    /// Writes an ID record straight into the database's room: no record, payload or key array.
+    func putID(set: UInt32, isFreePending: Bool = false, guest: UInt32?, data: UnsafeRawBufferPointer, _ id: UInt32) throws {
+        try StoreLayout.withIDKey(id) { key in
+            _ = try txn.put(sealedPayloadSize: IDRecord.encodedSize(guest: guest, dataCount: data.count), rawKey: key, in: schema.ids) { out in
+                IDRecord.encode(set: set, isFreePending: isFreePending, guest: guest, data: data, into: out)
+            }
+        }
     }
 }
 

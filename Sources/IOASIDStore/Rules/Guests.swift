@@ -24,10 +24,12 @@ extension IOASIDReading where Self: ~Copyable {
     /// The host ID the mapping of `guest` in `set` names, if there is one (a
     /// damaged mapping throws; it never counts as free).
     func mappedHost(ofGuest guest: UInt32, in set: SetID) throws -> UInt32? {
-        try record(StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests) { r in
-            let host = try r.u32()
-            try r.end()
-            return host
+        try StoreLayout.withGuestKey(set: set.rawValue, guest: guest) { key in
+            try record(rawKey: key, in: schema.guests) { r in
+                let host = try r.u32()
+                try r.end()
+                return host
+            }
         }
     }
 
@@ -56,7 +58,7 @@ extension WriteTransaction {
             try checkGuestFree(guest, in: set)
             record.guest = guest
             try putID(record, id)
-            try put(ByteWriter.u32(id.rawValue), StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests)
+            try putGuestMapping(guest, in: set.rawValue, to: id.rawValue)
             try emit(.bind, set: set, token: setRecord.token, id: id, guest: guest)
         }
     }
@@ -77,6 +79,13 @@ extension WriteTransaction {
             try remove(StoreLayout.guestKey(set: set.rawValue, guest: guest), in: schema.guests)
             try emit(.unbind, set: set, token: setRecord.token, id: id, guest: guest)
             return guest
+        }
+    }
+
+    /// Writes the mapping of `guest` in `set` to host ID `host` (`u32 host`), its key on the stack.
+    func putGuestMapping(_ guest: UInt32, in set: UInt32, to host: UInt32) throws {
+        try StoreLayout.withGuestKey(set: set, guest: guest) { key in
+            _ = try txn.put(sealedPayloadSize: 4, rawKey: key, in: schema.guests) { $0.storeBytes(of: host.bigEndian, as: UInt32.self) }
         }
     }
 

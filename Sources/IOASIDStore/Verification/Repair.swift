@@ -74,7 +74,7 @@ extension WriteTransaction {
         if wanted != scan.guests || scan.damagedDatabases.contains("guests") {
             try txn.removeAll(in: schema.guests)
             for (key, host) in wanted.sorted(by: { $0.key < $1.key }) {
-                try put(ByteWriter.u32(host), StoreLayout.guestKey(set: UInt32(key >> 32), guest: UInt32(truncatingIfNeeded: key)), in: schema.guests)
+                try putGuestMapping(UInt32(truncatingIfNeeded: key), in: UInt32(key >> 32), to: host)
             }
             changes.append("rebuilt \(wanted.count) guest mappings")
         }
