@@ -42,7 +42,9 @@ final class TransactionState {
     /// lowest-free allocations rewrites it once, at the end).
     var pendingExtent: (last: UInt32, first: UInt32)?
     /// The subscribers, in name order; `nil` until read or after a change.
-    var subscribers: [(name: String, record: SubscriberRecord)]?
+    /// (Read by every event an operation might emit, only ever as a whole
+    /// value, so without a dynamic exclusivity check.)
+    @exclusivity(unchecked) var subscribers: [(name: String, record: SubscriberRecord)]?
     /// Set when an operation threw a refusal after it had written: the
     /// transaction must not commit.
     var brokenBy: IOASIDError?

@@ -299,8 +299,12 @@ public struct DamagedRecord: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 /// The write count of one write transaction (written only by the thread that owns it).
+///
+/// Its properties opt out of dynamic exclusivity checks: they are touched only
+/// by the transaction's thread, by single reads and writes that never overlap
+/// (a check on every put cost more than the put's own bookkeeping).
 final class WriteCounter {
-    var count = 0
+    @exclusivity(unchecked) var count = 0
     /// One cursor per database for this transaction's puts, opened at the
     /// second put into that database (a transaction that puts once gains
     /// nothing from it). A put through a cursor left where the last put was
@@ -308,7 +312,7 @@ final class WriteCounter {
     /// leaf page (`mdb_put` always descends), which is what runs of ascending
     /// keys do. LMDB closes a write transaction's cursors when the transaction
     /// ends; a nested transaction has its own counter, and so its own cursors.
-    private var putCursors: [PutCursor] = []
+    @exclusivity(unchecked) private var putCursors: [PutCursor] = []
 
     private enum PutCursor {
         case none, putOnce

@@ -227,7 +227,8 @@ private final class SpillFile {
 /// applied is exactly what was checked.
 package final class ImportSpool {
     private let directory: String
-    private var buffer: [UInt8] = []
+    /// Entries not spilled yet (appended to once per entry, never while it is read: no dynamic exclusivity check).
+    @exclusivity(unchecked) private var buffer: [UInt8] = []
     private var file: SpillFile?
     private var spilled: Int64 = 0
     private static let memoryLimit = 32 << 20
