@@ -21,7 +21,9 @@ extension IOASIDStore {
     /// Imports an export (see ``ExportFormat``) as a new set, atomically.
     ///
     /// The input is read **exactly once**, in one linear pass: each line is
-    /// parsed, checked and hashed as it arrives and kept in a spool (in memory,
+    /// parsed and checked as it arrives (a guest ID named twice is found once
+    /// every line is in), the bytes are hashed a chunk at a time, and each
+    /// entry is kept in a spool (in memory,
     /// or beyond 32 MiB in an unnamed private file in the store's directory),
     /// so a file, a FIFO or standard input all work, and what was checked is
     /// what is applied. No transaction is open while the input is read, so a
