@@ -447,12 +447,12 @@ struct ExportValidator {
         buffer.reserveCapacity(1 << 20)
         var start = 0  // first byte of the current line
         var scanned = 0  // bytes after `start` known to hold no newline
-        var hashed = 0  // bytes of the buffer already hashed (lines before the trailer are hashed a chunk at a time)
         var atEnd = false
         while true {
             if let newline = Self.newline(in: buffer, from: start + scanned) {
                 let line = buffer[start..<newline]
-                let unhashed = buffer[hashed..<start]
+                // The lines before this one are not hashed yet: that is done a chunk at a time, as the buffer moves on.
+                let unhashed = buffer[..<start]
                 start = newline + 1
                 scanned = 0
                 if let header = try self.line(line, terminated: true, unhashed: unhashed, entry: entry, progress: progress) {
@@ -479,10 +479,9 @@ struct ExportValidator {
                 throw IOASIDError(.exportTruncated, "the export ends inside line \(lineNumber)")
             }
             if start > 0 {
-                hash(buffer[hashed..<start])
+                hash(buffer[..<start])
                 buffer.removeFirst(start)
                 start = 0
-                hashed = 0
             }
             if try read(&buffer, 1 << 20) == 0 { atEnd = true }
         }
