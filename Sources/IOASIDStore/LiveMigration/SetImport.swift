@@ -147,7 +147,9 @@ extension WriteTransaction {
     /// in ascending order.
     private func keepFreeIDs(spool: ImportSpool, below capacity: UInt32, keep: (ExportEntry) throws -> Void) throws -> [UInt32] {
         try flushPendingExtent()
-        var runs: [(extent: ClosedRange<UInt32>, ids: [UInt32])] = []
+        var kept: [UInt32] = []
+        // Each extent that gave IDs, and where its IDs end in `kept` (they start where the previous run's end).
+        var runs: [(extent: ClosedRange<UInt32>, end: Int)] = []
         try txn.withCursor(on: schema.control) { cursor in
             var current: ClosedRange<UInt32>?
             var exhausted = false
@@ -164,24 +166,26 @@ extension WriteTransaction {
                 }
                 guard let extent = current, extent.contains(entry.id) else { return }
                 try keep(entry)
+                kept.append(entry.id)
                 if runs.last?.extent == extent {
-                    runs[runs.count - 1].ids.append(entry.id)
+                    runs[runs.count - 1].end = kept.count
                 } else {
-                    runs.append((extent, [entry.id]))
+                    runs.append((extent, kept.count))
                 }
             }
         }
-        var kept: [UInt32] = []
+        var start = 0
         for run in runs {
             // What is left of the extent once the kept IDs are out: the gaps between them.
+            let ids = kept[start..<run.end]
             try remove(StoreLayout.extentKey(last: run.extent.upperBound), in: schema.control)
             var first = run.extent.lowerBound
-            for id in run.ids {
+            for id in ids {
                 if id > first { try putExtent(first: first, last: id - 1) }
                 first = id + 1
-                kept.append(id)
             }
-            if let last = run.ids.last, last < run.extent.upperBound { try putExtent(first: last + 1, last: run.extent.upperBound) }
+            if let last = ids.last, last < run.extent.upperBound { try putExtent(first: last + 1, last: run.extent.upperBound) }
+            start = run.end
         }
         return kept
     }
