@@ -57,11 +57,16 @@ public enum Sealing {
 
     /// `payload ‖ CRC32C(key ‖ payload)`.
     public static func seal(_ payload: [UInt8], key: [UInt8]) -> [UInt8] {
-        let crc = benchmarkSkipsChecksums ? 0 : key.withUnsafeBytes { k in payload.withUnsafeBytes { p in Checksum.crc32c(k, p) } }
+        let crc = key.withUnsafeBytes { k in payload.withUnsafeBytes { p in trailer(key: k, payload: p) } }
         var sealed = payload
         sealed.reserveCapacity(payload.count + trailerSize)
         sealed.append(contentsOf: BigEndian.bytes(crc))
         return sealed
+    }
+
+    /// The trailer that seals `payload` under `key`: its CRC32C (0 when the benchmark skips checksums).
+    static func trailer(key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> UInt32 {
+        benchmarkSkipsChecksums ? 0 : Checksum.crc32c(key, payload)
     }
 
     /// The payload of a sealed `value` stored under `key`, or `nil` when the trailer does not match.

@@ -145,8 +145,7 @@ public struct Transaction: ~Copyable {
         try reserve(size + Sealing.trailerSize, rawKey: key, in: db, overwrite: overwrite) { target in
             let payload = UnsafeMutableRawBufferPointer(rebasing: target[..<size])
             fill(payload)
-            let crc = Sealing.benchmarkSkipsChecksums ? 0 : Checksum.crc32c(key, UnsafeRawBufferPointer(payload))
-            target.storeBytes(of: crc.bigEndian, toByteOffset: size, as: UInt32.self)
+            target.storeBytes(of: Sealing.trailer(key: key, payload: UnsafeRawBufferPointer(payload)).bigEndian, toByteOffset: size, as: UInt32.self)
         }
     }
 
