@@ -219,22 +219,32 @@ struct ExportEntry {
 enum FlatJSON {
     struct Failure: Error {}
 
-    /// A field's value, owned (for the header and trailer); strings are the bytes between the quotes, unescaped.
-    enum Value: Equatable {
+    /// A field's value. A string's bytes (unescaped) and a huge number's digits
+    /// are `Bytes`: owned in ``Value`` (the header and trailer), borrowed for
+    /// the call in ``BorrowedValue`` (``forEachField(_:_:)``), where they
+    /// are in the line in the scanner's tokens.
+    enum FieldValue<Bytes> {
         case number(UInt64)
-        case string(ArraySlice<UInt8>)
+        case string(Bytes)
         case bool(Bool)
         /// A number too large for 64 bits, kept as its digits.
-        case hugeNumber(ArraySlice<UInt8>)
+        case hugeNumber(Bytes)
+
+        /// The same value with its bytes (if it has any) transformed.
+        func map<Other, E: Error>(_ transform: (Bytes) throws(E) -> Other) throws(E) -> FieldValue<Other> {
+            switch self {
+            case .number(let n): .number(n)
+            case .string(let bytes): .string(try transform(bytes))
+            case .bool(let b): .bool(b)
+            case .hugeNumber(let bytes): .hugeNumber(try transform(bytes))
+            }
+        }
     }
 
+    /// A field's value, owned (for the header and trailer).
+    typealias Value = FieldValue<ArraySlice<UInt8>>
     /// A field's value as ``forEachField(_:_:)`` hands it over: its bytes are valid only during the call.
-    enum BorrowedValue {
-        case number(UInt64)
-        case string(UnsafeBufferPointer<UInt8>)
-        case bool(Bool)
-        case hugeNumber(UnsafeBufferPointer<UInt8>)
-    }
+    typealias BorrowedValue = FieldValue<UnsafeBufferPointer<UInt8>>
 
     /// Whether a key's bytes are `name`.
     static func key(_ key: UnsafeBufferPointer<UInt8>, is name: StaticString) -> Bool {
@@ -248,13 +258,7 @@ enum FlatJSON {
             Result { () throws(Failure) -> [String: Value] in
                 var result: [String: Value] = [:]
                 try forEachField(bytes) { (key, value) throws(Failure) in
-                    let owned: Value =
-                        switch value {
-                        case .number(let n): .number(n)
-                        case .string(let text): .string(Array(text)[...])
-                        case .bool(let b): .bool(b)
-                        case .hugeNumber(let digits): .hugeNumber(Array(digits)[...])
-                        }
+                    let owned = value.map { Array($0)[...] }
                     guard let name = String(validating: key, as: UTF8.self), result.updateValue(owned, forKey: name) == nil else {
                         throw Failure()
                     }
@@ -282,14 +286,10 @@ enum FlatJSON {
                 let value = try scanner.value()
                 try key.withText(in: bytes) { (key) throws(Failure) in
                     switch value {
-                    case .string(let text):
-                        try text.withText(in: bytes) { (text) throws(Failure) in try body(key, .string(text)) }
-                    case .number(let n):
-                        try body(key, .number(n))
-                    case .hugeNumber(let digits):
-                        try body(key, .hugeNumber(UnsafeBufferPointer(rebasing: bytes[digits])))
-                    case .bool(let b):
-                        try body(key, .bool(b))
+                    case .string(let token), .hugeNumber(let token):
+                        try token.withText(in: bytes) { (text) throws(Failure) in try body(key, value.map { _ in text }) }
+                    case .number, .bool:
+                        try body(key, value.map { _ in UnsafeBufferPointer(start: nil, count: 0) })
                     }
                 }
                 scanner.skipSpace()
@@ -306,7 +306,8 @@ enum FlatJSON {
         guard scanner.peek == nil else { throw Failure() }
     }
 
-    /// A string token: where its raw bytes are, and whether they hold escapes.
+    /// A run of the line's bytes — a string's, or a huge number's digits —
+    /// and whether it holds escapes.
     private struct StringToken {
         let range: Range<Int>
         let escaped: Bool
@@ -325,14 +326,6 @@ enum FlatJSON {
             let result = text.withUnsafeBufferPointer { text in Result { () throws(Failure) in try use(text) } }
             try result.get()
         }
-    }
-
-    /// A value token; a string's or a huge number's bytes are left where they are.
-    private enum ValueToken {
-        case number(UInt64)
-        case string(StringToken)
-        case bool(Bool)
-        case hugeNumber(Range<Int>)
     }
 
     /// The tokens of one line, read left to right (no closures capture its
@@ -377,7 +370,7 @@ enum FlatJSON {
         }
 
         /// The value after a key's colon.
-        mutating func value() throws(Failure) -> ValueToken {
+        mutating func value() throws(Failure) -> FieldValue<StringToken> {
             skipSpace()
             guard let c = peek else { throw Failure() }
             switch c {
@@ -399,7 +392,7 @@ enum FlatJSON {
                 if let next = peek, next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
                     throw Failure()
                 }
-                return overflow ? .hugeNumber(start..<index) : .number(n)
+                return overflow ? .hugeNumber(StringToken(range: start..<index, escaped: false)) : .number(n)
             case UInt8(ascii: "t") where UnsafeBufferPointer(rebasing: bytes[index...]).starts(with: "true".utf8):
                 index += 4
                 return .bool(true)
@@ -640,3 +633,5 @@ extension String {
         return out
     }
 }
+
+extension FlatJSON.FieldValue: Equatable where Bytes: Equatable {}
