@@ -278,3 +278,66 @@ int clmdb_rename_noreplace(const char *from, const char *to) {
 #endif
 }
 
+
+#include <pthread.h>
+#include <string.h>
+int clmdb_name_thread(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof truncated - 1);
+    truncated[sizeof truncated - 1] = 0;
+#if defined(__APPLE__)
+    return pthread_setname_np(truncated);
+#else
+    return pthread_setname_np(pthread_self(), truncated);
+#endif
+}
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <unistd.h>
+extern char **environ;
+int clmdb_pipe_cloexec(int fds[2]) {
+#if defined(__APPLE__)
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#else
+    return pipe2(fds, O_CLOEXEC);
+#endif
+}
+
+int clmdb_spawn_with_input(int *pid, char *const argv[], int input) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    sigset_t defaults, unblocked;
+    int status = posix_spawn_file_actions_init(&actions);
+    if (status != 0) return status;
+    status = posix_spawnattr_init(&attributes);
+    if (status != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return status;
+    }
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGINT);
+    sigemptyset(&unblocked);
+    /* dup2 leaves the new standard input open across exec. */
+    status = posix_spawn_file_actions_adddup2(&actions, input, STDIN_FILENO);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (status == 0) status = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+    if (status == 0) status = posix_spawnattr_setsigdefault(&attributes, &defaults);
+    if (status == 0) status = posix_spawnattr_setsigmask(&attributes, &unblocked);
+    if (status == 0) status = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    if (status == 0) {
+        pid_t child = 0;
+        status = posix_spawnp(&child, argv[0], &actions, &attributes, argv, environ);
+        if (status == 0) *pid = (int)child;
+    }
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    return status;
+}

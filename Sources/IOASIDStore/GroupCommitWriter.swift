@@ -85,10 +85,17 @@ final class GroupCommitWriter: Sendable {
             defer { s.started = true }
             return !s.started
         }
-        if start {
-            let thread = Thread { [self] in run() }
-            thread.name = "ioasid-writer"
-            thread.start()
+        guard start else { return }
+        do {
+            try BackgroundThread.start(name: "ioasid-writer") { [self] in run() }
+        } catch {
+            // No thread to spare: fail what is queued (nothing ran) and let the next caller try again.
+            let stranded = state.withLock { s -> [Job] in
+                defer { s.queue = []; s.started = false }
+                return s.queue
+            }
+            let failure = IOASIDError(.storageFailure, "cannot start the store's writer thread", cause: error)
+            for job in stranded { job.fail(failure) }
         }
     }
 

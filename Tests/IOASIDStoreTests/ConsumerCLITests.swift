@@ -268,6 +268,39 @@ struct ConsumerCLITests {
         #expect(out.contains("\"acknowledgedThrough\":6"), "the command exited 0 on SIGTERM, so its batch is acknowledged: \(out)")
     }
 
+    @Test("consume's command starts with SIGPIPE, SIGTERM and SIGINT not ignored (a forwarded SIGTERM ends it) and inherits only its standard streams")
+    func consumeCommandEnvironment() async throws {
+        let s = try Shell()
+        defer { s.dir.cleanup() }
+        _ = try s.run("events", "subscribe", "agent")
+        let vm = try s.run("set", "create", "--token", "vm:a", "--quota", "10").out
+        _ = try s.run("alloc", "--set", vm)
+        // The descriptors the command's shell holds: 0, 1 and 2 only (not the store's files, not a pipe end).
+        // And the signals it ignores: not SIGPIPE (which ioasid ignores), SIGTERM or SIGINT.
+        let listed = try s.run("events", "consume", "agent", "--once", "--", "sh", "-c", "cat > /dev/null; ls /proc/$$/fd; grep SigIgn /proc/$$/status")
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let lines = listed.stdout.split(separator: "\n")
+        let open = lines.filter { !$0.isEmpty && $0.allSatisfy(\.isNumber) }.map(String.init)
+        #expect(open.sorted() == ["0", "1", "2"], "descriptors inherited by the command: \(open)")
+        let ignored = try #require(lines.first { $0.hasPrefix("SigIgn:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) })
+        for signalNumber in [SIGPIPE, SIGTERM, SIGINT] {
+            #expect(ignored & (1 << UInt64(signalNumber - 1)) == 0, "the command started with signal \(signalNumber) ignored (SigIgn \(String(ignored, radix: 16)))")
+        }
+
+        // No trap: `sleep` ends on the forwarded SIGTERM only if it did not inherit consume's SIG_IGN.
+        _ = try s.run("alloc", "--set", vm)
+        let started = s.dir.child("started")
+        let term = try s.start(["events", "consume", "agent", "--", "sh", "-c", "cat > /dev/null; touch '\(started)'; exec sleep 30"])
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !FileManager.default.fileExists(atPath: started), ContinuousClock.now < deadline { await pause(0.02) }
+        let sent = ContinuousClock.now
+        kill(term.process.processIdentifier, SIGTERM)
+        #expect(await waitForExit(term.process, seconds: 10))
+        #expect(ContinuousClock.now - sent < .seconds(5), "the command ignored the forwarded SIGTERM (it slept on)")
+        let out = String(decoding: term.out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(out.contains("1 failed run delivered again"), "\(out)")
+    }
+
     @Test("reap through the CLI: an expired lease and an owner process killed with SIGKILL are reaped, a live owner's set is not; two concurrent reaps free each set once")
     func reapThroughCLI() async throws {
         let s = try Shell(capacity: "65536")

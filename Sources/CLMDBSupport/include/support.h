@@ -46,5 +46,13 @@ int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
 int clmdb_open_tmpfile(const char *dir);
 /* rename(2) that fails with EEXIST instead of replacing (RENAME_NOREPLACE). */
 int clmdb_rename_noreplace(const char *from, const char *to);
+/* Names the calling thread (its first 15 bytes, as the kernel keeps); 0 or an errno. */
+int clmdb_name_thread(const char *name);
+/* pipe2(fds, O_CLOEXEC); 0, or -1 with errno. */
+int clmdb_pipe_cloexec(int fds[2]);
+/* posix_spawn that runs `argv[0]` looked up on PATH (posix_spawnp) with `input`
+ * as its standard input, SIGPIPE, SIGTERM and SIGINT at their default actions,
+ * no signal blocked, and no other descriptor from 3 up; 0 or an errno. */
+int clmdb_spawn_with_input(int *pid, char *const argv[], int input);
 
 #endif

@@ -95,7 +95,7 @@ extension IOASIDCommand {
             for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let number = index + 1
                 guard line.utf8.count <= maximumLine else { throw IOASIDError(.invalidArgument, "line \(number) is longer than \(maximumLine) bytes") }
-                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                let trimmed = Text.trimmingBlanks(line)
                 if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
                 let words: [String]
                 do { words = try ShellWords.split(trimmed) } catch {

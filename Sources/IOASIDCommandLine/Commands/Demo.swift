@@ -29,7 +29,7 @@ struct Demo: ParsableCommand {
             var steps: [Step] = []
             func say(_ title: String, _ detail: String) throws(IOASIDError) {
                 steps.append(Step(title: title, detail: detail))
-                if !global.json { try Output.standardOutput("▸ \(title)\n    \(detail.replacingOccurrences(of: "\n", with: "\n    "))") }
+                if !global.json { try Output.standardOutput("▸ \(title)\n    \(detail.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n    "))") }
             }
 
             let directory: String
@@ -37,7 +37,7 @@ struct Demo: ParsableCommand {
             if let store = global.store {
                 directory = store
             } else {
-                directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("ioasid-demo-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+                directory = Text.temporaryDirectory() + "/ioasid-demo-\(getpid())-\(UInt32.random(in: 0 ... .max))"
             }
             defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
 

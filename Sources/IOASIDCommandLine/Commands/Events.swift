@@ -34,7 +34,7 @@ extension IOASIDCommand {
 
 /// Parses `ALLOC`, `alloc`, `set-create`, `SET_CREATE`, … into an event kind.
 func parseKind(_ argument: String) throws -> Event.Kind {
-    let normalized = argument.uppercased().replacingOccurrences(of: "-", with: "_")
+    let normalized = String(argument.uppercased().map { $0 == "-" ? "_" : $0 })
     guard let kind = Event.Kind(rawValue: normalized) else {
         throw ValidationError("unknown event kind '\(Names.escaped(argument))'; one of \(Event.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
     }

@@ -34,7 +34,7 @@ extension IOASIDCommand {
         func run() throws {
             try Output.run(global) {
                 let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-                let server = (own as NSString).deletingLastPathComponent + "/ioasid-serve"
+                let server = Text.directory(of: own) + "/ioasid-serve"
                 guard FileManager.default.isExecutableFile(atPath: server) else {
                     throw AdvisedError(
                         error: IOASIDError(.storageFailure, "ioasid-serve is not installed beside ioasid (looked for \(server))"),

@@ -60,7 +60,7 @@ extension IOASIDCommand {
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 let listed = report.violations.map { "  [\($0.code)] \(Names.escaped($0.message)) — \($0.records.map(Names.escaped).joined(separator: ", "))" }
                 if report.isClean {
-                    lines.append(String(format: "clean: %@ and %@ checked in %.2f s", plural(report.pagesChecked, "page"), plural(report.idsChecked, "ID"), seconds))
+                    lines.append("clean: \(plural(report.pagesChecked, "page")) and \(plural(report.idsChecked, "ID")) checked in \(Text.fixed(seconds, places: 2)) s")
                 } else if !report.isStructurallySound {
                     lines.append("\(Names.escaped(store.path))/data.mdb is structurally damaged (\(plural(report.pagesChecked, "page")) read); the records were not read:")
                     lines += listed

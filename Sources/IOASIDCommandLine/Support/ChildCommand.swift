@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import IOASIDStore
+import LMDB
 import Synchronization
 
 #if canImport(Glibc)
@@ -80,53 +81,54 @@ enum ChildCommand {
     /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument``.
     static func checkRunnable(_ program: String) throws(IOASIDError) {
         let candidates: [String]
-        if program.contains("/") {
+        if program.contains("/" as Character) {
             candidates = [program]
         } else {
             let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
             candidates = path.split(separator: ":").map { ($0.isEmpty ? "." : String($0)) + "/" + program }
         }
         guard !program.isEmpty, candidates.contains(where: { access($0, X_OK) == 0 && !FileManager.default.directoryExists($0) }) else {
-            throw IOASIDError(.invalidArgument, "cannot run \(Names.escaped(program)): no such executable\(program.contains("/") ? "" : " on PATH")")
+            throw IOASIDError(.invalidArgument, "cannot run \(Names.escaped(program)): no such executable\(program.contains("/" as Character) ? "" : " on PATH")")
         }
     }
 
     /// Runs `command` (looked up on PATH) with `input` on its standard input
     /// and this process's standard output and error; waits for it.
     ///
+    /// The command starts with SIGPIPE, SIGTERM and SIGINT at their default
+    /// actions (ioasid ignores SIGPIPE, and `consume` catches the other two to
+    /// pass them on): `yes | head` in it must end, and a forwarded SIGTERM must
+    /// stop it. It inherits no descriptor but its standard streams.
+    ///
     /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` when it cannot be started.
     static func run(_ command: [String], input: [UInt8], stopper: ConsumeStopper) throws(IOASIDError) -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        let pipe = Pipe()
-        process.standardInput = pipe
-        // ioasid ignores SIGPIPE; the command must not inherit that (`yes | head` in it must end).
-        // (Restored at once: the writes below must fail with EPIPE, not kill ioasid.)
-        let previous = signal(SIGPIPE, SIG_DFL)
-        let started = Result { try process.run() }
-        signal(SIGPIPE, previous)
-        if case .failure(let error) = started {
-            throw IOASIDError(.invalidArgument, "cannot run \(Names.escaped(command[0])): \(error)")
+        let pid: Int32, writeEnd: Int32
+        do { (pid, writeEnd) = try ChildProcess.spawnWithInput(["/usr/bin/env"] + command) } catch {
+            throw IOASIDError(.invalidArgument, "cannot run \(Names.escaped(command.first ?? "")): \(error)", cause: error)
         }
-        stopper.running(process.processIdentifier)
+        stopper.running(pid)
         defer { stopper.running(0) }
-        // Only the command reads the pipe: once it exits, a write fails (EPIPE) instead of blocking.
-        try? pipe.fileHandleForReading.close()
-        let writer = pipe.fileHandleForWriting
-        let bytes = Data(input)
         // Write from another thread: a command that does not read its input must not stall consume.
         let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            try? writer.write(contentsOf: bytes)
-            try? writer.close()
+        let write: @Sendable () -> Void = {
+            input.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return }
+                var offset = 0
+                while offset < bytes.count {
+                    let written = Glibc.write(writeEnd, base + offset, bytes.count - offset)
+                    if written < 0 && errno == EINTR { continue }
+                    if written <= 0 { break }  // EPIPE: the command exited without reading it all.
+                    offset += written
+                }
+            }
+            close(writeEnd)
             done.signal()
         }
-        process.waitUntilExit()
-        done.wait()
-        if process.terminationReason == .uncaughtSignal {
-            return Outcome(status: process.terminationStatus, signal: process.terminationStatus)
+        do { try BackgroundThread.start(name: "ioasid-input", write) } catch {
+            write()  // No thread to spare: write here (a command that reads nothing ends it with EPIPE once it exits).
         }
-        return Outcome(status: process.terminationStatus, signal: nil)
+        let (status, signal) = ChildProcess.wait(pid)
+        done.wait()
+        return Outcome(status: status, signal: signal)
     }
 }

@@ -43,6 +43,6 @@ enum Completions {
         var options = IOASIDStore.Options()
         options.creation = .openExisting
         options.readOnly = true
-        return try? IOASIDStore(path: (resolved as NSString).expandingTildeInPath, options: options)
+        return try? IOASIDStore(path: Text.expandingTilde(resolved), options: options)
     }
 }

@@ -121,7 +121,7 @@ extension IOASIDCommand {
     /// `see 'ioasid alloc --help'`, from argument-parser's full message.
     static func usageHint(_ full: String) -> String? {
         for line in full.split(separator: "\n") {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = Text.trimmingBlanks(line)
             if trimmed.hasPrefix("See '") { return "s" + trimmed.dropFirst() }
         }
         return nil

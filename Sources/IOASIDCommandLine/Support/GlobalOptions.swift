@@ -93,7 +93,7 @@ struct GlobalOptions: ParsableArguments {
     static func milliseconds(since start: ContinuousClock.Instant) -> String {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        return String(format: "%.2f", ms)
+        return Text.fixed(ms, places: 2)
     }
 }
 

@@ -72,7 +72,8 @@ final class Progress: Sendable {
     /// `measure` reports) every 100 ms after the first 200 ms.
     func whileRunning<R>(_ body: () throws -> R) rethrows -> R {
         guard enabled else { return try body() }
-        let ticker = Thread { [self] in
+        // Without a thread to spare, the work runs without a ticker.
+        try? BackgroundThread.start(name: "ioasid-progress") { [self] in
             var first = true
             while true {
                 usleep(first ? 200_000 : 100_000)
@@ -92,7 +93,6 @@ final class Progress: Sendable {
                 draw(line)
             }
         }
-        ticker.start()
         defer { finish() }
         return try body()
     }
@@ -116,7 +116,7 @@ final class Progress: Sendable {
         let columns = max(20, width) - 1
         let seconds = Double((ContinuousClock.now - started).components.seconds)
             + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-        let time = String(format: "%.1f s", seconds)
+        let time = Text.fixed(seconds, places: 1) + " s"
         guard s.determinate else {
             let spinner = ascii ? ["|", "/", "-", "\\"] : ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
             let frame = spinner[Int(seconds * 10) % spinner.count]

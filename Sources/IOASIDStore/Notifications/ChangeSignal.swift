@@ -38,20 +38,23 @@ final class ChangeSignal: Sendable {
             watcher.withLock { $0.started = false }
             return false
         }
-        let thread = Thread { [self] in
-            var trailing = false
-            while !watcher.withLock({ $0.stopping }) {
-                if watch.wait(milliseconds: trailing ? 2 : 250) {
-                    notify()
-                    trailing = true
-                } else if trailing {
-                    notify()
-                    trailing = false
+        do {
+            try BackgroundThread.start(name: "ioasid-watch") { [self] in
+                var trailing = false
+                while !watcher.withLock({ $0.stopping }) {
+                    if watch.wait(milliseconds: trailing ? 2 : 250) {
+                        notify()
+                        trailing = true
+                    } else if trailing {
+                        notify()
+                        trailing = false
+                    }
                 }
             }
+        } catch {
+            watcher.withLock { $0.started = false }
+            return false
         }
-        thread.name = "ioasid-watch"
-        thread.start()
         return true
     }
 
