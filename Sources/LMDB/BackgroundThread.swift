@@ -18,6 +18,7 @@ package enum BackgroundThread {
     /// - Throws: the `pthread_create` error (`EAGAIN` when the process or the
     ///   system has no thread to spare) as an ``LMDBError`` holding that errno.
     package static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(LMDBError) {
+        if let code = SyscallFaults.injected(.threadStart) { throw LMDBError(code: code) }
         let context = Unmanaged.passRetained(Context(name: name, body: body)).toOpaque()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)

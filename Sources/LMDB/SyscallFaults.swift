@@ -35,6 +35,8 @@ package enum SyscallPoint: String, Sendable, CaseIterable {
     /// order: `stat` of the directory, `lstat` of `data.mdb` (and of `lock.mdb`
     /// when it is missing), `lstat` again, `open`, `fstat`, then each `pread`.
     case dataFile
+    /// `pthread_create` of a ``BackgroundThread`` (the store's writer, its change watch).
+    case threadStart
 }
 
 /// Makes chosen system calls fail, for tests of every error branch that a
@@ -102,6 +104,18 @@ package enum SyscallFaults {
         plans.add(1, ordering: .sequentiallyConsistent)
         defer { plans.subtract(1, ordering: .sequentiallyConsistent) }
         let result = $plan.withValue(plan) { Result { try body() } }
+        return (plan, result)
+    }
+
+    /// ``failing(_:_:)`` for async work: the faults apply to `body`'s task (and
+    /// the tasks it creates), across its suspensions.
+    package static func failing<R>(_ faults: [Fault], _ body: () async throws -> R) async -> (plan: Plan, result: Result<R, any Error>) {
+        let plan = Plan(faults)
+        plans.add(1, ordering: .sequentiallyConsistent)
+        defer { plans.subtract(1, ordering: .sequentiallyConsistent) }
+        let result: Result<R, any Error> = await $plan.withValue(plan) {
+            do { return .success(try await body()) } catch { return .failure(error) }
+        }
         return (plan, result)
     }
 

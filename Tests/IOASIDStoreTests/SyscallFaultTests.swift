@@ -76,6 +76,45 @@ struct SyscallFaultTests {
         return (path, try IOASIDStore(path: targetPath), targetPath)
     }
 
+    @Test("No thread for the writer: the operation waiting for it fails with storageFailure and changes nothing; the next one starts the writer. No thread for the change watch: watching reports it and a later watch works")
+    func threadStartFails() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        _ = try makeStore(in: dir)
+        var options = IOASIDStore.Options()
+        options.creation = .openExisting
+        options.synchronousWritesThroughWriter = true
+        let store = try IOASIDStore(path: dir.child("store"), options: options)
+        let set = try store.findSet(IOASID(1))
+        let before = try store.ids(in: set)
+        let error = expectFailure(at: .threadStart, errno: EAGAIN, .storageFailure) { try store.allocate(in: set) }
+        #expect(error?.message.contains("writer thread") == true, "\(String(describing: error))")
+        #expect(try store.ids(in: set) == before, "nothing allocated")
+        // (A synchronous call: the writer runs it, as it runs the service's.)
+        let id = try { () throws -> IOASID in try store.allocate(in: set) }()
+        #expect(try store.findSet(id) == set, "the writer started for the next operation")
+        #expect(try store.ids(in: set).count == before.count + 1, "the failed operation did not run later")
+
+        // The async API, on a store whose writer has not started yet: the caller resumes once, with the error.
+        let other = try IOASIDStore(path: dir.child("other"))
+        let otherSet = try { () throws -> SetID in try other.createSet(token: "vm:other", quota: 8) }()
+        let (asyncPlan, asyncResult) = await SyscallFaults.failing([SyscallFaults.Fault(.threadStart, errno: EAGAIN)]) {
+            try await other.allocate(in: otherSet)
+        }
+        #expect(asyncPlan.injected == 1)
+        if case .failure(let error as IOASIDError) = asyncResult {
+            #expect(error.code == .storageFailure, "\(error)")
+        } else {
+            Issue.record("expected storageFailure, got \(asyncResult)")
+        }
+        let next = try await other.allocate(in: otherSet)
+        #expect(try other.ids(in: otherSet) == [next], "only the second operation ran")
+
+        let (plan, watching) = SyscallFaults.failing(.threadStart, with: EAGAIN) { store.watchForCommits() }
+        #expect(plan.injected == 1 && (try? watching.get()) == false, "a watch without its thread is not reported as running")
+        #expect(store.watchForCommits(), "a later watch starts its thread")
+    }
+
     @Test("A backup whose every step fails in turn leaves no backup and no temporary directory; a retry works")
     func backupSteps() throws {
         let dir = try TemporaryDirectory()
