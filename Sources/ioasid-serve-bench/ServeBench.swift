@@ -4,7 +4,8 @@
 //
 // 1. Throughput: N clients each doing durable allocate+free in a loop, through the socket
 //    (one keep-alive connection per client thread) and with the in-process async API
-//    (N tasks on one IOASIDStore), alternating rounds on two fresh stores.
+//    (N tasks on one IOASIDStore), alternating rounds on two fresh stores; beside them the
+//    ceiling of any server on this machine: the same round trips to a do-nothing echo.
 // 2. `curl --unix-socket` of one allocation, exec to exit, K runs.
 // 3. Event push latency to a consumer following GET /events/NAME?follow=true: from another
 //    client's POST (request sent → event line read), and from a separate process writing the
@@ -145,6 +146,55 @@ func socketThroughput(socket: String, clients: Int, seconds: Double) -> Double {
     return Double(counts.reduce(0, +)) / elapsed
 }
 
+/// What any server could reach here: N client threads, each with its own connected Unix
+/// stream socket (`socketpair`) to a server thread that does nothing but answer, make request/
+/// response round trips of an allocation's sizes (a 95-byte request, a 142-byte response)
+/// until the deadline; returns round trips/s. Thread per connection and blocking calls: the
+/// least a round trip costs (a write and a wake-up each way), with no parsing and no store.
+func echoCeiling(clients: Int, seconds: Double) -> Double {
+    let requestBytes = 95, responseBytes = 142
+    let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: clients)
+    counts.initialize(repeating: 0)
+    defer { counts.deallocate() }
+    nonisolated(unsafe) let countsRef = counts
+    let group = DispatchGroup()
+    let start = now()
+    let deadline = start + seconds
+    for client in 0..<clients {
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0 else { continue }
+        let (clientEnd, serverEnd) = (ends[0], ends[1])
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let response = [UInt8](repeating: UInt8(ascii: "x"), count: responseBytes)
+            while read(serverEnd, &buffer, buffer.count) > 0 {
+                _ = response.withUnsafeBytes { write(serverEnd, $0.baseAddress, $0.count) }
+            }
+            close(serverEnd)
+        }
+        group.enter()
+        Thread.detachNewThread {
+            defer { group.leave() }
+            let request = [UInt8](repeating: UInt8(ascii: "x"), count: requestBytes)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while now() < deadline {
+                guard request.withUnsafeBytes({ write(clientEnd, $0.baseAddress, $0.count) }) == requestBytes else { break }
+                var received = 0
+                while received < responseBytes {
+                    let n = read(clientEnd, &buffer, buffer.count)
+                    if n <= 0 { break }
+                    received += n
+                }
+                if received < responseBytes { break }
+                countsRef[client] += 1
+            }
+            close(clientEnd)
+        }
+    }
+    group.wait()
+    return Double(counts.reduce(0, +)) / (now() - start)
+}
+
 /// N tasks allocate+free with the async API until the deadline; returns ops/s.
 func inProcessThroughput(store: IOASIDStore, clients: Int, seconds: Double) async -> Double {
     let start = now()
@@ -221,7 +271,9 @@ do {
     // 1. Throughput, alternating.
     var socketRates: [Double] = []
     var localRates: [Double] = []
+    var echoRates: [Double] = []
     for round in 0..<options.rounds {
+        echoRates.append(echoCeiling(clients: options.clients, seconds: options.seconds))
         let localPath = root + "/local-\(round)"
         do {
             let store = try makeStore(localPath)
@@ -232,8 +284,10 @@ do {
         let server = try Server(store: servedPath)
         socketRates.append(socketThroughput(socket: server.socket, clients: options.clients, seconds: options.seconds))
         server.stop()
-        print(String(format: "  round %d: in-process %.0f ops/s, socket %.0f ops/s (%.2fx)", round + 1, localRates.last ?? 0, socketRates.last ?? 0, (socketRates.last ?? 0) / (localRates.last ?? 1)))
+        print(String(format: "  round %d: in-process %.0f ops/s, socket %.0f ops/s (%.2fx), do-nothing echo %.0f round trips/s", round + 1, localRates.last ?? 0, socketRates.last ?? 0, (socketRates.last ?? 0) / (localRates.last ?? 1), echoRates.last ?? 0))
     }
+    let bestEcho = echoRates.max() ?? 0
+    print(String(format: "ceiling of any server here (%d clients, round trips of an allocation's sizes to a do-nothing echo thread per connection, best of %d): %.0f/s = %.2fx the in-process API; the service reaches %.2fx of it", options.clients, options.rounds, bestEcho, bestEcho / max(1, localRates.max() ?? 1), (socketRates.max() ?? 0) / max(1, bestEcho)))
     let bestLocal = localRates.max() ?? 0
     let bestSocket = socketRates.max() ?? 0
     print(String(format: "throughput (%d clients, durable allocate+free, best of %d): in-process async API %.0f ops/s, socket %.0f ops/s: %.2fx (floor 0.8x)", options.clients, options.rounds, bestLocal, bestSocket, bestSocket / bestLocal))
