@@ -9,9 +9,8 @@ import Glibc
 /// and the reason, instead of a silent death), then runs ``IOASIDCommand``.
 @main
 enum IOASIDMain {
-    static func main() async {
+    static func main() {
         signal(SIGPIPE, SIG_IGN)
-        let status = await IOASIDCommand.main(arguments: Array(CommandLine.arguments.dropFirst()))
-        exit(status)
+        exit(IOASIDCommand.mainBlocking(arguments: Array(CommandLine.arguments.dropFirst())))
     }
 }

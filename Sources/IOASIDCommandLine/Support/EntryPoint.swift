@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IOASIDStore
 import Logging
+import LMDB
 
 extension IOASIDCommand {
     /// Parses `arguments` (without the program name), runs the command and
@@ -45,13 +46,7 @@ extension IOASIDCommand {
 
     private static func runHere(_ arguments: [String]) async -> Int32 {
         let json = wantsJSON(arguments)
-        if let unknown = unknownHelpTopic(arguments) {
-            Output.report(
-                code: "usage", message: "no command '\(unknown.joined(separator: " "))'",
-                hint: "`ioasid help` lists the commands", json: json
-            )
-            return ExitStatus.usage
-        }
+        if let status = refuseUnknownHelpTopic(arguments, json: json) { return status }
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -60,13 +55,75 @@ extension IOASIDCommand {
                 try command.run()
             }
             return ExitStatus.success
-        } catch let exit as ExitCode {
+        } catch {
+            return status(for: error, json: json)
+        }
+    }
+
+    /// ``main(arguments:)`` for a process's `main`, which calls it outside Swift
+    /// concurrency: a synchronous command (most of them: `find-set`, `alloc`,
+    /// `status`…) parses and runs on the calling thread, and the concurrency
+    /// runtime, with its threads, starts only for an async command or the
+    /// service client — a shorter start for the one-shot processes scripts run.
+    public static func mainBlocking(arguments: [String]) -> Int32 {
+        if CommandSession.current != nil || ServiceClientMode.socket(in: arguments).socket != nil {
+            return blocking { await main(arguments: arguments) }
+        }
+        let json = wantsJSON(arguments)
+        if let status = refuseUnknownHelpTopic(arguments, json: json) { return status }
+        do {
+            var command = try parseAsRoot(arguments)
+            if let asyncCommand = command as? any AsyncParsableCommand {
+                // Handed to the task that runs it; nothing else touches it meanwhile.
+                nonisolated(unsafe) var running = asyncCommand
+                return blocking {
+                    do {
+                        try await running.run()
+                        return ExitStatus.success
+                    } catch {
+                        return status(for: error, json: json)
+                    }
+                }
+            }
+            try command.run()
+            return ExitStatus.success
+        } catch {
+            return status(for: error, json: json)
+        }
+    }
+
+    /// Runs `body` in a task and blocks the calling thread (never one of the
+    /// concurrency pool's) until it returns.
+    private static func blocking(_ body: @escaping @Sendable () async -> Int32) -> Int32 {
+        let result = Locked<Int32?>(nil)
+        Task { @Sendable in
+            let status = await body()
+            result.withLockSignalling { $0 = status }
+        }
+        return result.withLock(waitingUntil: { $0 != nil }) { $0 ?? ExitStatus.storeUnusable }
+    }
+
+    /// `ioasid help X Y` where X Y names no command: reports it and returns the usage status.
+    private static func refuseUnknownHelpTopic(_ arguments: [String], json: Bool) -> Int32? {
+        guard let unknown = unknownHelpTopic(arguments) else { return nil }
+        Output.report(
+            code: "usage", message: "no command '\(unknown.joined(separator: " "))'",
+            hint: "`ioasid help` lists the commands", json: json
+        )
+        return ExitStatus.usage
+    }
+
+    /// Reports what a command threw in the tool's one style and returns its exit status
+    /// (help and other clean exits print their text and return 0).
+    private static func status(for error: any Error, json: Bool) -> Int32 {
+        switch error {
+        case let exit as ExitCode:
             // The command printed its own output or error already.
             return exit.rawValue
-        } catch let error as IOASIDError {
+        case let error as IOASIDError:
             Output.report(error, json: json)
             return ExitStatus.code(for: error)
-        } catch {
+        default:
             let status = exitCode(for: error).rawValue
             if status == 0 {
                 // Help, --generate-completion-script, completions, --experimental-dump-help.
