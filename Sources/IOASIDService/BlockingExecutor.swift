@@ -7,13 +7,22 @@ import LMDB
 final class BlockingExecutor: TaskExecutor, Sendable {
     private let queue = Locked<(jobs: [UnownedJob], stopping: Bool)>(([], false))
 
-    /// Starts `threads` threads.
-    init(threads: Int, name: String) {
+    /// Starts `threads` threads (at least one).
+    ///
+    /// - Throws: the `pthread_create` error when not even one can be started.
+    init(threads: Int, name: String) throws(LMDBError) {
+        var started = 0
+        var failure: LMDBError?
         for index in 0..<max(1, threads) {
-            let thread = Thread { [self] in work() }
-            thread.name = "\(name)-\(index)"
-            thread.start()
+            do {
+                try BackgroundThread.start(name: "\(name)-\(index)") { [self] in work() }
+                started += 1
+            } catch {
+                failure = error
+                break
+            }
         }
+        if started == 0, let failure { throw failure }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {

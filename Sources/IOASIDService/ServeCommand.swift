@@ -123,7 +123,13 @@ public struct ServeCommand: AsyncParsableCommand {
         }
 
         let metricsSystem = metrics == nil ? nil : ServiceMetrics()
-        let core = ServiceCore(store: store, metrics: metricsSystem, logger: logger, maxBody: maxBody, commandThreads: commandThreads)
+        let core: ServiceCore
+        do {
+            core = try ServiceCore(store: store, metrics: metricsSystem, logger: logger, maxBody: maxBody, commandThreads: commandThreads)
+        } catch {
+            logger.critical("cannot start the command threads", metadata: ["error": "\(error)"])
+            throw ExitCode(3)
+        }
         var ownerUID = getuid()
         var st = stat()
         if stat(store.path, &st) == 0 { ownerUID = st.st_uid }

@@ -19,12 +19,13 @@ final class ServiceCore: Sendable {
     let maxBody: Int
     let connections = ConnectionTable()
 
-    init(store: IOASIDStore, metrics: ServiceMetrics?, logger: Logger, maxBody: Int, commandThreads: Int) {
+    /// - Throws: when not even one command thread can be started.
+    init(store: IOASIDStore, metrics: ServiceMetrics?, logger: Logger, maxBody: Int, commandThreads: Int) throws(LMDBError) {
         self.store = store
         self.metrics = metrics
         self.logger = logger
         self.maxBody = maxBody
-        executor = BlockingExecutor(threads: commandThreads, name: "ioasid-command")
+        executor = try BlockingExecutor(threads: commandThreads, name: "ioasid-cmd")
         if let metrics {
             store.observeGroupCommits { operations, duration in metrics.commit(operations: operations, duration: duration) }
         }
