@@ -8,8 +8,8 @@ import Darwin
 /// and the standard library: their Foundation counterparts (`String(format:)`,
 /// `trimmingCharacters(in:)`, `NSString`'s path methods) live outside
 /// FoundationEssentials and would link all of swift-corelibs-foundation and
-/// ICU into the tool — about 70,000 relocations and some milliseconds at the
-/// start of every `ioasid` process.
+/// ICU into the tool — about 36,000 more relocations and a millisecond or two
+/// at the start of every `ioasid` process.
 enum Text {
     /// `value` with `places` digits after the point, rounded as `printf("%.Nf")` rounds.
     static func fixed(_ value: Double, places: Int) -> String {
