@@ -46,17 +46,12 @@ extension IOASIDCommand {
 
     private static func runHere(_ arguments: [String]) async -> Int32 {
         let json = wantsJSON(arguments)
-        if let status = refuseUnknownHelpTopic(arguments, json: json) { return status }
-        do {
-            var command = try parseAsRoot(arguments)
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            return ExitStatus.success
-        } catch {
-            return status(for: error, json: json)
+        switch parse(arguments, json: json) {
+        case .finished(let status):
+            return status
+        case .command(var command):
+            guard var asyncCommand = command as? any AsyncParsableCommand else { return run(&command, json: json) }
+            return await run(&asyncCommand, json: json)
         }
     }
 
@@ -66,26 +61,50 @@ extension IOASIDCommand {
     /// runtime, with its threads, starts only for an async command or the
     /// service client — a shorter start for the one-shot processes scripts run.
     public static func mainBlocking(arguments: [String]) -> Int32 {
-        if CommandSession.current != nil || ServiceClientMode.socket(in: arguments).socket != nil {
+        if ServiceClientMode.socket(in: arguments).socket != nil {
             return blocking { await main(arguments: arguments) }
         }
         let json = wantsJSON(arguments)
-        if let status = refuseUnknownHelpTopic(arguments, json: json) { return status }
+        switch parse(arguments, json: json) {
+        case .finished(let status):
+            return status
+        case .command(var command):
+            guard let asyncCommand = command as? any AsyncParsableCommand else { return run(&command, json: json) }
+            // Handed to the task that runs it; nothing else touches it meanwhile.
+            nonisolated(unsafe) var running = asyncCommand
+            return blocking { await run(&running, json: json) }
+        }
+    }
+
+    /// What parsing left to do: nothing (help, or a usage error, already printed), or a command to run.
+    private enum Parsed {
+        case finished(Int32)
+        case command(any ParsableCommand)
+    }
+
+    private static func parse(_ arguments: [String], json: Bool) -> Parsed {
+        if let unknown = unknownHelpTopic(arguments) {
+            Output.report(
+                code: "usage", message: "no command '\(unknown.joined(separator: " "))'",
+                hint: "`ioasid help` lists the commands", json: json
+            )
+            return .finished(ExitStatus.usage)
+        }
+        do { return .command(try parseAsRoot(arguments)) } catch { return .finished(status(for: error, json: json)) }
+    }
+
+    private static func run(_ command: inout any ParsableCommand, json: Bool) -> Int32 {
         do {
-            var command = try parseAsRoot(arguments)
-            if let asyncCommand = command as? any AsyncParsableCommand {
-                // Handed to the task that runs it; nothing else touches it meanwhile.
-                nonisolated(unsafe) var running = asyncCommand
-                return blocking {
-                    do {
-                        try await running.run()
-                        return ExitStatus.success
-                    } catch {
-                        return status(for: error, json: json)
-                    }
-                }
-            }
             try command.run()
+            return ExitStatus.success
+        } catch {
+            return status(for: error, json: json)
+        }
+    }
+
+    private static func run(_ command: inout any AsyncParsableCommand, json: Bool) async -> Int32 {
+        do {
+            try await command.run()
             return ExitStatus.success
         } catch {
             return status(for: error, json: json)
@@ -101,16 +120,6 @@ extension IOASIDCommand {
             result.withLockSignalling { $0 = status }
         }
         return result.withLock(waitingUntil: { $0 != nil }) { $0 ?? ExitStatus.storeUnusable }
-    }
-
-    /// `ioasid help X Y` where X Y names no command: reports it and returns the usage status.
-    private static func refuseUnknownHelpTopic(_ arguments: [String], json: Bool) -> Int32? {
-        guard let unknown = unknownHelpTopic(arguments) else { return nil }
-        Output.report(
-            code: "usage", message: "no command '\(unknown.joined(separator: " "))'",
-            hint: "`ioasid help` lists the commands", json: json
-        )
-        return ExitStatus.usage
     }
 
     /// Reports what a command threw in the tool's one style and returns its exit status
