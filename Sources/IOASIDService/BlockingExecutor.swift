@@ -11,18 +11,15 @@ final class BlockingExecutor: TaskExecutor, Sendable {
     ///
     /// - Throws: the `pthread_create` error when not even one can be started.
     init(threads: Int, name: String) throws(LMDBError) {
-        var started = 0
-        var failure: LMDBError?
         for index in 0..<max(1, threads) {
             do {
                 try BackgroundThread.start(name: "\(name)-\(index)") { [self] in work() }
-                started += 1
             } catch {
-                failure = error
+                // Fewer threads than asked serve as well, only with less overlap.
+                if index == 0 { throw error }
                 break
             }
         }
-        if started == 0, let failure { throw failure }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {

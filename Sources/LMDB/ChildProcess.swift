@@ -32,7 +32,10 @@ package enum ChildProcess {
         return (pid, ends[1])
     }
 
-    /// Waits for `pid` to end: its exit status, or the signal that killed it.
+    /// Waits for `pid` to end: its exit status, or the signal that killed it
+    /// (status and signal both the signal's number). A `waitpid` that fails for
+    /// another reason than EINTR (no such child) reads as status 127, the
+    /// shell's "could not run".
     package static func wait(_ pid: Int32) -> (status: Int32, signal: Int32?) {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {

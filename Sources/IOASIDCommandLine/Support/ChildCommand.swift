@@ -111,16 +111,8 @@ enum ChildCommand {
         // Write from another thread: a command that does not read its input must not stall consume.
         let done = DispatchSemaphore(value: 0)
         let write: @Sendable () -> Void = {
-            input.withUnsafeBytes { bytes in
-                guard let base = bytes.baseAddress else { return }
-                var offset = 0
-                while offset < bytes.count {
-                    let written = Glibc.write(writeEnd, base + offset, bytes.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { break }  // EPIPE: the command exited without reading it all.
-                    offset += written
-                }
-            }
+            // EPIPE: the command exited without reading it all, which is its business.
+            try? SystemFile.borrowing(writeEnd).writeAll(input)
             close(writeEnd)
             done.signal()
         }

@@ -33,12 +33,8 @@ final class ChangeSignal: Sendable {
             return true
         }
         guard start else { return watcher.withLock { $0.started && !$0.stopping } }
-        let watch: FileChangeWatch
-        do { watch = try FileChangeWatch(path: file) } catch {
-            watcher.withLock { $0.started = false }
-            return false
-        }
         do {
+            let watch = try FileChangeWatch(path: file)
             try BackgroundThread.start(name: "ioasid-watch") { [self] in
                 var trailing = false
                 while !watcher.withLock({ $0.stopping }) {
@@ -52,6 +48,7 @@ final class ChangeSignal: Sendable {
                 }
             }
         } catch {
+            // No inotify instance or no thread: not watching (a later call tries again).
             watcher.withLock { $0.started = false }
             return false
         }
