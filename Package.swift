@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "IOASIDStoreTests",
             dependencies: [
-                "IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport", "IOASIDClient",
+                "IOASIDStore", "LMDB", "IOASIDMigrations", "IOASIDTestSupport", "IOASIDClient", "IOASIDCommandLine",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"]

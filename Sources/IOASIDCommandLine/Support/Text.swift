@@ -10,9 +10,9 @@ import Darwin
 /// FoundationEssentials and would link all of swift-corelibs-foundation and
 /// ICU into the tool — about 36,000 more relocations and a millisecond or two
 /// at the start of every `ioasid` process.
-enum Text {
+package enum Text {
     /// `value` with `places` digits after the point, rounded as `printf("%.Nf")` rounds.
-    static func fixed(_ value: Double, places: Int) -> String {
+    package static func fixed(_ value: Double, places: Int) -> String {
         let format = "%.\(max(0, min(places, 17)))f"
         var buffer = [CChar](repeating: 0, count: 64)
         let count = withVaList([value]) { arguments in
@@ -23,14 +23,14 @@ enum Text {
     }
 
     /// `text` without the spaces and tabs (any blank that is not a line break) at either end.
-    static func trimmingBlanks<S: StringProtocol>(_ text: S) -> String {
+    package static func trimmingBlanks<S: StringProtocol>(_ text: S) -> String {
         func blank(_ character: Character) -> Bool { character.isWhitespace && !character.isNewline }
         guard let first = text.firstIndex(where: { !blank($0) }), let last = text.lastIndex(where: { !blank($0) }) else { return "" }
         return String(text[first...last])
     }
 
     /// `$TMPDIR` when set, else `/tmp`, without a trailing slash.
-    static func temporaryDirectory() -> String {
+    package static func temporaryDirectory() -> String {
         var directory = getenv("TMPDIR").map { String(cString: $0) } ?? ""
         while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
         return directory.isEmpty ? "/tmp" : directory
@@ -38,7 +38,7 @@ enum Text {
 
     /// `path` with a leading `~` (the user's home) or `~name` (that user's home)
     /// expanded; unchanged when it has none or the user is unknown.
-    static func expandingTilde(_ path: String) -> String {
+    package static func expandingTilde(_ path: String) -> String {
         guard path.hasPrefix("~") else { return path }
         let slash = path.firstIndex(of: "/") ?? path.endIndex
         let user = path[path.index(after: path.startIndex)..<slash]
@@ -58,7 +58,7 @@ enum Text {
     }
 
     /// The directory part of `path` (`/a/b` for `/a/b/c`, `/` for `/a`, `.` for `a`).
-    static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
