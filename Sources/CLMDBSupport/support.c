@@ -7,10 +7,17 @@
  * decides which to call. These return the raw register (no pre/post inversion). */
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <stdatomic.h>
 int clmdb_crc32c_hardware(void) {
-    unsigned int a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    return (c & bit_SSE4_2) != 0;
+    /* -1 until known; a race computes the same answer twice. */
+    static atomic_int known = -1;
+    int value = atomic_load_explicit(&known, memory_order_relaxed);
+    if (value < 0) {
+        unsigned int a, b, c, d;
+        value = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) != 0;
+        atomic_store_explicit(&known, value, memory_order_relaxed);
+    }
+    return value;
 }
 __attribute__((target("sse4.2")))
 uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count) {
@@ -228,6 +235,93 @@ int clmdb_txn_abort(MDB_txn *txn) {
 int clmdb_txn_reset(MDB_txn *txn) {
     CLMDB_GUARDED(mdb_txn_reset(txn));
     return 0;
+}
+
+/* ---- Read transactions: a pool of reset ones, and a per-thread mark -------
+ * A read costs little more than its lookups: a reset read transaction is
+ * renewed (MDB_NOTLS lets any thread do that) instead of begun, and the pool
+ * is a few slots taken and filled with one atomic exchange each, not a lock. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define CLMDB_POOL_SLOTS 8
+struct clmdb_reader_pool {
+    _Atomic(MDB_txn *) slots[CLMDB_POOL_SLOTS];
+};
+
+clmdb_reader_pool *clmdb_reader_pool_create(void) {
+    clmdb_reader_pool *pool = malloc(sizeof *pool);
+    if (pool == NULL) return NULL;
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) atomic_init(&pool->slots[i], NULL);
+    return pool;
+}
+
+void clmdb_reader_pool_destroy(clmdb_reader_pool *pool) {
+    if (pool == NULL) return;
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+        MDB_txn *txn = atomic_exchange(&pool->slots[i], NULL);
+        if (txn != NULL) (void)clmdb_txn_abort(txn);
+    }
+    free(pool);
+}
+
+int clmdb_reader_begin(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn) {
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+        if (atomic_load_explicit(&pool->slots[i], memory_order_relaxed) == NULL) continue;
+        MDB_txn *idle = atomic_exchange(&pool->slots[i], NULL);
+        if (idle == NULL) continue;
+        int rc = clmdb_txn_renew(idle);
+        if (rc == 0) {
+            *txn = idle;
+            return 0;
+        }
+        (void)clmdb_txn_abort(idle);
+        return rc;
+    }
+    return clmdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+}
+
+int clmdb_reader_end(clmdb_reader_pool *pool, MDB_txn *txn) {
+    int rc = clmdb_txn_reset(txn);
+    if (rc != 0) return rc; /* faulted: LMDB's state is unknown, the transaction is leaked */
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+        MDB_txn *expected = NULL;
+        if (atomic_compare_exchange_strong(&pool->slots[i], &expected, txn)) return 0;
+    }
+    return clmdb_txn_abort(txn);
+}
+
+#define CLMDB_MARKS 32
+static _Thread_local const void *clmdb_marks[CLMDB_MARKS];
+static _Thread_local int clmdb_mark_count;
+
+int clmdb_mark_enter(const void *owner) {
+    for (int i = 0; i < clmdb_mark_count; i++) {
+        if (clmdb_marks[i] == owner) return 1;
+    }
+    if (clmdb_mark_count == CLMDB_MARKS) return 2;
+    clmdb_marks[clmdb_mark_count++] = owner;
+    return 0;
+}
+
+void clmdb_mark_exit(const void *owner) {
+    for (int i = clmdb_mark_count - 1; i >= 0; i--) {
+        if (clmdb_marks[i] != owner) continue;
+        for (int j = i; j + 1 < clmdb_mark_count; j++) clmdb_marks[j] = clmdb_marks[j + 1];
+        clmdb_mark_count--;
+        return;
+    }
+}
+
+/* ---- fork() generations ---------------------------------------------------- */
+static atomic_ulong clmdb_forks;
+static pthread_once_t clmdb_fork_once = PTHREAD_ONCE_INIT;
+static void clmdb_count_fork(void) { atomic_fetch_add_explicit(&clmdb_forks, 1, memory_order_relaxed); }
+static void clmdb_watch_forks(void) { pthread_atfork(NULL, NULL, clmdb_count_fork); }
+
+unsigned long clmdb_fork_generation(void) {
+    pthread_once(&clmdb_fork_once, clmdb_watch_forks);
+    return atomic_load_explicit(&clmdb_forks, memory_order_relaxed);
 }
 
 int clmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {

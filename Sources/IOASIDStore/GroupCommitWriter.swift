@@ -220,10 +220,12 @@ private final class Job: @unchecked Sendable {
                     defer { tx.context.state.invalidate() }
                     let schema = tx.schema
                     box.result = .success(try tx.txn.nested { child in
-                        let childTx = WriteTransaction(context: TransactionContext(txn: child, schema: schema))
-                        let result = try body(childTx)
-                        try childTx.prepareCommit()
-                        return result
+                        try TransactionContext.lend(child, schema: schema) { context in
+                            let childTx = WriteTransaction(context: context)
+                            let result = try body(childTx)
+                            try childTx.prepareCommit()
+                            return result
+                        }
                     })
                 } else {
                     box.result = .success(try body(tx))

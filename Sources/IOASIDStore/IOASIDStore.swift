@@ -158,9 +158,11 @@ public final class IOASIDStore: Sendable {
         let signal = changeSignal
         writer = GroupCommitWriter(maxBatch: options.maxBatchSize) { body in
             try env.write { txn in
-                let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
-                try body(tx)
-                try tx.prepareCommit()
+                try TransactionContext.lend(txn, schema: schema) { context in
+                    let tx = WriteTransaction(context: context)
+                    try body(tx)
+                    try tx.prepareCommit()
+                }
             }
             signal.notify()
         }
@@ -214,7 +216,7 @@ public final class IOASIDStore: Sendable {
     public func read<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
         let schema = schema
         return try storeErrors {
-            try env.read { txn in try body(ReadTransaction(context: TransactionContext(txn: txn, schema: schema))) }
+            try env.read { txn in try TransactionContext.lend(txn, schema: schema) { try body(ReadTransaction(context: $0)) } }
         }
     }
 
@@ -240,10 +242,12 @@ public final class IOASIDStore: Sendable {
         let schema = schema
         let result = try storeErrors {
             try env.write { txn in
-                let tx = WriteTransaction(context: TransactionContext(txn: txn, schema: schema))
-                let result = try body(tx)
-                try tx.prepareCommit()
-                return result
+                try TransactionContext.lend(txn, schema: schema) { context in
+                    let tx = WriteTransaction(context: context)
+                    let result = try body(tx)
+                    try tx.prepareCommit()
+                    return result
+                }
             }
         }
         changeSignal.notify()

@@ -5,14 +5,34 @@ import LMDB
 /// methods of ``ReadTransaction`` and ``WriteTransaction``.
 public struct TransactionContext: ~Copyable {
     let txn: Transaction
-    let schema: Schema
-    /// Per-transaction memo and bookkeeping.
-    let state: TransactionState
+    /// The store's schema, which outlives every transaction of the store (not retained: a lookup would pay for it).
+    unowned(unsafe) let schema: Schema
+    /// Where ``state`` is kept once made: a slot on the stack of ``lend(_:schema:_:)``,
+    /// which outlives the context (lent, it cannot leave the closure).
+    private let stateSlot: UnsafeMutableBufferPointer<TransactionState?>
 
-    init(txn: borrowing Transaction, schema: Schema, state: TransactionState = TransactionState()) {
+    private init(txn: borrowing Transaction, schema: Schema, stateSlot: UnsafeMutableBufferPointer<TransactionState?>) {
         self.txn = Transaction(lending: txn)
         self.schema = schema
-        self.state = state
+        self.stateSlot = stateSlot
+    }
+
+    /// Per-transaction memo and bookkeeping, made on first use: a lookup in
+    /// its own read transaction never needs one, and making one costs more than the lookup.
+    var state: TransactionState {
+        if let state = stateSlot[0] { return state }
+        let state = TransactionState()
+        stateSlot[0] = state
+        return state
+    }
+
+    /// Runs `body` with the context of `txn`.
+    static func lend<R>(_ txn: borrowing Transaction, schema: Schema, _ body: (consuming TransactionContext) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: TransactionState?.self, capacity: 1) { slot in
+            slot.initialize(repeating: nil)
+            defer { _ = slot.deinitialize() }
+            return try body(TransactionContext(txn: txn, schema: schema, stateSlot: slot))
+        }
     }
 }
 

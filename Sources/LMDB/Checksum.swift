@@ -6,7 +6,8 @@ internal import CLMDBSupport
 /// CPU instruction per 8 bytes on x86-64 (SSE4.2) and ARMv8 (CRC extension),
 /// with a table-driven fallback elsewhere.
 public enum Checksum {
-    private static let hardware = clmdb_crc32c_hardware() != 0
+    /// Whether the CPU has the instruction (found once, in C: a Swift `static let` would be a lazy global, checked on every call).
+    private static var hardware: Bool { clmdb_crc32c_hardware() != 0 }
 
     private static let table: [UInt32] = (0..<256).map { (n: UInt32) -> UInt32 in
         var c = n
@@ -53,7 +54,8 @@ public enum Sealing {
     /// For `ioasid-bench` only, to measure what the checksums cost: seals with
     /// a zero trailer and accepts any trailer. Set it before opening a scratch
     /// store and never on a store that is kept.
-    package nonisolated(unsafe) static var benchmarkSkipsChecksums = false
+    /// (Set only before any store is open, so reads need no exclusivity check.)
+    @exclusivity(unchecked) package nonisolated(unsafe) static var benchmarkSkipsChecksums = false
 
     /// `payload ‖ CRC32C(key ‖ payload)`.
     public static func seal(_ payload: [UInt8], key: [UInt8]) -> [UInt8] {

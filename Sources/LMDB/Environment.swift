@@ -76,7 +76,8 @@ public final class Environment: @unchecked Sendable {
     /// Set once a call hit damage (``LMDBError/fault``): LMDB's state may be
     /// inconsistent, so no transaction is begun again.
     private let faulted = Atomic<Bool>(false)
-    private let idleReaders = Locked([IdleReader]())
+    /// Reset read transactions kept for reuse (`nil` if its memory could not be had: then none are kept).
+    private let readers = clmdb_reader_pool_create()
     private let databases = Locked([String: Database]())
 
     // MARK: Opening
@@ -162,10 +163,7 @@ public final class Environment: @unchecked Sendable {
         // closing them here would release the parent's reader slots. Leak them.
         guard generation == ForkGeneration.current else { return }
         Self.registry.withLock { table in
-            idleReaders.withLock { idle in
-                for reader in idle { _ = clmdb_txn_abort(reader.txn) }
-                idle.removeAll()
-            }
+            clmdb_reader_pool_destroy(readers)
             mdb_env_close(handle)
             if let entry = table[key], entry.value == nil || entry.value === self {
                 table[key] = nil
@@ -197,7 +195,9 @@ public final class Environment: @unchecked Sendable {
         while true {
             do {
                 return try resizeLock.withReadLock { () throws -> R in
-                    let txn = try acquireReader()
+                    var raw: OpaquePointer?
+                    try LMDBError.check(clmdb_reader_begin(readers, handle, &raw))
+                    guard let txn = raw else { throw LMDBError.invalidArgument }
                     defer { releaseReader(txn) }
                     return try body(Transaction(handle: txn, environment: self, writes: nil))
                 }
@@ -274,34 +274,13 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    private func acquireReader() throws(LMDBError) -> OpaquePointer {
-        if let idle = idleReaders.withLock({ $0.popLast() })?.txn {
-            let rc = clmdb_txn_renew(idle)
-            if rc == 0 { return idle }
-            _ = clmdb_txn_abort(idle)
-            throw LMDBError(code: rc)
-        }
-        var raw: OpaquePointer?
-        try LMDBError.check(clmdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw))
-        guard let raw else { throw LMDBError.invalidArgument }
-        return raw
-    }
-
+    /// Resets the read transaction for reuse (or aborts it once the environment has faulted).
     private func releaseReader(_ txn: OpaquePointer) {
         if faulted.load(ordering: .relaxed) {
             _ = clmdb_txn_abort(txn)
             return
         }
-        if clmdb_txn_reset(txn) != 0 {
-            faulted.store(true, ordering: .sequentiallyConsistent)
-            return
-        }
-        let kept = idleReaders.withLock { idle -> Bool in
-            guard idle.count < 8 else { return false }
-            idle.append(IdleReader(txn: txn))
-            return true
-        }
-        if !kept { _ = clmdb_txn_abort(txn) }
+        if clmdb_reader_end(readers, txn) == CLMDB_FAULT { faulted.store(true, ordering: .sequentiallyConsistent) }
     }
 
     // MARK: Map size
@@ -381,11 +360,6 @@ public final class Environment: @unchecked Sendable {
     }
 }
 
-/// A reset read transaction kept for reuse; `MDB_NOTLS` lets any thread renew it.
-private struct IdleReader: @unchecked Sendable {
-    let txn: OpaquePointer
-}
-
 private struct WeakEnvironment {
     weak var value: Environment?
     let generation: Int
@@ -399,59 +373,34 @@ private struct WeakEnvironment {
 /// higher number than the parent had), so an environment opened before a fork
 /// is recognised in the child.
 enum ForkGeneration {
-    private static let counter: Atomic<Int> = {
-        pthread_atfork(nil, nil, { ForkGeneration.bump() })
-        return Atomic<Int>(0)
-    }()
-
-    private static func bump() { counter.add(1, ordering: .relaxed) }
-
-    static var current: Int { counter.load(ordering: .relaxed) }
+    static var current: Int { Int(truncatingIfNeeded: clmdb_fork_generation()) }
 }
 
 /// Marks, per thread, the environments that have a transaction open, so that a
 /// nested `read`/`write` on the same environment traps instead of deadlocking.
+/// (The marks are a thread-local table in the C support file: no lock, no
+/// allocation. Beyond 32 environments with a transaction open on one thread,
+/// a further one is not marked, so nesting on it is not caught.)
 struct TransactionMark {
-    private let environment: ObjectIdentifier
+    private let environment: UnsafeMutableRawPointer
+    private let marked: Bool
 
     init(_ env: Environment) {
         env.checkUsable()
-        environment = ObjectIdentifier(env)
-        let marks = ThreadMarks.current
-        if marks.active.contains(environment) {
+        environment = Unmanaged.passUnretained(env).toOpaque()
+        switch clmdb_mark_enter(environment) {
+        case 0:
+            marked = true
+        case 1:
             preconditionFailure(
                 "nested transaction on LMDB environment \(env.path): read or write was called inside a read or write closure of the same store on this thread; use the transaction you were given"
             )
+        default:
+            marked = false
         }
-        marks.active.append(environment)
     }
 
     func end() {
-        let marks = ThreadMarks.current
-        if let index = marks.active.lastIndex(of: environment) { marks.active.remove(at: index) }
-    }
-}
-
-/// The environments with an open transaction on one thread (a pthread-specific value).
-private final class ThreadMarks {
-    // Only its own thread ever touches it: no dynamic exclusivity checks needed.
-    @exclusivity(unchecked) var active: [ObjectIdentifier] = []
-
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { pointer in
-            guard let pointer else { return }
-            Unmanaged<ThreadMarks>.fromOpaque(pointer).release()
-        }
-        return key
-    }()
-
-    static var current: ThreadMarks {
-        if let pointer = pthread_getspecific(key) {
-            return Unmanaged<ThreadMarks>.fromOpaque(pointer).takeUnretainedValue()
-        }
-        let marks = ThreadMarks()
-        pthread_setspecific(key, Unmanaged.passRetained(marks).toOpaque())
-        return marks
+        if marked { clmdb_mark_exit(environment) }
     }
 }

@@ -5,10 +5,13 @@
 /// Reads past the end throw ``ValueReader/Underflow``.
 public struct ValueReader: ~Copyable {
     /// A read ran past the end of the value.
-    public struct Underflow: Error, Sendable {}
+    public struct Underflow: Error, Sendable {
+        @inlinable init() {}
+    }
 
-    private let base: UnsafeRawBufferPointer
-    private var offset = 0
+    // Usable from inline code: the decoders of other modules read a few bytes per record, and a call per byte would cost more than the reads.
+    @usableFromInline let base: UnsafeRawBufferPointer
+    @usableFromInline var offset = 0
 
     init(_ base: UnsafeRawBufferPointer) { self.base = base }
 
@@ -22,21 +25,21 @@ public struct ValueReader: ~Copyable {
     }
 
     /// Bytes not yet read.
-    public var remaining: Int { base.count - offset }
+    @inlinable public var remaining: Int { base.count - offset }
 
     /// Reads one byte.
-    public mutating func u8() throws(Underflow) -> UInt8 {
+    @inlinable public mutating func u8() throws(Underflow) -> UInt8 {
         guard remaining >= 1 else { throw Underflow() }
         defer { offset += 1 }
         return base[offset]
     }
 
     /// Reads a big-endian `UInt16`.
-    public mutating func u16() throws(Underflow) -> UInt16 { try integer() }
+    @inlinable public mutating func u16() throws(Underflow) -> UInt16 { try integer() }
     /// Reads a big-endian `UInt32`.
-    public mutating func u32() throws(Underflow) -> UInt32 { try integer() }
+    @inlinable public mutating func u32() throws(Underflow) -> UInt32 { try integer() }
     /// Reads a big-endian `UInt64`.
-    public mutating func u64() throws(Underflow) -> UInt64 { try integer() }
+    @inlinable public mutating func u64() throws(Underflow) -> UInt64 { try integer() }
 
     /// Copies out the next `count` bytes.
     public mutating func bytes(_ count: Int) throws(Underflow) -> [UInt8] {
@@ -46,7 +49,7 @@ public struct ValueReader: ~Copyable {
         return [UInt8](UnsafeRawBufferPointer(rebasing: base[offset..<offset + count]))
     }
 
-    private mutating func integer<T: FixedWidthInteger>() throws(Underflow) -> T {
+    @inlinable mutating func integer<T: FixedWidthInteger>() throws(Underflow) -> T {
         let width = MemoryLayout<T>.size
         guard remaining >= width else { throw Underflow() }
         defer { offset += width }

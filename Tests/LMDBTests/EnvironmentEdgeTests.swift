@@ -246,6 +246,26 @@ struct EnvironmentEdgeTests {
         }
     }
 
+    @Test("Reads on 40 environments nest on one thread (32 are marked, the rest go unmarked), and every mark is gone afterwards")
+    func manyEnvironmentsNest() throws {
+        try withScratchDirectory { root in
+            let envs = try (0 ..< 40).map { i in try Environment.open(path: root + "/env\(i)") }
+            let dbs = try envs.map { try $0.openDatabase(named: "test", create: true) }
+            for (i, env) in envs.enumerated() { try env.write { txn in try txn.put([UInt8(i)], forKey: key(1), in: dbs[i]) } }
+            func nest(_ i: Int) throws -> Int {
+                guard i < envs.count else { return 0 }
+                return try envs[i].read { txn in
+                    #expect(try txn.get(key(1), in: dbs[i]) == [UInt8(i)])
+                    return try nest(i + 1) + 1
+                }
+            }
+            #expect(try nest(0) == 40)
+            // A mark left behind would make these trap as nested.
+            #expect(try nest(0) == 40)
+            for (i, env) in envs.enumerated() { try env.write { txn in try txn.put([UInt8(i + 1)], forKey: key(1), in: dbs[i]) } }
+        }
+    }
+
     @Test("A fault seen by one read: readers still open are closed as they end, and nothing starts again")
     func faultWhileOthersRead() throws {
         try withEnvironment { env, db in

@@ -12,7 +12,7 @@
  * assertion; not an LMDB code (-30799…-30780) nor an errno. */
 #define CLMDB_FAULT (-30500)
 
-/* CRC32C: whether the CPU computes it, and the raw update (no inversion). */
+/* CRC32C: whether the CPU computes it (found once), and the raw update (no inversion). */
 int clmdb_crc32c_hardware(void);
 uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count);
 
@@ -41,6 +41,27 @@ int clmdb_txn_reset(MDB_txn *txn);
 int clmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor);
 int clmdb_env_copy2(MDB_env *env, const char *path, unsigned int flags);
 int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
+
+/* A pool of reset read transactions (at most 8 kept), taken and refilled
+ * without a lock. clmdb_reader_begin renews a pooled one or begins one;
+ * clmdb_reader_end resets it and keeps it (or aborts it when the pool is
+ * full), returning CLMDB_FAULT, with the transaction leaked, if the reset
+ * faulted. Destroy aborts what the pool holds. */
+typedef struct clmdb_reader_pool clmdb_reader_pool;
+clmdb_reader_pool *clmdb_reader_pool_create(void);
+void clmdb_reader_pool_destroy(clmdb_reader_pool *pool);
+int clmdb_reader_begin(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn);
+int clmdb_reader_end(clmdb_reader_pool *pool, MDB_txn *txn);
+
+/* Per-thread marks of the owners (environments) with a transaction open on
+ * this thread: enter returns 0 when marked, 1 when already marked (a nested
+ * transaction), 2 when 32 are marked already (not marked; not checked). */
+int clmdb_mark_enter(const void *owner);
+void clmdb_mark_exit(const void *owner);
+
+/* How many fork()s this process is removed from the one that first asked (a
+ * child sees a higher number than its parent had). */
+unsigned long clmdb_fork_generation(void);
 
 /* An unnamed 0600 file in `dir` (O_TMPFILE), or -1 with errno. */
 int clmdb_open_tmpfile(const char *dir);
