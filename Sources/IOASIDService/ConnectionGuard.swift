@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import LMDB
 import Logging
 import NIOCore
@@ -106,11 +107,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var peer = "unknown peer"
     private var timer: Scheduled<Void>?
     private var refusing = false
+    /// The service whose ``HotPath`` this connection gets, once its pipeline is complete (at the first read).
+    private let hotPathCore: ServiceCore?
+    private var hotPathAdded = false
 
-    init(policy: AccessPolicy, table: ConnectionTable, logger: Logger) {
+    init(policy: AccessPolicy, table: ConnectionTable, logger: Logger, hotPath core: ServiceCore? = nil) {
         self.policy = policy
         self.table = table
         self.logger = logger
+        hotPathCore = core
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -183,7 +188,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         if case .end = part { timer?.cancel() }
+        if !hotPathAdded {
+            hotPathAdded = true
+            addHotPath(context: context)
+        }
         context.fireChannelRead(data)
+    }
+
+    /// Puts a ``HotPath`` behind Hummingbird's connection-state handler (added after this
+    /// one, so only there once the pipeline is complete). Without it, the router answers everything.
+    private func addHotPath(context: ChannelHandlerContext) {
+        guard let core = hotPathCore else { return }
+        let pipeline = context.pipeline.syncOperations
+        guard let state = try? pipeline.handler(type: HTTPConnectionStateHandler.self) else { return }
+        try? pipeline.addHandler(HotPath(core: core), position: .after(state))
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

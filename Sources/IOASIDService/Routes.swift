@@ -254,8 +254,7 @@ extension ServiceCore {
         }
         do {
             let id = try await store.allocate(in: SetID(setID), data: bytes, guest: body.guest)
-            // {"id","set"}: the CLI's document, keys sorted, written directly (no encoder on the hot path).
-            return ServiceResponses.json("{\"id\":\(id.rawValue),\"set\":\(setID)}")
+            return ServiceResponses.json(ServiceResponses.allocated(id: id.rawValue, set: setID))
         } catch {
             metrics?.failure(error.code.name)
             return ServiceResponses.error(error)
@@ -271,10 +270,7 @@ extension ServiceCore {
         do {
             let freed = try await store.free(IOASID(rawID), in: SetID(setID))
             let state = (try? store.find(IOASID(rawID)))?.state
-            // {"freed","ids":[{"id","state"}],"set"}: the CLI's document, keys sorted, written directly.
-            return ServiceResponses.json(
-                "{\"freed\":\(freed ? 1 : 0),\"ids\":[{\"id\":\(rawID),\"state\":\"\(CommandLineJSON.state(state))\"}],\"set\":\(setID)}"
-            )
+            return ServiceResponses.json(ServiceResponses.freed(freed, id: rawID, state: CommandLineJSON.state(state), set: setID))
         } catch {
             metrics?.failure(error.code.name)
             return ServiceResponses.error(error)

@@ -131,8 +131,7 @@ public struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
         var ownerUID = getuid()
-        var st = stat()
-        if stat(store.path, &st) == 0 { ownerUID = st.st_uid }
+        if let status = try? FileSystem.status(store.path) { ownerUID = status.owner }
         let policy = AccessPolicy(
             ownerUID: ownerUID, allowedUIDs: Set(allowUIDs), allowedGIDs: Set(allowGIDs),
             maxConnections: maxConnections, maxConnectionsPerProcess: maxConnectionsPerProcess,
@@ -145,7 +144,7 @@ public struct ServeCommand: AsyncParsableCommand {
         let app = Application(
             router: core.routes(),
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [ConnectionGuard(policy: policy, table: table, logger: logger)],
+                additionalChannelHandlers: [ConnectionGuard(policy: policy, table: table, logger: logger, hotPath: core)],
                 idleTimeout: .seconds(Int64(idleTimeout))
             )),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "ioasid", backlog: 1024),
@@ -194,12 +193,10 @@ public struct ServeCommand: AsyncParsableCommand {
     /// listens on (a dead server's) is removed; a live one, or anything that
     /// is not a socket, is refused.
     static func prepareSocketPath(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else {
-            if errno == ENOENT { return }
-            throw SocketPathError(message: String(cString: strerror(errno)))
-        }
-        guard st.st_mode & S_IFMT == S_IFSOCK else {
+        let found: FileStatus?
+        do { found = try FileSystem.status(path) } catch { throw SocketPathError(message: error.message) }
+        guard let status = found else { return }
+        guard status.kind == .socket else {
             throw SocketPathError(message: "\(path) exists and is not a socket; remove it or choose another --socket")
         }
         if isListening(path) {
@@ -230,8 +227,7 @@ public struct ServeCommand: AsyncParsableCommand {
     }
 
     static func removeSocket(_ path: String) {
-        var st = stat()
-        if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+        if (try? FileSystem.status(path))??.kind == .socket { unlink(path) }
     }
 
     /// Many idle clients must not exhaust descriptors before the connection limit does.

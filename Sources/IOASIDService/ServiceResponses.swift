@@ -17,6 +17,14 @@ enum ServiceResponses {
         }
     }
 
+    /// `{"id","set"}`: the CLI's `alloc --json` document, keys sorted, written directly (no encoder on the hot path).
+    static func allocated(id: UInt32, set: UInt32) -> String { "{\"id\":\(id),\"set\":\(set)}" }
+
+    /// `{"freed","ids":[{"id","state"}],"set"}`: the CLI's `free --json` document for one ID, keys sorted.
+    static func freed(_ freed: Bool, id: UInt32, state: String, set: UInt32) -> String {
+        "{\"freed\":\(freed ? 1 : 0),\"ids\":[{\"id\":\(id),\"state\":\"\(state)\"}],\"set\":\(set)}"
+    }
+
     /// `{"error":{"code","message"}}`.
     static func errorBody(code: String, message: String) -> String {
         CommandLineJSON.error(code: code, message: message)

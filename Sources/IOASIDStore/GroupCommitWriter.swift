@@ -51,6 +51,16 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
+    /// ``submit(isolated:_:)`` with a completion: `complete` runs on the writer's
+    /// thread once the commit holding `body` is durable, or failed.
+    func submit<R>(
+        isolated: Bool,
+        _ body: @escaping (borrowing WriteTransaction) throws -> R,
+        complete: @escaping (Result<R, any Error>) -> Void
+    ) {
+        enqueue(Job(isolated: isolated, body: body, complete: complete))
+    }
+
     /// ``submit(isolated:_:)`` for a synchronous caller: blocks the calling
     /// thread (never the writer's) until the commit holding `body` is durable.
     func submitAndWait<R>(isolated: Bool, _ body: (borrowing WriteTransaction) throws -> R) throws -> R {

@@ -288,6 +288,21 @@ public final class IOASIDStore: Sendable {
         do { return try await writer.submit(isolated: false, body) } catch { throw IOASIDError.wrapping(error, at: path) }
     }
 
+    /// ``submit(_:)`` with a completion instead of a suspension, for a caller on an event
+    /// loop: `completion` runs on the writer's thread once the commit holding `body` is
+    /// durable (or failed), so it must hand its work on rather than block.
+    package func submit<R: Sendable>(
+        _ body: @escaping @Sendable (borrowing WriteTransaction) throws -> R,
+        completion: @escaping @Sendable (Result<R, IOASIDError>) -> Void
+    ) {
+        do { try checkWritable() } catch {
+            completion(.failure(error))
+            return
+        }
+        let path = path
+        writer.submit(isolated: false, body) { result in completion(result.mapError { IOASIDError.wrapping($0, at: path) }) }
+    }
+
     func readMapped<R>(_ body: (borrowing ReadTransaction) throws -> R) throws(IOASIDError) -> R {
         try IOASIDError.mapping(at: path) { try read(body) }
     }

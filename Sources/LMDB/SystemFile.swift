@@ -215,7 +215,9 @@ public struct FileStatus: Sendable, Equatable {
         case directory
         /// A symbolic link (not followed).
         case symbolicLink
-        /// A FIFO, socket, device or anything else.
+        /// A Unix domain socket.
+        case socket
+        /// A FIFO, device or anything else.
         case other
     }
 
@@ -235,6 +237,7 @@ public struct FileStatus: Sendable, Equatable {
         case S_IFREG: kind = .regular
         case S_IFDIR: kind = .directory
         case S_IFLNK: kind = .symbolicLink
+        case S_IFSOCK: kind = .socket
         default: kind = .other
         }
         permissions = UInt32(st.st_mode & 0o777)

@@ -61,6 +61,126 @@ struct ServiceTests {
         #expect(try CLI.run(["--store", store, "verify"]).status == 0)
     }
 
+    @Test("Pipelined requests are answered in order and take effect in order, the fast path's (allocate, free) and the router's alike",
+          .enabled(if: ServiceProcess.isBuilt))
+    func pipelinedInOrder() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir)
+        let service = try ServiceProcess(store: store)
+        defer { service.stop() }
+        let first = try #require(ServiceProcess.object(try service.request("POST", "/sets/1/ids").body)["id"] as? Int)
+        // One write: router requests first, fast-path ones (allocate, free) among them.
+        let requests = [
+            "GET /sets/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            "GET /sets/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "DELETE /sets/1/ids/\(first) HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /ids/\(first) HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        // Then fast-path requests first: the router's wait for them.
+        + [
+            "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            "GET /sets/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"guest\":77}",
+            "DELETE /sets/1/ids/99999 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /sets/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        for (index, batch) in [Array(requests[..<5]), Array(requests[5...])].enumerated() {
+            let responses = try Self.exchange(service.socket, batch.joined(), count: batch.count)
+            let bodies = responses.map { ServiceProcess.object($0.body) }
+            if index == 0 {
+                #expect(responses.map(\.status) == [200, 200, 200, 200, 404], "\(responses)")
+                #expect(bodies[0]["allocated"] as? Int == 1, "\(responses[0].body)")
+                #expect(bodies[1]["id"] as? Int == first + 1, "\(responses[1].body)")
+                #expect(bodies[2]["allocated"] as? Int == 2, "the router saw the allocation before it: \(responses[2].body)")
+                #expect(responses[3].body == "{\"freed\":1,\"ids\":[{\"id\":\(first),\"state\":\"free\"}],\"set\":1}\n", "\(responses[3].body)")
+                #expect(ServiceProcess.errorCode(responses[4].body) == "noSuchID", "the router saw the free before it: \(responses[4].body)")
+            } else {
+                #expect(responses.map(\.status) == [200, 200, 200, 200, 404, 200], "\(responses)")
+                #expect(bodies[0]["id"] as? Int == first, "the lowest free ID: \(responses[0].body)")
+                #expect(bodies[1]["id"] as? Int == first + 2, "\(responses[1].body)")
+                #expect(bodies[2]["allocated"] as? Int == 3, "the router saw both allocations before it: \(responses[2].body)")
+                #expect(bodies[3]["id"] as? Int == first + 3, "\(responses[3].body)")
+                #expect(ServiceProcess.errorCode(responses[4].body) == "noSuchID", "\(responses[4].body)")
+                #expect(bodies[5]["allocated"] as? Int == 4, "\(responses[5].body)")
+            }
+            for response in responses {
+                #expect(response.headers["content-type"] == "application/json" && response.headers["server"] == "ioasid" && response.headers["date"] != nil,
+                        "\(response.headers)")
+            }
+        }
+        // While a fast-path allocation waits for the write lock (held here, by another
+        // process's writer as it were), a router request behind it waits too: answered
+        // at once, its response would overtake the allocation's and miss its effect.
+        let holder = try IOASIDStore(path: store)
+        let locked = DispatchSemaphore(value: 0)
+        let writer = Thread {
+            try? holder.write { _ in
+                locked.signal()
+                usleep(400_000)
+            }
+        }
+        writer.start()
+        locked.wait()
+        let blocked = try Self.exchange(service.socket, [
+            "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET /sets/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ].joined(), count: 2)
+        #expect(ServiceProcess.object(blocked[0].body)["id"] as? Int == first + 4, "\(blocked)")
+        #expect(ServiceProcess.object(blocked[1].body)["allocated"] as? Int == 5, "\(blocked)")
+        while !writer.isFinished { usleep(10_000) }
+        #expect(try CLI.run(["--store", store, "verify"]).status == 0)
+    }
+
+    /// Writes `requests` on one new connection at once and reads `count` responses (each with a Content-Length).
+    static func exchange(_ socket: String, _ requests: String, count: Int) throws -> [(status: Int, headers: [String: String], body: String)] {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SupportCheckFailed("socket: \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(socket.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { throw SupportCheckFailed("connect: \(errno)") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(requests.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw SupportCheckFailed("short write") }
+        var received: [UInt8] = []
+        var responses: [(status: Int, headers: [String: String], body: String)] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while responses.count < count {
+            // Whole responses already in `received` first.
+            if let end = received.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let lines = String(decoding: received[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+                var headers: [String: String] = [:]
+                for line in lines.dropFirst() {
+                    guard let colon = line.firstIndex(of: ":") else { continue }
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                let length = Int(headers["content-length"] ?? "") ?? 0
+                if received.count - end.upperBound >= length {
+                    let status = Int(lines[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+                    responses.append((status, headers, String(decoding: received[end.upperBound..<end.upperBound + length], as: UTF8.self)))
+                    received.removeFirst(end.upperBound + length)
+                    continue
+                }
+            }
+            let n = read(fd, &buffer, buffer.count)
+            guard n > 0 else { throw SupportCheckFailed("the connection ended after \(responses.count) of \(count) responses: \(responses)") }
+            received += buffer[..<n]
+        }
+        return responses
+    }
+
     /// `POST /cli` runs commands as the service's user: one that writes a file the client
     /// names or runs a program of the client's must be refused there, however the command
     /// line is spelled (a global option taking a value before it, `--store=`), and must

@@ -1,0 +1,301 @@
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import IOASIDCommandLine
+import IOASIDStore
+import NIOCore
+import NIOHTTPTypes
+
+/// Answers the two requests a VMM makes most — `POST /sets/{sid}/ids` with an
+/// empty body or `{}`, and `DELETE /sets/{sid}/ids/{id}` — on the connection's
+/// event loop: the operation goes to the store's group-commit writer and the
+/// response is written from the commit's completion. The router would answer
+/// them the same way, but through two hops of Swift concurrency per request,
+/// which cost more CPU than the store operation on a busy host.
+///
+/// Everything else goes on to the router unchanged, and so do these two
+/// whenever the connection has a request of the router's still unanswered, so
+/// responses keep the order of the requests. Requests that arrive while one of
+/// this handler's is being committed wait (and no more is read) until it is answered.
+///
+/// It sits behind Hummingbird's connection-state handler, which therefore sees
+/// every request and response: its idle timeout and its graceful shutdown (close
+/// once the requests in progress are answered) cover these requests too, so a
+/// request either gets its response or was never committed.
+final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// A request this handler answers.
+    enum Operation: Equatable {
+        case allocate(set: UInt32)
+        case free(set: UInt32, id: UInt32)
+    }
+
+    /// What a committed operation answers: the CLI's `--json` document.
+    private enum Answer: Sendable {
+        case allocated(id: UInt32, set: UInt32)
+        case freed(Bool, id: UInt32, state: String, set: UInt32)
+
+        var json: String {
+            switch self {
+            case .allocated(let id, let set): ServiceResponses.allocated(id: id, set: set)
+            case .freed(let freed, let id, let state, let set): ServiceResponses.freed(freed, id: id, state: state, set: set)
+            }
+        }
+    }
+
+    /// A body longer than this is not `{}`: the request goes to the router.
+    private static let largestBody = 64
+
+    private let core: ServiceCore
+    /// Requests passed on to the router and not answered yet.
+    private var routed = 0
+    /// Whether the request being read goes to the router.
+    private var routing = false
+    /// A request of ours being read: its head and body so far.
+    private var collecting: (operation: Operation, head: HTTPRequest, body: [ByteBuffer], bytes: Int)?
+    /// Whether one of ours is being committed.
+    private var committing = false
+    /// What came in while one of ours is committed (parts read, and events such as the
+    /// client's end of input, which would close the connection before the answer), and
+    /// whether a read was asked for meanwhile.
+    private enum Held {
+        case part(HTTPRequestPart)
+        case event(Any)
+    }
+    private var held: [Held] = []
+    private var readWanted = false
+    private var closed = false
+    /// Parts passed on so far (a replay of held parts ends with a read-complete when it passed some on).
+    private var forwardedParts = 0
+    private var date = HTTPDate()
+
+    init(core: ServiceCore) { self.core = core }
+
+    /// The operation of a request head this handler answers, if it is one.
+    static func operation(_ head: HTTPRequest) -> Operation? {
+        guard let path = head.path, !path.contains("?"), head.headerFields[.expect] == nil else { return nil }
+        if let connection = head.headerFields[.connection], connection.lowercased().contains("close") { return nil }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[0].isEmpty, parts[1] == "sets", parts[3] == "ids", let set = UInt32(parts[2]) else { return nil }
+        switch (head.method, parts.count) {
+        case (.post, 4): return .allocate(set: set)
+        case (.delete, 5): return UInt32(parts[4]).map { .free(set: set, id: $0) }
+        default: return nil
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if committing {
+            held.append(.part(part))
+        } else {
+            handle(part, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if committing {
+            held.append(.event(event))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        if routing {
+            if case .end = part {
+                routing = false
+                routed += 1
+            }
+            forward(part, context: context)
+            return
+        }
+        if var request = collecting {
+            switch part {
+            case .head:
+                routeCollected(context: context)
+                route(part, context: context)
+            case .body(let chunk):
+                request.bytes += chunk.readableBytes
+                request.body.append(chunk)
+                collecting = request
+                if request.bytes > Self.largestBody { routeCollected(context: context) }
+            case .end(let trailers):
+                guard trailers == nil, Self.isEmptyObject(request.body, operation: request.operation) else {
+                    routeCollected(context: context)
+                    handle(part, context: context)
+                    return
+                }
+                collecting = nil
+                commit(request.operation, context: context)
+            }
+            return
+        }
+        guard case .head(let head) = part, routed == 0, let operation = Self.operation(head) else {
+            route(part, context: context)
+            return
+        }
+        collecting = (operation, head, [], 0)
+    }
+
+    /// Passes a part on to the router (a head starts a routed request).
+    private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        if case .head = part { routing = true }
+        handle(part, context: context)
+    }
+
+    /// Passes the request being collected on to the router.
+    private func routeCollected(context: ChannelHandlerContext) {
+        guard let request = collecting else { return }
+        collecting = nil
+        routing = true
+        forward(.head(request.head), context: context)
+        for chunk in request.body { forward(.body(chunk), context: context) }
+    }
+
+    private func forward(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        forwardedParts += 1
+        context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    /// An empty body, or `{}` with blanks, for an allocation; an empty one for a free.
+    private static func isEmptyObject(_ body: [ByteBuffer], operation: Operation) -> Bool {
+        let bytes = body.flatMap { $0.readableBytesView }.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") }
+        if bytes.isEmpty { return true }
+        if case .allocate = operation { return bytes.elementsEqual("{}".utf8) }
+        return false
+    }
+
+    private func commit(_ operation: Operation, context: ChannelHandlerContext) {
+        committing = true
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let complete: @Sendable (Result<Answer, IOASIDError>) -> Void = { result in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.answer(result, context: context)
+            }
+        }
+        switch operation {
+        case .allocate(let set):
+            core.metrics?.operation("alloc")
+            core.store.submit({ tx in
+                Answer.allocated(id: try tx.allocate(in: SetID(set)).rawValue, set: set)
+            }, completion: complete)
+        case .free(let set, let id):
+            core.metrics?.operation("free")
+            core.store.submit({ tx in
+                let freed = try tx.free(IOASID(id), in: SetID(set))
+                // The state as this commit leaves it (the router reads it after the commit).
+                let state = CommandLineJSON.state((try? tx.find(IOASID(id)))?.state)
+                return Answer.freed(freed, id: id, state: state, set: set)
+            }, completion: complete)
+        }
+    }
+
+    private func answer(_ result: Result<Answer, IOASIDError>, context: ChannelHandlerContext) {
+        committing = false
+        guard !closed else { return }
+        switch result {
+        case .success(let answer):
+            write(.ok, answer.json, context: context)
+        case .failure(let error):
+            core.metrics?.failure(error.code.name)
+            write(ServiceResponses.status(forExit: CommandLineJSON.exitStatus(for: error)), CommandLineJSON.error(error), context: context)
+        }
+        // What came in meanwhile, in order; a request among it may be committed in turn.
+        let waiting = held
+        held = []
+        let before = forwardedParts
+        for item in waiting {
+            if committing {
+                held.append(item)
+                continue
+            }
+            switch item {
+            case .part(let part): handle(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            }
+        }
+        if forwardedParts != before { context.fireChannelReadComplete() }
+        if !committing, readWanted {
+            readWanted = false
+            context.read()
+        }
+    }
+
+    private func write(_ status: HTTPResponse.Status, _ json: String, context: ChannelHandlerContext) {
+        var body = context.channel.allocator.buffer(capacity: json.utf8.count + 1)
+        body.writeString(json)
+        body.writeString("\n")
+        var head = HTTPResponse(status: status)
+        head.headerFields[.contentType] = "application/json"
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        head.headerFields[.date] = date.now()
+        head.headerFields[.server] = "ioasid"
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if committing {
+            readWanted = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), routed > 0 { routed -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closed = true
+    }
+}
+
+/// The `Date` header's value (RFC 9110 IMF-fixdate), made once a second.
+struct HTTPDate {
+    private var second = Int.min
+    private var text = ""
+    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    mutating func now() -> String {
+        let seconds = Int(Date().timeIntervalSince1970.rounded(.down))
+        if seconds != second {
+            text = Self.format(seconds)
+            second = seconds
+        }
+        return text
+    }
+
+    /// `seconds` since 1970 in UTC, as `Wed, 02 Dec 2026 21:56:36 GMT` (civil date from days: H. Hinnant's algorithm).
+    static func format(_ seconds: Int) -> String {
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let time = seconds - days * 86400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let weekday = ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(Self.days[weekday]), \(two(day)) \(Self.months[month - 1]) \(year) \(two(time / 3600)):\(two(time / 60 % 60)):\(two(time % 60)) GMT"
+    }
+}
