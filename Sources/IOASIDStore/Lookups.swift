@@ -153,3 +153,33 @@ extension IOASIDReading where Self: ~Copyable {
         }
     }
 }
+
+/// The lookups a caller makes most, on the concrete read transaction: a caller in
+/// another module calling the ``IOASIDReading`` methods reaches them through the
+/// protocol's witness table (unspecialised generic code); these are specialised here.
+extension ReadTransaction {
+    /// The ID's record after checking that it belongs to `set` (kernel `ioasid_find`).
+    ///
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID`` when it is not allocated,
+    ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it.
+    public func find(_ id: IOASID, in set: SetID) throws -> IDInfo { try Self.find(self, id, in: set) }
+
+    /// The set that owns `id` (kernel `ioasid_find_sid`).
+    ///
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
+    public func findSet(_ id: IOASID) throws -> SetID { try Self.findSet(self, id) }
+
+    /// The host ID that `guest` maps to in `set` (kernel `ioasid_find_by_spid`).
+    ///
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchSet``, ``IOASIDError/Code-swift.struct/noSuchGuest``.
+    public func hostID(forGuest guest: UInt32, in set: SetID) throws -> IOASID { try Self.hostID(self, guest, in: set) }
+
+    // The protocol's methods, called where `Self` is generic (so not these again), specialised for `ReadTransaction`.
+    private static func find<T: IOASIDReading & ~Copyable>(_ tx: borrowing T, _ id: IOASID, in set: SetID) throws -> IDInfo {
+        try tx.find(id, in: set)
+    }
+    private static func findSet<T: IOASIDReading & ~Copyable>(_ tx: borrowing T, _ id: IOASID) throws -> SetID { try tx.findSet(id) }
+    private static func hostID<T: IOASIDReading & ~Copyable>(_ tx: borrowing T, _ guest: UInt32, in set: SetID) throws -> IOASID {
+        try tx.hostID(forGuest: guest, in: set)
+    }
+}
