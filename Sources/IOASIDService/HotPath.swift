@@ -118,7 +118,7 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
             switch part {
             case .head:
                 routeCollected(context: context)
-                route(part, context: context)
+                routeNew(part, context: context)
             case .body(let chunk):
                 request.bytes += chunk.readableBytes
                 request.body.append(chunk)
@@ -136,16 +136,17 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         guard case .head(let head) = part, routed == 0, let operation = Self.operation(head) else {
-            route(part, context: context)
+            routeNew(part, context: context)
             return
         }
         collecting = (operation, head, [], 0)
     }
 
-    /// Passes a part on to the router (a head starts a routed request).
-    private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    /// Passes a part that belongs to no request being read on to the router: a head
+    /// starts a routed request (anything else, which the decoder never sends here, just goes on).
+    private func routeNew(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         if case .head = part { routing = true }
-        handle(part, context: context)
+        forward(part, context: context)
     }
 
     /// Passes the request being collected on to the router.
