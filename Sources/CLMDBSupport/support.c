@@ -266,7 +266,7 @@ void clmdb_reader_pool_destroy(clmdb_reader_pool *pool) {
 }
 
 int clmdb_reader_begin(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn) {
-    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+    for (int i = 0; pool != NULL && i < CLMDB_POOL_SLOTS; i++) {
         if (atomic_load_explicit(&pool->slots[i], memory_order_relaxed) == NULL) continue;
         MDB_txn *idle = atomic_exchange(&pool->slots[i], NULL);
         if (idle == NULL) continue;
@@ -282,6 +282,7 @@ int clmdb_reader_begin(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn) {
 }
 
 int clmdb_reader_end(clmdb_reader_pool *pool, MDB_txn *txn) {
+    if (pool == NULL) return clmdb_txn_abort(txn);
     int rc = clmdb_txn_reset(txn);
     if (rc != 0) return rc; /* faulted: LMDB's state is unknown, the transaction is leaked */
     for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {

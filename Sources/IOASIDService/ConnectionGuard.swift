@@ -200,9 +200,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func addHotPath(context: ChannelHandlerContext) {
         guard let core = hotPathCore else { return }
         let pipeline = context.pipeline.syncOperations
-        guard let state = try? pipeline.handler(type: HTTPConnectionStateHandler.self) else { return }
-        try? pipeline.addHandler(HotPath(core: core), position: .after(state))
+        do {
+            let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
+            try pipeline.addHandler(HotPath(core: core), position: .after(state))
+        } catch {
+            // Still served, by the router; said once, not per connection.
+            guard Self.hotPathWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
+            logger.warning("allocations and frees go through the router: the event-loop path could not be added", metadata: ["error": "\(error)"])
+        }
     }
+    private static let hotPathWarned = Locked(false)
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {

@@ -15,8 +15,9 @@ import NIOHTTPTypes
 ///
 /// Everything else goes on to the router unchanged, and so do these two
 /// whenever the connection has a request of the router's still unanswered, so
-/// responses keep the order of the requests. Requests that arrive while one of
-/// this handler's is being committed wait (and no more is read) until it is answered.
+/// responses keep the order of the requests. What arrives while one of this
+/// handler's is being committed (requests, events, errors) waits until it is
+/// answered; reading stops once a megabyte or 1,024 parts wait.
 ///
 /// It sits behind Hummingbird's connection-state handler, which therefore sees
 /// every request and response: its idle timeout and its graceful shutdown (close
@@ -51,7 +52,7 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     private static let largestBody = 64
 
     private let core: ServiceCore
-    /// Requests passed on to the router and not answered yet.
+    /// Requests passed on to the router (from their head) and not answered yet.
     private var routed = 0
     /// Whether the request being read goes to the router.
     private var routing = false
@@ -65,8 +66,16 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     private enum Held {
         case part(HTTPRequestPart)
         case event(Any)
+        case error(any Error)
     }
     private var held: [Held] = []
+    /// Bytes of the parts held (bodies; a head or an end counts as 256).
+    private var heldBytes = 0
+    /// Beyond these, reading stops until the commit is answered. Below them it goes on, so a
+    /// request that follows is read whole (Hummingbird's idle timeout spares a connection whose
+    /// requests are all read and one is being answered, however long its commit waits).
+    private static let mostHeldParts = 1024
+    private static let mostHeldBytes = 1 << 20
     private var readWanted = false
     private var closed = false
     /// Parts passed on so far (a replay of held parts ends with a read-complete when it passed some on).
@@ -92,8 +101,23 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         if committing {
             held.append(.part(part))
+            heldBytes += Self.size(of: part)
         } else {
             handle(part, context: context)
+        }
+    }
+
+    /// What a held part counts against ``mostHeldBytes``.
+    private static func size(of part: HTTPRequestPart) -> Int {
+        if case .body(let chunk) = part { return chunk.readableBytes }
+        return 256
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if committing {
+            held.append(.error(error))
+        } else {
+            context.fireErrorCaught(error)
         }
     }
 
@@ -107,10 +131,7 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         if routing {
-            if case .end = part {
-                routing = false
-                routed += 1
-            }
+            if case .end = part { routing = false }
             forward(part, context: context)
             return
         }
@@ -145,15 +166,21 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Passes a part that belongs to no request being read on to the router: a head
     /// starts a routed request (anything else, which the decoder never sends here, just goes on).
     private func routeNew(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
-        if case .head = part { routing = true }
+        if case .head = part { startRouting() }
         forward(part, context: context)
+    }
+
+    /// A request goes to the router: counted from its head (the router may answer before its body ends).
+    private func startRouting() {
+        routing = true
+        routed += 1
     }
 
     /// Passes the request being collected on to the router.
     private func routeCollected(context: ChannelHandlerContext) {
         guard let request = collecting else { return }
         collecting = nil
-        routing = true
+        startRouting()
         forward(.head(request.head), context: context)
         for chunk in request.body { forward(.body(chunk), context: context) }
     }
@@ -211,15 +238,18 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
         // What came in meanwhile, in order; a request among it may be committed in turn.
         let waiting = held
         held = []
+        heldBytes = 0
         let before = forwardedParts
         for item in waiting {
             if committing {
                 held.append(item)
+                if case .part(let part) = item { heldBytes += Self.size(of: part) }
                 continue
             }
             switch item {
             case .part(let part): handle(part, context: context)
             case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
             }
         }
         if forwardedParts != before { context.fireChannelReadComplete() }
@@ -244,7 +274,7 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if committing {
+        if committing, held.count >= Self.mostHeldParts || heldBytes >= Self.mostHeldBytes {
             readWanted = true
         } else {
             context.read()

@@ -123,7 +123,7 @@ struct ServiceTests {
             }
         }
         writer.start()
-        locked.wait()
+        try #require(locked.wait(timeout: .now() + 30) == .success, "the store's write lock was not taken")
         let blocked = try Self.exchange(service.socket, [
             "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             "GET /sets/1 HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -46,7 +46,8 @@ int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
  * without a lock. clmdb_reader_begin renews a pooled one or begins one;
  * clmdb_reader_end resets it and keeps it (or aborts it when the pool is
  * full), returning CLMDB_FAULT, with the transaction leaked, if the reset
- * faulted. Destroy aborts what the pool holds. */
+ * faulted. Destroy aborts what the pool holds. A NULL pool (its memory could
+ * not be had) keeps nothing: begin begins, end aborts. */
 typedef struct clmdb_reader_pool clmdb_reader_pool;
 clmdb_reader_pool *clmdb_reader_pool_create(void);
 void clmdb_reader_pool_destroy(clmdb_reader_pool *pool);
