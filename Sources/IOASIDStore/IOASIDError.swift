@@ -161,6 +161,11 @@ public struct IOASIDError: Error, Sendable, CustomStringConvertible, LocalizedEr
     public var message: String
     /// The error that caused this one, if any (for example an `LMDBError` from the LMDB layer).
     public var cause: (any Error & Sendable)?
+    /// A set this failed operation leaves frozen, when it does: an export that
+    /// failed after freezing a set that was frozen before it, or that could not
+    /// unfreeze the set again. ``IOASIDStore/abortMigration(of:)`` unfreezes it;
+    /// ``IOASIDStore/completeMigration(of:)`` finishes the migration.
+    public var setLeftFrozen: SetID?
     /// Where the error was thrown.
     public var location: SourceLocation
 

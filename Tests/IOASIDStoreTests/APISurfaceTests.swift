@@ -221,4 +221,30 @@ struct APISurfaceTests {
             #expect(try store.set(vm).isFrozen == false, "a refused export leaves the set unfrozen")
         }
     }
+
+    @Test("A failed export says, as a field and not only in words, whether it leaves the set frozen")
+    func failedExportNamesTheSetLeftFrozen() throws {
+        try withStore(capacity: 1000, systemQuota: 100) { store in
+            let vm = try store.createSet(token: "vm:export", quota: 4)
+            _ = try store.allocate(in: vm)
+            struct Refused: Error {}
+            func failedExport() -> IOASIDError? {
+                let result = Result { () throws(IOASIDError) in
+                    try store.exportSet(vm, to: { _ in throw IOASIDError(.storageFailure, "sink refused", cause: Refused()) })
+                }
+                guard case .failure(let error) = result else { return nil }
+                return error
+            }
+            // A live set: the export unfreezes it again, and says nothing is left frozen.
+            let live = failedExport()
+            #expect(live?.code == .storageFailure && live?.setLeftFrozen == nil, "\(String(describing: live))")
+            #expect(try store.set(vm).isFrozen == false)
+            // A set frozen before (a migration in progress): it stays frozen, and the error names it.
+            _ = try store.exportSet(vm, to: { _ in })
+            let frozen = failedExport()
+            #expect(frozen?.code == .storageFailure && frozen?.setLeftFrozen == vm, "\(String(describing: frozen))")
+            #expect(frozen?.cause is Refused)
+            #expect(try store.set(vm).isFrozen)
+        }
+    }
 }

@@ -75,7 +75,7 @@ extension IOASIDCommand.Migrate {
                         try store.exportSet(SetID(set), toFile: out, replacing: force, progress: progress.update)
                     }
                 }
-                } catch let error as IOASIDError where error.message.firstRange(of: "stays frozen") != nil {
+                } catch let error as IOASIDError where error.setLeftFrozen != nil {
                     throw AdvisedError(error: error, hint: "`ioasid migrate abort \(set)` unfreezes it, or `ioasid migrate complete \(set)` finishes the migration")
                 }
                 progress.finish()

@@ -48,15 +48,22 @@ extension IOASIDStore {
             return summary
         } catch {
             guard froze else {
-                throw IOASIDError(error.code, error.message + "; set \(set) was frozen before this export and stays frozen", cause: error.cause)
+                throw Self.leaving(set, frozen: error, "; set \(set) was frozen before this export and stays frozen")
             }
             do {
                 try abortMigration(of: set)
             } catch let unfreezing {
-                throw IOASIDError(error.code, error.message + "; set \(set) stays frozen: unfreezing it failed too (\(unfreezing.message))", cause: error.cause)
+                throw Self.leaving(set, frozen: error, "; set \(set) stays frozen: unfreezing it failed too (\(unfreezing.message))")
             }
             throw IOASIDError(error.code, error.message + "; set \(set) was unfrozen", cause: error.cause)
         }
+    }
+
+    /// `error`, saying (in words and in ``IOASIDError/setLeftFrozen``) that `set` stays frozen.
+    private static func leaving(_ set: SetID, frozen error: IOASIDError, _ words: String) -> IOASIDError {
+        var left = IOASIDError(error.code, error.message + words, cause: error.cause)
+        left.setLeftFrozen = set
+        return left
     }
 
     /// Freezes `set` and writes its export to the file `path`, privately and
