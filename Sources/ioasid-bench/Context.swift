@@ -9,7 +9,8 @@ struct BenchOptions {
     var dir = NSTemporaryDirectory()
     var only: [String]?
     var keep = false
-    var svg = "bench-results/throughput.svg"
+    /// Where to draw the group-commit plot (`--svg`); none when not given.
+    var svg: String?
 
     static let usage = """
         usage: ioasid-bench [--quick] [--dir DIR] [--only NAME[,NAME…]] [--keep] [--svg FILE]

@@ -57,14 +57,14 @@ do {
 }
 bench.cleanUp()
 
-if !groupPoints.isEmpty {
-    let directory = (options.svg as NSString).deletingLastPathComponent
+if !groupPoints.isEmpty, let svg = options.svg {
+    let directory = (svg as NSString).deletingLastPathComponent
     if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
     do {
-        try throughputSVG(groupPoints).write(toFile: options.svg, atomically: true, encoding: .utf8)
-        say("  wrote \(options.svg)")
+        try throughputSVG(groupPoints).write(toFile: svg, atomically: true, encoding: .utf8)
+        say("  wrote \(svg)")
     } catch {
-        try? FileHandle.standardError.write(contentsOf: Data("ioasid-bench: cannot write \(options.svg): \(error)\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("ioasid-bench: cannot write \(svg): \(error)\n".utf8))
     }
 }
 
