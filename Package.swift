@@ -179,7 +179,18 @@ if Context.environment["IOASID_WITHOUT_SERVICE"] == nil {
         .executableTarget(
             name: "ioasid-serve",
             dependencies: ["IOASIDService", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        )
+        ),
+        // The service's handlers alone in NIO's test channels (the suites that run
+        // ioasid-serve as a process are in IOASIDStoreTests).
+        .testTarget(
+            name: "IOASIDServiceTests",
+            dependencies: [
+                "IOASIDService", "IOASIDStore", "IOASIDTestSupport", "LMDB",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 }
 
