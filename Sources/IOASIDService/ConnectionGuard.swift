@@ -6,6 +6,7 @@ import LMDB
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 #if canImport(Glibc)
 import Glibc
@@ -119,8 +120,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        addHTTP10Connections(context: context)
         if context.channel.isActive { start(context: context) }
     }
+
+    /// Puts ``HTTP10Connections`` before the conversion to version-less requests,
+    /// which Hummingbird adds before this handler.
+    private func addHTTP10Connections(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        do {
+            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(HTTP10Connections(), position: .before(codec))
+        } catch {
+            guard Self.http10Warned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
+            logger.warning("HTTP/1.0 connections stay open after their response until the request timeout: the handler could not be added",
+                           metadata: ["error": "\(error)"])
+        }
+    }
+    private static let http10Warned = Locked(false)
 
     func channelActive(context: ChannelHandlerContext) {
         start(context: context)

@@ -134,6 +134,27 @@ struct ServiceTests {
         #expect(try CLI.run(["--store", store, "verify"]).status == 0)
     }
 
+    @Test("An HTTP/1.0 request without keep-alive is answered and its connection closed; with keep-alive, or in HTTP/1.1, it stays open",
+          .enabled(if: ServiceProcess.isBuilt))
+    func http10ConnectionsClose() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir)
+        let service = try ServiceProcess(store: store)
+        defer { service.stop() }
+        // readAll waits up to 2 s for the close: well inside the request timeout (10 s), which closes idle connections too.
+        let closing = ["POST /sets/1/ids HTTP/1.0\r\n\r\n", "GET /sets/1 HTTP/1.0\r\nConnection: close\r\n\r\n", "GET /status HTTP/1.0\r\nHost: x\r\n\r\n"]
+        let open = ["GET /sets/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\n\r\n"]
+        for request in closing + open {
+            let connection = try UnixHTTPConnectionRaw(path: service.socket)
+            try connection.send(Array(request.utf8))
+            let response = connection.readAll()
+            #expect(response.hasPrefix("HTTP/1.1 200 "), "\(request): \(response)")
+            #expect(connection.isClosed() == closing.contains(request), "\(request)")
+        }
+        #expect(try CLI.run(["--store", store, "--json", "status"]).out.contains(#""allocated":2"#))
+    }
+
     /// Writes `requests` on one new connection at once and reads `count` responses (each with a Content-Length).
     static func exchange(_ socket: String, _ requests: String, count: Int) throws -> [(status: Int, headers: [String: String], body: String)] {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
