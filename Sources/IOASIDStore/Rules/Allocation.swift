@@ -76,8 +76,7 @@ extension WriteTransaction {
     public func free(_ id: IOASID, in set: SetID) throws -> Bool {
         try operation {
             _ = try changeableSetRecord(set)
-            _ = try ownedRecord(id, in: set)
-            return try free(id, owner: set)
+            return try free(id, owner: set, record: try ownedRecord(id, in: set))
         }
     }
 

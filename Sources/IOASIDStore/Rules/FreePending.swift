@@ -92,9 +92,10 @@ extension WriteTransaction {
     /// Frees an ID of `owner`: commits its FREE, then reclaims it at once when
     /// nothing holds it back, or marks it free-pending.
     ///
+    /// - Parameter known: the ID's record as this transaction has it, when the caller read it already.
     /// - Returns: whether it was freed now (`false`: it already was free-pending).
-    func free(_ id: IOASID, owner: SetID) throws -> Bool {
-        guard var record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+    func free(_ id: IOASID, owner: SetID, record known: IDRecord? = nil) throws -> Bool {
+        guard var record = try known ?? idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         if record.isFreePending { return false }
         var set = try setRecord(owner)
         try unbindOnFree(id, record: &record, token: set.token)
