@@ -143,6 +143,7 @@ private struct Scene {
 
     func finish() async throws {
         _ = try await channel.finish(acceptAlreadyClosed: true)
+        core.executor.shutdown()
     }
 }
 
