@@ -93,6 +93,8 @@ final class ConnectionTable: Sendable {
 ///   other connections go on.
 /// - A request must arrive whole within ``AccessPolicy/requestTimeout`` of
 ///   connecting or of the previous response's end, else the connection is closed.
+/// - It completes the connection's pipeline: ``ClosingRequests`` before the HTTP
+///   conversion when it is added, ``HotPath`` after the connection-state handler at the first read.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -120,24 +122,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        addHTTP10Connections(context: context)
+        addClosingRequests(context: context)
         if context.channel.isActive { start(context: context) }
     }
 
-    /// Puts ``HTTP10Connections`` before the conversion to version-less requests,
+    /// Puts ``ClosingRequests`` before the conversion to version-less requests,
     /// which Hummingbird adds before this handler.
-    private func addHTTP10Connections(context: ChannelHandlerContext) {
+    private func addClosingRequests(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         do {
             let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
-            try pipeline.addHandler(HTTP10Connections(), position: .before(codec))
+            try pipeline.addHandler(ClosingRequests(), position: .before(codec))
         } catch {
-            guard Self.http10Warned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
-            logger.warning("HTTP/1.0 connections stay open after their response until the request timeout: the handler could not be added",
+            guard Self.closingWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
+            logger.warning("connections whose request does not keep them alive stay open until the request timeout: the handler could not be added",
                            metadata: ["error": "\(error)"])
         }
     }
-    private static let http10Warned = Locked(false)
+    private static let closingWarned = Locked(false)
 
     func channelActive(context: ChannelHandlerContext) {
         start(context: context)

@@ -134,25 +134,33 @@ struct ServiceTests {
         #expect(try CLI.run(["--store", store, "verify"]).status == 0)
     }
 
-    @Test("An HTTP/1.0 request without keep-alive is answered and its connection closed; with keep-alive, or in HTTP/1.1, it stays open",
+    @Test("A request that does not keep its connection alive (HTTP/1.0 without keep-alive, Connection: close in any case or among others) is answered with Connection: close and the connection closed; others stay open",
           .enabled(if: ServiceProcess.isBuilt))
-    func http10ConnectionsClose() throws {
+    func closingRequestsClose() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let store = try makeServedStore(dir)
         let service = try ServiceProcess(store: store)
         defer { service.stop() }
         // readAll waits up to 2 s for the close: well inside the request timeout (10 s), which closes idle connections too.
-        let closing = ["POST /sets/1/ids HTTP/1.0\r\n\r\n", "GET /sets/1 HTTP/1.0\r\nConnection: close\r\n\r\n", "GET /status HTTP/1.0\r\nHost: x\r\n\r\n"]
-        let open = ["GET /sets/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\n\r\n"]
+        let closing = [
+            "POST /sets/1/ids HTTP/1.0\r\n\r\n", "GET /sets/1 HTTP/1.0\r\nConnection: close\r\n\r\n", "GET /status HTTP/1.0\r\nHost: x\r\n\r\n",
+            "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n", "GET /sets/1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
+        ]
+        let open = [
+            "GET /sets/1 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", "POST /sets/1/ids HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /sets/1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        ]
         for request in closing + open {
             let connection = try UnixHTTPConnectionRaw(path: service.socket)
             try connection.send(Array(request.utf8))
             let response = connection.readAll()
+            let closes = closing.contains(request)
             #expect(response.hasPrefix("HTTP/1.1 200 "), "\(request): \(response)")
-            #expect(connection.isClosed() == closing.contains(request), "\(request)")
+            #expect(response.lowercased().contains("\r\nconnection: close\r\n") == closes, "\(request): \(response)")
+            #expect(connection.isClosed() == closes, "\(request)")
         }
-        #expect(try CLI.run(["--store", store, "--json", "status"]).out.contains(#""allocated":2"#))
+        #expect(try CLI.run(["--store", store, "--json", "status"]).out.contains(#""allocated":3"#))
     }
 
     /// Writes `requests` on one new connection at once and reads `count` responses (each with a Content-Length).
