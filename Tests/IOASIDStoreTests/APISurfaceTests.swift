@@ -245,6 +245,23 @@ struct APISurfaceTests {
             #expect(frozen?.code == .storageFailure && frozen?.setLeftFrozen == vm, "\(String(describing: frozen))")
             #expect(frozen?.cause is Refused)
             #expect(try store.set(vm).isFrozen)
+            // Frozen before, and another thread ends the migration while the export reads:
+            // the set is not frozen any more, and the error does not name it.
+            let ended = Result { () throws(IOASIDError) in
+                try store.exportSet(vm, to: { _ in
+                    let done = DispatchSemaphore(value: 0)
+                    let aborting = Thread {
+                        try? store.abortMigration(of: vm)
+                        done.signal()
+                    }
+                    aborting.start()
+                    done.wait()
+                    throw IOASIDError(.storageFailure, "sink refused")
+                })
+            }
+            guard case .failure(let error) = ended else { Issue.record("the export did not fail"); return }
+            #expect(error.setLeftFrozen == nil && error.message.contains("is not frozen"), "\(error)")
+            #expect(try store.set(vm).isFrozen == false)
         }
     }
 }

@@ -13,7 +13,8 @@ extension IOASIDStore {
     /// once the destination has imported it, or ``abortMigration(of:)``. If the
     /// export fails (the sink throws, say, because the disk is full or the
     /// reader went away) and this call froze the set, it unfreezes it again
-    /// before throwing; a set that was frozen already stays frozen.
+    /// before throwing; a set that was frozen already stays frozen, and the
+    /// error names it in ``IOASIDError/setLeftFrozen``.
     ///
     /// - Parameters:
     ///   - set: the set to migrate (not the system set).
@@ -48,20 +49,32 @@ extension IOASIDStore {
             return summary
         } catch {
             guard froze else {
-                throw Self.leaving(set, frozen: error, "; set \(set) was frozen before this export and stays frozen")
+                throw leaving(set, error, frozen: "; set \(set) was frozen before this export and stays frozen")
             }
             do {
                 try abortMigration(of: set)
             } catch let unfreezing {
-                throw Self.leaving(set, frozen: error, "; set \(set) stays frozen: unfreezing it failed too (\(unfreezing.message))")
+                throw leaving(set, error, frozen: "; set \(set) stays frozen: unfreezing it failed too (\(unfreezing.message))")
             }
-            throw IOASIDError(error.code, error.message + "; set \(set) was unfrozen", cause: error.cause)
+            var unfrozen = error
+            unfrozen.message += "; set \(set) was unfrozen"
+            throw unfrozen
         }
     }
 
-    /// `error`, saying (in words and in ``IOASIDError/setLeftFrozen``) that `set` stays frozen.
-    private static func leaving(_ set: SetID, frozen error: IOASIDError, _ words: String) -> IOASIDError {
-        var left = IOASIDError(error.code, error.message + words, cause: error.cause)
+    /// `error` (its code, cause and location kept), saying — in words and in
+    /// ``IOASIDError/setLeftFrozen`` — that `set` stays frozen, if it still is: another
+    /// process may have ended the migration meanwhile (the export then failed with
+    /// `setNotFrozen`), and a set that is not frozen is not named.
+    private func leaving(_ set: SetID, _ error: IOASIDError, frozen words: String) -> IOASIDError {
+        var left = error
+        // When even this read fails, the set is taken to be frozen still: the advice to end the migration is then harmless.
+        let frozen = (try? readMapped { tx in try tx.setRecord(set).flags.contains(.frozen) }) ?? true
+        guard frozen else {
+            left.message += "; set \(set) is not frozen (its migration was ended meanwhile)"
+            return left
+        }
+        left.message += words
         left.setLeftFrozen = set
         return left
     }
