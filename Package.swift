@@ -189,7 +189,6 @@ if Context.environment["IOASID_WITHOUT_SERVICE"] == nil {
                 "IOASIDService", "IOASIDStore", "IOASIDTestSupport", "LMDB",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]
