@@ -134,7 +134,7 @@ struct ServiceTests {
         #expect(try CLI.run(["--store", store, "verify"]).status == 0)
     }
 
-    @Test("A request that does not keep its connection alive (HTTP/1.0 without keep-alive, Connection: close in any case or among others) is answered with Connection: close and the connection closed; others stay open",
+    @Test("A request that does not keep its connection alive (HTTP/1.0 without keep-alive, Connection: close in any case or among others) is answered with Connection: close and the connection closed; others stay open; HTTP/1.0 is answered in HTTP/1.0, a stream unchunked",
           .enabled(if: ServiceProcess.isBuilt))
     func closingRequestsClose() throws {
         let dir = try TemporaryDirectory()
@@ -154,13 +154,28 @@ struct ServiceTests {
         for request in closing + open {
             let connection = try UnixHTTPConnectionRaw(path: service.socket)
             try connection.send(Array(request.utf8))
-            let response = connection.readAll()
+            let response = connection.readAll().lowercased()
             let closes = closing.contains(request)
-            #expect(response.hasPrefix("HTTP/1.1 200 "), "\(request): \(response)")
-            #expect(response.lowercased().contains("\r\nconnection: close\r\n") == closes, "\(request): \(response)")
+            // An HTTP/1.0 request is answered in HTTP/1.0; a kept HTTP/1.0 connection says so.
+            let http10 = request.contains("HTTP/1.0")
+            #expect(response.hasPrefix(http10 ? "http/1.0 200 " : "http/1.1 200 "), "\(request): \(response)")
+            #expect(response.contains("\r\nconnection: close\r\n") == closes, "\(request): \(response)")
+            #expect(response.contains("\r\nconnection: keep-alive\r\n") == (http10 && !closes), "\(request): \(response)")
             #expect(connection.isClosed() == closes, "\(request)")
         }
         #expect(try CLI.run(["--store", store, "--json", "status"]).out.contains(#""allocated":3"#))
+
+        // A body without a length (a followed event stream) is not chunked for an HTTP/1.0 client, which could not
+        // read it: the close of the connection ends it, so the response says close even to a keep-alive request.
+        #expect(try CLI.run(["--store", store, "events", "subscribe", "kvm"]).status == 0)
+        let follower = try UnixHTTPConnectionRaw(path: service.socket)
+        try follower.send(Array("GET /events/kvm?follow=true HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".utf8))
+        #expect(try service.request("POST", "/sets/1/ids").status == 200)
+        let stream = follower.readAll()
+        let parts = stream.components(separatedBy: "\r\n\r\n")
+        #expect(stream.hasPrefix("HTTP/1.0 200 ") && !stream.lowercased().contains("transfer-encoding"), "\(stream)")
+        #expect(stream.lowercased().contains("\r\nconnection: close\r\n"), "\(stream)")
+        #expect(parts.count == 2 && parts[1].hasPrefix("{") && parts[1].contains(#""kind":"ALLOC""#), "the event line as it is: \(stream)")
     }
 
     /// Writes `requests` on one new connection at once and reads `count` responses (each with a Content-Length).
