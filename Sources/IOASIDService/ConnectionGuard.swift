@@ -130,16 +130,23 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// which Hummingbird adds before this handler.
     private func addClosingRequests(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
-        do {
-            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
-            try pipeline.addHandler(ClosingRequests(), position: .before(codec))
-        } catch {
-            guard Self.closingWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
-            logger.warning("connections whose request does not keep them alive stay open until the request timeout: the handler could not be added",
-                           metadata: ["error": "\(error)"])
+        insertHandler("ClosingRequests", withoutIt: "connections whose request does not keep them alive stay open until the request timeout") {
+            try pipeline.addHandler(ClosingRequests(), position: .before(try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)))
         }
     }
-    private static let closingWarned = Locked(false)
+
+    /// Runs `insertion`, which adds a handler to this connection's pipeline. Should it fail, the
+    /// connection is still served, without what the handler does: `consequence` is said once per
+    /// process and handler, not per connection.
+    private func insertHandler(_ name: String, withoutIt consequence: String, _ insertion: () throws -> Void) {
+        do {
+            try insertion()
+        } catch {
+            guard Self.warned.withLock({ $0.insert(name).inserted }) else { return }
+            logger.warning("\(consequence): the \(name) handler could not be added", metadata: ["error": "\(error)"])
+        }
+    }
+    private static let warned = Locked(Set<String>())
 
     func channelActive(context: ChannelHandlerContext) {
         start(context: context)
@@ -219,16 +226,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func addHotPath(context: ChannelHandlerContext) {
         guard let core = hotPathCore else { return }
         let pipeline = context.pipeline.syncOperations
-        do {
-            let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-            try pipeline.addHandler(HotPath(core: core), position: .after(state))
-        } catch {
-            // Still served, by the router; said once, not per connection.
-            guard Self.hotPathWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
-            logger.warning("allocations and frees go through the router: the event-loop path could not be added", metadata: ["error": "\(error)"])
+        insertHandler("HotPath", withoutIt: "allocations and frees go through the router") {
+            try pipeline.addHandler(HotPath(core: core), position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
         }
     }
-    private static let hotPathWarned = Locked(false)
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
