@@ -2,9 +2,8 @@ import Foundation
 import HTTPTypes
 import HummingbirdCore
 import IOASIDCommandLine
-package import IOASIDStore
-import Logging
-package import NIOCore
+import IOASIDStore
+import NIOCore
 import NIOHTTPTypes
 
 /// Answers the two requests a VMM makes most — `POST /sets/{sid}/ids` with an
@@ -330,11 +329,4 @@ struct HTTPDate {
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return "\(Self.days[weekday]), \(two(day)) \(Self.months[month - 1]) \(year) \(two(time / 3600)):\(two(time / 60 % 60)):\(two(time % 60)) GMT"
     }
-}
-
-/// A test hook: a ``HotPath`` answering allocations and frees on `store` as a
-/// connection's does, and what stops the service core made for it.
-package func hotPathForTesting(store: IOASIDStore) throws -> (handler: any ChannelHandler, stop: @Sendable () -> Void) {
-    let core = try ServiceCore(store: store, metrics: nil, logger: Logger(label: "ioasid.test"), maxBody: 1 << 20, commandThreads: 1)
-    return (HotPath(core: core), { core.executor.shutdown() })
 }

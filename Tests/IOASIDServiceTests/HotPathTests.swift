@@ -105,11 +105,10 @@ private struct Scene {
     let stop: @Sendable () -> Void
 
     init(_ store: IOASIDStore) async throws {
-        let (hotPath, stop) = try hotPathForTesting(store: store)
+        let (makeHotPath, stop) = try ServiceTestHooks.hotPath(store: store)
         let log = log
-        let handler = UncheckedHandler(hotPath)
         channel = try await NIOAsyncTestingChannel { channel in
-            try channel.pipeline.syncOperations.addHandlers([SocketSide(log: log), handler.value, RouterSide(log: log)])
+            try channel.pipeline.syncOperations.addHandlers([SocketSide(log: log), makeHotPath(), RouterSide(log: log)])
         }
         self.stop = stop
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
@@ -145,12 +144,6 @@ private struct Scene {
         _ = try await channel.finish(acceptAlreadyClosed: true)
         stop()
     }
-}
-
-/// A handler made on the test's thread, handed to the channel's event loop once (it is used only there).
-private struct UncheckedHandler: @unchecked Sendable {
-    let value: any ChannelHandler
-    init(_ value: any ChannelHandler) { self.value = value }
 }
 
 /// What the two recorders saw, in order.
