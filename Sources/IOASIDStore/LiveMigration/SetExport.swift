@@ -69,7 +69,7 @@ extension IOASIDStore {
     private func leaving(_ set: SetID, _ error: IOASIDError, frozen words: String) -> IOASIDError {
         var left = error
         // When even this read fails, the set is taken to be frozen still: the advice to end the migration is then harmless.
-        let frozen = (try? readMapped { tx in try tx.setRecord(set).flags.contains(.frozen) }) ?? true
+        let frozen = (try? self.set(set).isFrozen) ?? true
         guard frozen else {
             left.message += "; set \(set) is not frozen (its migration was ended meanwhile)"
             return left
