@@ -1,4 +1,4 @@
-package import LMDB
+public import LMDB
 
 /// The storage layout of the current schema (version 5): which named
 /// databases hold what, how keys are encoded and how each record is laid out.
@@ -121,8 +121,8 @@ package enum StoreLayout {
 }
 
 /// A record's payload does not decode.
-package struct DecodingFailure: Error, Sendable {
-    package init() {}
+@usableFromInline package struct DecodingFailure: Error, Sendable {
+    @inlinable package init() {}
 }
 
 /// Appends fixed-width big-endian integers and length-prefixed bytes.
@@ -157,7 +157,7 @@ extension ValueReader {
     }
 
     /// Fails unless every byte was read.
-    package func end() throws {
+    @inlinable package func end() throws {
         guard remaining == 0 else { throw DecodingFailure() }
     }
 }
@@ -293,7 +293,9 @@ package struct IDRecord: Equatable, Sendable {
         UnsafeMutableRawBufferPointer(rebasing: out[(at + 4)...]).copyMemory(from: data)
     }
 
-    package init(decoding r: inout ValueReader) throws {
+    // Inlinable, like the owner's decoder below: lookups decode an ID record each, and
+    // a call per field (across the module boundary) cost more than the fields.
+    @inlinable package init(decoding r: inout ValueReader) throws {
         guard try r.u8() == 1 else { throw DecodingFailure() }
         switch try r.u8() {
         case 0: isFreePending = false
@@ -313,7 +315,7 @@ package struct IDRecord: Equatable, Sendable {
     }
 
     /// Just the owning set, without decoding the rest.
-    package static func owner(decoding r: inout ValueReader) throws -> UInt32 {
+    @inlinable package static func owner(decoding r: inout ValueReader) throws -> UInt32 {
         guard try r.u8() == 1 else { throw DecodingFailure() }
         _ = try r.u8()
         return try r.u32()

@@ -93,6 +93,7 @@ extension IOASIDReading where Self: ~Copyable {
     ///
     /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID`` when it is not allocated,
     ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it.
+    @inline(__always)
     public func find(_ id: IOASID, in set: SetID) throws -> IDInfo {
         try info(id, try ownedRecord(id, in: set))
     }
@@ -106,9 +107,15 @@ extension IOASIDReading where Self: ~Copyable {
     }
 
     /// An ID as seen by callers; a free-pending one says what holds it back.
+    @inline(__always)
     private func info(_ id: IOASID, _ record: IDRecord) throws -> IDInfo {
         guard record.isFreePending else { return IDInfo(id: id.rawValue, record: record) }
-        return IDInfo(
+        return try freePendingInfo(id, record)
+    }
+
+    /// ``info(_:_:)`` of a free-pending ID (out of line: a lookup rarely finds one).
+    private func freePendingInfo(_ id: IOASID, _ record: IDRecord) throws -> IDInfo {
+        IDInfo(
             id: id.rawValue, record: record, holders: try holders(of: id),
             waitingFor: try waitingSubscribers(set: SetID(record.set), freeSequence: try freeSequence(of: id))
         )
@@ -175,6 +182,7 @@ extension ReadTransaction {
     public func hostID(forGuest guest: UInt32, in set: SetID) throws -> IOASID { try Self.hostID(self, guest, in: set) }
 
     // The protocol's methods, called where `Self` is generic (so not these again), specialised for `ReadTransaction`.
+    @inline(__always)
     private static func find<T: IOASIDReading & ~Copyable>(_ tx: borrowing T, _ id: IOASID, in set: SetID) throws -> IDInfo {
         try tx.find(id, in: set)
     }

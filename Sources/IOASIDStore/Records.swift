@@ -59,11 +59,13 @@ extension IOASIDReading where Self: ~Copyable {
     }
 
     /// The ID's record, or `nil` when it is not allocated.
+    @inline(__always)
     func idRecord(_ id: IOASID) throws -> IDRecord? {
         try record(id: id.rawValue, in: schema.ids) { try IDRecord(decoding: &$0) }
     }
 
     /// ``record(_:in:_:)`` for a key that is one ID (`ids`, `pending`), built on the stack.
+    @inline(__always)
     func record<R>(id: UInt32, in db: Database, _ decode: (inout ValueReader) throws -> R) throws -> R? {
         do {
             return try txn.withSealedValue(forKey: id, in: db, decode)

@@ -3,35 +3,51 @@ import LMDB
 
 /// The state a transaction closure works in. Its members are internal: use the
 /// methods of ``ReadTransaction`` and ``WriteTransaction``.
-public struct TransactionContext: ~Copyable {
-    let txn: Transaction
-    /// The store's schema, which outlives every transaction of the store (not retained: a lookup would pay for it).
-    unowned(unsafe) let schema: Schema
-    /// Where ``state`` is kept once made: a slot on the stack of ``lend(_:schema:_:)``,
-    /// which outlives the context (lent, it cannot leave the closure).
-    private let stateSlot: UnsafeMutableBufferPointer<TransactionState?>
+///
+/// Valid only inside the closure its transaction was lent to, like the transaction.
+public struct TransactionContext {
+    // Pointers to the lent transaction and to a slot on the stack of
+    // ``lend(_:schema:_:)``, both of which outlive every use: the ~Copyable
+    // transaction that holds the context cannot leave the closure, and no user of
+    // the library can do anything with a context. Two words, so that a lookup reaches
+    // the LMDB transaction with two loads, where a `~Copyable` context was yielded
+    // by a coroutine (which copied it to the heap) on each access.
+    private let transaction: UnsafePointer<Transaction>
+    private let locals: UnsafeMutablePointer<Locals>
 
-    private init(txn: borrowing Transaction, schema: Schema, stateSlot: UnsafeMutableBufferPointer<TransactionState?>) {
-        self.txn = Transaction(lending: txn)
-        self.schema = schema
-        self.stateSlot = stateSlot
+    /// What the context keeps beside the transaction.
+    private struct Locals {
+        /// The store's schema, which outlives every transaction of the store (not retained: a lookup would pay for it).
+        unowned(unsafe) let schema: Schema
+        /// Made on first use (see ``TransactionContext/state``).
+        var state: TransactionState?
     }
+
+    private init(transaction: UnsafePointer<Transaction>, locals: UnsafeMutablePointer<Locals>) {
+        self.transaction = transaction
+        self.locals = locals
+    }
+
+    /// The LMDB transaction.
+    var txn: Transaction { unsafeAddress { transaction } }
+
+    /// The store's schema.
+    var schema: Schema { locals.pointee.schema }
 
     /// Per-transaction memo and bookkeeping, made on first use: a lookup in
     /// its own read transaction never needs one, and making one costs more than the lookup.
     var state: TransactionState {
-        if let state = stateSlot[0] { return state }
+        if let state = locals.pointee.state { return state }
         let state = TransactionState()
-        stateSlot[0] = state
+        locals.pointee.state = state
         return state
     }
 
     /// Runs `body` with the context of `txn`.
-    static func lend<R>(_ txn: borrowing Transaction, schema: Schema, _ body: (consuming TransactionContext) throws -> R) rethrows -> R {
-        try withUnsafeTemporaryAllocation(of: TransactionState?.self, capacity: 1) { slot in
-            slot.initialize(repeating: nil)
-            defer { _ = slot.deinitialize() }
-            return try body(TransactionContext(txn: txn, schema: schema, stateSlot: slot))
+    static func lend<R>(_ txn: borrowing Transaction, schema: Schema, _ body: (TransactionContext) throws -> R) rethrows -> R {
+        var locals = Locals(schema: schema, state: nil)
+        return try withUnsafePointer(to: txn) { transaction in
+            try withUnsafeMutablePointer(to: &locals) { try body(TransactionContext(transaction: transaction, locals: $0)) }
         }
     }
 }

@@ -86,7 +86,29 @@ public struct Transaction: ~Copyable {
     }
 
     /// ``withSealedValue(forKey:in:_:)`` for a `UInt32` key stored big-endian, without building an array.
+    // Inlinable, over a non-generic half: a caller's decoder is specialised and inlined
+    // into its lookup instead of running through generic value witnesses.
+    @inlinable
     public func withSealedValue<R>(forKey key: UInt32, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        guard let payload = try sealedPayload(forKey: key, in: db) else { return nil }
+        var reader = ValueReader(payload)
+        return try body(&reader)
+    }
+
+    /// ``withSealedValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
+    @inlinable
+    public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+        guard let payload = try sealedPayload(rawKey: k, in: db) else { return nil }
+        var reader = ValueReader(payload)
+        return try body(&reader)
+    }
+
+    /// The checked payload of the sealed record under `key` (pointing into the map, valid
+    /// while the transaction lasts), or `nil` when there is none.
+    ///
+    /// - Throws: ``DamagedRecord`` when the seal does not match; ``LMDBError``.
+    @usableFromInline
+    func sealedPayload(forKey key: UInt32, in db: Database) throws -> UnsafeRawBufferPointer? {
         var mv = MDB_val()
         let rc = clmdb_get_u32(handle, db.dbi, key, &mv)
         if rc == MDB_NOTFOUND { return nil }
@@ -94,12 +116,12 @@ public struct Transaction: ~Copyable {
         let bigEndian = key.bigEndian
         let payload = Swift.withUnsafeBytes(of: bigEndian) { k in Sealing.payload(of: buffer(mv), key: k) }
         guard let payload else { throw DamagedRecord(database: db.name, key: BigEndian.bytes(key)) }
-        var reader = ValueReader(payload)
-        return try body(&reader)
+        return payload
     }
 
-    /// ``withSealedValue(forKey:in:_:)`` for a key given as raw bytes (for example on the stack).
-    public func withSealedValue<R>(rawKey k: UnsafeRawBufferPointer, in db: Database, _ body: (inout ValueReader) throws -> R) throws -> R? {
+    /// ``sealedPayload(forKey:in:)`` for a key given as raw bytes.
+    @usableFromInline
+    func sealedPayload(rawKey k: UnsafeRawBufferPointer, in db: Database) throws -> UnsafeRawBufferPointer? {
         var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
         var mv = MDB_val()
         let rc = clmdb_get(handle, db.dbi, &mk, &mv)
@@ -108,8 +130,7 @@ public struct Transaction: ~Copyable {
         guard let payload = Sealing.payload(of: buffer(mv), key: k) else {
             throw DamagedRecord(database: db.name, key: [UInt8](k))
         }
-        var reader = ValueReader(payload)
-        return try body(&reader)
+        return payload
     }
 
     /// Stores `payload` sealed (see ``Sealing``) under `key`.

@@ -13,7 +13,7 @@ public struct ValueReader: ~Copyable {
     @usableFromInline let base: UnsafeRawBufferPointer
     @usableFromInline var offset = 0
 
-    init(_ base: UnsafeRawBufferPointer) { self.base = base }
+    @usableFromInline init(_ base: UnsafeRawBufferPointer) { self.base = base }
 
     /// A reader over bytes held in an array, for decoding a copied-out value.
     /// `body` gets the reader; it must not keep it.
@@ -27,29 +27,38 @@ public struct ValueReader: ~Copyable {
     /// Bytes not yet read.
     @inlinable public var remaining: Int { base.count - offset }
 
+    // Always inlined, as are the integers below: a decoder reads a few of them per record,
+    // and the optimiser left them as calls (one per field) in the decoders of other modules.
+
     /// Reads one byte.
-    @inlinable public mutating func u8() throws(Underflow) -> UInt8 {
+    @inlinable @inline(__always) public mutating func u8() throws(Underflow) -> UInt8 {
         guard remaining >= 1 else { throw Underflow() }
         defer { offset += 1 }
         return base[offset]
     }
 
     /// Reads a big-endian `UInt16`.
-    @inlinable public mutating func u16() throws(Underflow) -> UInt16 { try integer() }
+    @inlinable @inline(__always) public mutating func u16() throws(Underflow) -> UInt16 { try integer() }
     /// Reads a big-endian `UInt32`.
-    @inlinable public mutating func u32() throws(Underflow) -> UInt32 { try integer() }
+    @inlinable @inline(__always) public mutating func u32() throws(Underflow) -> UInt32 { try integer() }
     /// Reads a big-endian `UInt64`.
-    @inlinable public mutating func u64() throws(Underflow) -> UInt64 { try integer() }
+    @inlinable @inline(__always) public mutating func u64() throws(Underflow) -> UInt64 { try integer() }
 
     /// Copies out the next `count` bytes.
-    public mutating func bytes(_ count: Int) throws(Underflow) -> [UInt8] {
+    @inlinable @inline(__always) public mutating func bytes(_ count: Int) throws(Underflow) -> [UInt8] {
         guard count >= 0, remaining >= count else { throw Underflow() }
-        defer { offset += count }
+        // Most records carry no bytes (an ID without private data): no call for those.
         if count == 0 { return [] }
+        return copyBytes(count)
+    }
+
+    /// Copies out the next `count` bytes, which are there.
+    @usableFromInline mutating func copyBytes(_ count: Int) -> [UInt8] {
+        defer { offset += count }
         return [UInt8](UnsafeRawBufferPointer(rebasing: base[offset..<offset + count]))
     }
 
-    @inlinable mutating func integer<T: FixedWidthInteger>() throws(Underflow) -> T {
+    @inlinable @inline(__always) mutating func integer<T: FixedWidthInteger>() throws(Underflow) -> T {
         let width = MemoryLayout<T>.size
         guard remaining >= width else { throw Underflow() }
         defer { offset += width }

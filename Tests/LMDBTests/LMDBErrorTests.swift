@@ -63,4 +63,19 @@ struct ChecksumTests {
         // Which path `crc32c` took here (the comparison is meaningful only with the instruction).
         print("CRC32C instruction: \(Checksum.usesHardware)")
     }
+
+    @Test("CRC32C of two halves (a sealed record's key and payload) is the CRC32C of the whole, split anywhere")
+    func halves() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<40 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+            let whole = bytes.withUnsafeBytes { ~Checksum.softwareUpdate(0xFFFF_FFFF, $0) }
+            for split in 0...length {
+                let pair = bytes.withUnsafeBytes { b in
+                    Checksum.crc32c(UnsafeRawBufferPointer(rebasing: b[..<split]), UnsafeRawBufferPointer(rebasing: b[split...]))
+                }
+                #expect(pair == whole, "length \(length), split at \(split)")
+            }
+        }
+    }
 }

@@ -15,6 +15,9 @@
 /* CRC32C: whether the CPU computes it (found once), and the raw update (no inversion). */
 int clmdb_crc32c_hardware(void);
 uint32_t clmdb_crc32c_update(uint32_t crc, const void *data, size_t count);
+/* The CRC32C of `first ‖ second` into *crc, in one call (a sealed record's key and
+ * payload); returns 0, leaving *crc alone, when the CPU has no CRC instruction. */
+int clmdb_crc32c_pair(const void *first, size_t first_count, const void *second, size_t second_count, uint32_t *crc);
 
 /* Installs the fault handlers (once per process) and LMDB's assert callback for `env`. */
 void clmdb_install_fault_handlers(void);

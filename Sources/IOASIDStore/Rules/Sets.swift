@@ -12,6 +12,7 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The record of `id` after the ownership check (kernel `-EACCES`): the one
     /// definition of "this ID belongs to that set".
+    @inline(__always)
     func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {
         guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
         guard record.set == set.rawValue else {
