@@ -3,7 +3,7 @@ import LMDB
 
 /// Handles of the store's named databases (created by the migrations in
 /// `migrations/`; their layout is ``StoreLayout``).
-final class Schema: Sendable {
+struct Schema: Sendable {
     let meta: Database
     let control: Database
     let tokens: Database

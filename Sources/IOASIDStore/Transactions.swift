@@ -6,48 +6,48 @@ import LMDB
 ///
 /// Valid only inside the closure its transaction was lent to, like the transaction.
 public struct TransactionContext {
-    // Pointers to the lent transaction and to a slot on the stack of
-    // ``lend(_:schema:_:)``, both of which outlive every use: the ~Copyable
+    // Pointers to the lent transaction, to the store's schema and to a slot on the
+    // stack of ``lend(_:schema:_:)``, all of which outlive every use: the ~Copyable
     // transaction that holds the context cannot leave the closure, and no user of
-    // the library can do anything with a context. Two words, so that a lookup reaches
-    // the LMDB transaction with two loads, where a `~Copyable` context was yielded
-    // by a coroutine (which copied it to the heap) on each access.
+    // the library can do anything with a context. Three words, so that a lookup
+    // reaches the LMDB transaction and a database handle with loads alone, where a
+    // `~Copyable` context was yielded by a coroutine (which copied it to the heap) on
+    // each access, and the schema, a class, was retained and released.
     private let transaction: UnsafePointer<Transaction>
-    private let locals: UnsafeMutablePointer<Locals>
+    private let schemaPointer: UnsafePointer<Schema>
+    /// Made on first use (see ``state``).
+    private let stateSlot: UnsafeMutablePointer<TransactionState?>
 
-    /// What the context keeps beside the transaction.
-    private struct Locals {
-        /// The store's schema, which outlives every transaction of the store (not retained: a lookup would pay for it).
-        unowned(unsafe) let schema: Schema
-        /// Made on first use (see ``TransactionContext/state``).
-        var state: TransactionState?
-    }
-
-    private init(transaction: UnsafePointer<Transaction>, locals: UnsafeMutablePointer<Locals>) {
+    private init(
+        transaction: UnsafePointer<Transaction>, schema: UnsafePointer<Schema>, stateSlot: UnsafeMutablePointer<TransactionState?>
+    ) {
         self.transaction = transaction
-        self.locals = locals
+        schemaPointer = schema
+        self.stateSlot = stateSlot
     }
 
     /// The LMDB transaction.
     var txn: Transaction { unsafeAddress { transaction } }
 
-    /// The store's schema.
-    var schema: Schema { locals.pointee.schema }
+    /// The store's database handles.
+    var schema: Schema { unsafeAddress { schemaPointer } }
 
     /// Per-transaction memo and bookkeeping, made on first use: a lookup in
     /// its own read transaction never needs one, and making one costs more than the lookup.
     var state: TransactionState {
-        if let state = locals.pointee.state { return state }
+        if let state = stateSlot.pointee { return state }
         let state = TransactionState()
-        locals.pointee.state = state
+        stateSlot.pointee = state
         return state
     }
 
     /// Runs `body` with the context of `txn`.
     static func lend<R>(_ txn: borrowing Transaction, schema: Schema, _ body: (TransactionContext) throws -> R) rethrows -> R {
-        var locals = Locals(schema: schema, state: nil)
+        var state: TransactionState? = nil
         return try withUnsafePointer(to: txn) { transaction in
-            try withUnsafeMutablePointer(to: &locals) { try body(TransactionContext(transaction: transaction, locals: $0)) }
+            try withUnsafePointer(to: schema) { schema in
+                try withUnsafeMutablePointer(to: &state) { try body(TransactionContext(transaction: transaction, schema: schema, stateSlot: $0)) }
+            }
         }
     }
 }
@@ -142,7 +142,7 @@ public struct WriteTransaction: IOASIDReading, ~Copyable {
 
 extension IOASIDReading where Self: ~Copyable {
     var txn: Transaction { _read { yield context.txn } }
-    var schema: Schema { context.schema }
+    var schema: Schema { _read { yield context.schema } }
 }
 
 /// Whether a failed operation must have changed nothing: refusals, lookups

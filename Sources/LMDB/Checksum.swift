@@ -21,6 +21,7 @@ public enum Checksum {
     }
 
     /// The CRC32C of `first` followed by `second`.
+    @inline(__always)
     package static func crc32c(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> UInt32 {
         // One call into C for both halves when the CPU has the instruction (every read checks a seal).
         var crc: UInt32 = 0
@@ -75,6 +76,7 @@ public enum Sealing {
     }
 
     /// The payload of a sealed `value` stored under `key`, or `nil` when the trailer does not match.
+    @inline(__always)
     static func payload(of value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard value.count >= trailerSize else { return nil }
         let payload = UnsafeRawBufferPointer(rebasing: value[..<(value.count - trailerSize)])

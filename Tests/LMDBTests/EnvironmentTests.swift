@@ -23,6 +23,21 @@ struct EnvironmentTests {
         }
     }
 
+    @Test("A database handle keeps its own name, and handles are equal when they are the same database")
+    func databaseNames() throws {
+        try withEnvironment { env, test in
+            let alpha = try env.openDatabase(named: "alpha", create: true)
+            let beta = try env.openDatabase(named: "beta \u{1F600}", create: true)
+            let alphaAgain = try env.openDatabase(named: "alpha")
+            #expect(test.name == "test" && alpha.name == "alpha" && beta.name == "beta \u{1F600}")
+            #expect("\(beta)" == "beta \u{1F600}")
+            #expect(alpha == alphaAgain && alpha != beta && alpha != test)
+            #expect(Set([alpha, beta, alphaAgain, test]).count == 3)
+            let names = try env.read { txn in try txn.openDatabase(named: "beta \u{1F600}").name }
+            #expect(names == "beta \u{1F600}")
+        }
+    }
+
     @Test("Files are created readable and writable by the owner only")
     func fileModes() throws {
         try withEnvironment { env, _ in
