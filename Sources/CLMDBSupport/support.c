@@ -267,59 +267,138 @@ int clmdb_txn_reset(MDB_txn *txn) {
     return 0;
 }
 
-/* ---- Read transactions: a pool of reset ones, and a per-thread mark -------
+/* ---- Read transactions: slots of reset ones, and a per-thread mark --------
  * A read costs little more than its lookups: a reset read transaction is
- * renewed (MDB_NOTLS lets any thread do that) instead of begun, and the pool
- * is a few slots taken and filled with one atomic exchange each, not a lock. */
+ * renewed (MDB_NOTLS lets any thread do that) instead of begun. Each slot keeps
+ * one and a state: IDLE (free), BUSY (a reader is in it) or BLOCKED (a map
+ * resize holds it). A reader takes an IDLE slot with one compare-and-swap and
+ * gives it back with a release store (no other atomic, no lock), and a resize
+ * blocks every slot, waiting for the readers in them to leave, before it
+ * changes the map: the slots are also the readers' side of the resize lock. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <time.h>
 
 #define CLMDB_POOL_SLOTS 8
+enum { CLMDB_SLOT_IDLE = 0, CLMDB_SLOT_BUSY = 1, CLMDB_SLOT_BLOCKED = 2 };
+struct clmdb_reader_slot {
+    _Alignas(64) _Atomic int state; /* one cache line per slot: readers on other cores do not share it */
+    /* Written only by the slot's holder; read by others (relaxed) only to prefer a slot that keeps
+     * a transaction, since each kept transaction holds an entry of LMDB's reader table. */
+    _Atomic(MDB_txn *) txn;
+};
 struct clmdb_reader_pool {
-    _Atomic(MDB_txn *) slots[CLMDB_POOL_SLOTS];
+    struct clmdb_reader_slot slots[CLMDB_POOL_SLOTS];
 };
 
 clmdb_reader_pool *clmdb_reader_pool_create(void) {
-    clmdb_reader_pool *pool = malloc(sizeof *pool);
+    clmdb_reader_pool *pool = aligned_alloc(64, sizeof(clmdb_reader_pool));
     if (pool == NULL) return NULL;
-    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) atomic_init(&pool->slots[i], NULL);
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+        atomic_init(&pool->slots[i].state, CLMDB_SLOT_IDLE);
+        atomic_init(&pool->slots[i].txn, NULL);
+    }
     return pool;
 }
 
 void clmdb_reader_pool_destroy(clmdb_reader_pool *pool) {
     if (pool == NULL) return;
     for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
-        MDB_txn *txn = atomic_exchange(&pool->slots[i], NULL);
+        MDB_txn *txn = atomic_load_explicit(&pool->slots[i].txn, memory_order_relaxed);
         if (txn != NULL) (void)clmdb_txn_abort(txn);
     }
     free(pool);
 }
 
-int clmdb_reader_begin(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn) {
-    for (int i = 0; pool != NULL && i < CLMDB_POOL_SLOTS; i++) {
-        if (atomic_load_explicit(&pool->slots[i], memory_order_relaxed) == NULL) continue;
-        MDB_txn *idle = atomic_exchange(&pool->slots[i], NULL);
-        if (idle == NULL) continue;
-        int rc = clmdb_txn_renew(idle);
-        if (rc == 0) {
-            *txn = idle;
-            return 0;
+/* Where a thread starts looking: threads spread over the slots. */
+static atomic_uint clmdb_reader_threads;
+static _Thread_local int clmdb_reader_hint = -1;
+
+/* Takes slot `s` if it is free; then renews its transaction or begins one. 1: taken (rc set), 0: not free. */
+static int clmdb_reader_take(struct clmdb_reader_slot *s, MDB_env *env, MDB_txn **txn, int *rc) {
+    int expected = CLMDB_SLOT_IDLE;
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) != CLMDB_SLOT_IDLE) return 0;
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &expected, CLMDB_SLOT_BUSY, memory_order_acquire, memory_order_relaxed)) return 0;
+    MDB_txn *kept = atomic_load_explicit(&s->txn, memory_order_relaxed);
+    if (kept != NULL) {
+        *rc = clmdb_txn_renew(kept);
+        if (*rc != 0) {
+            (void)clmdb_txn_abort(kept);
+            kept = NULL;
         }
-        (void)clmdb_txn_abort(idle);
-        return rc;
+    } else {
+        *rc = clmdb_txn_begin(env, NULL, MDB_RDONLY, &kept);
+        if (*rc != 0) kept = NULL;
     }
-    return clmdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+    atomic_store_explicit(&s->txn, kept, memory_order_relaxed);
+    if (*rc != 0 || kept == NULL) {
+        atomic_store_explicit(&s->state, CLMDB_SLOT_IDLE, memory_order_release);
+        if (*rc == 0) *rc = EINVAL;
+        return 1;
+    }
+    *txn = kept;
+    return 1;
 }
 
-int clmdb_reader_end(clmdb_reader_pool *pool, MDB_txn *txn) {
-    if (pool == NULL) return clmdb_txn_abort(txn);
-    int rc = clmdb_txn_reset(txn);
-    if (rc != 0) return rc; /* faulted: LMDB's state is unknown, the transaction is leaked */
-    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
-        MDB_txn *expected = NULL;
-        if (atomic_compare_exchange_strong(&pool->slots[i], &expected, txn)) return 0;
+int clmdb_reader_acquire(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn, int *slot) {
+    if (pool == NULL) return CLMDB_NO_SLOT;
+    if (clmdb_reader_hint < 0) {
+        clmdb_reader_hint = (int)(atomic_fetch_add_explicit(&clmdb_reader_threads, 1, memory_order_relaxed) % CLMDB_POOL_SLOTS);
     }
-    return clmdb_txn_abort(txn);
+    /* First a free slot that keeps a transaction (renewing it uses no new reader-table entry), then any free slot. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+            int k = (clmdb_reader_hint + i) % CLMDB_POOL_SLOTS;
+            struct clmdb_reader_slot *s = &pool->slots[k];
+            if (pass == 0 && atomic_load_explicit(&s->txn, memory_order_relaxed) == NULL) continue;
+            int rc = 0;
+            if (!clmdb_reader_take(s, env, txn, &rc)) continue;
+            if (rc != 0) return rc;
+            *slot = k;
+            return 0;
+        }
+    }
+    return CLMDB_NO_SLOT;
+}
+
+int clmdb_reader_release(clmdb_reader_pool *pool, int slot, int discard) {
+    if (pool == NULL || slot < 0 || slot >= CLMDB_POOL_SLOTS) return EINVAL;
+    struct clmdb_reader_slot *s = &pool->slots[slot];
+    MDB_txn *kept = atomic_load_explicit(&s->txn, memory_order_relaxed);
+    int rc = 0;
+    if (kept != NULL) {
+        rc = discard ? clmdb_txn_abort(kept) : clmdb_txn_reset(kept);
+        /* Aborted, or the reset faulted (LMDB's state is unknown: the transaction is leaked). */
+        if (discard || rc != 0) atomic_store_explicit(&s->txn, NULL, memory_order_relaxed);
+    }
+    atomic_store_explicit(&s->state, CLMDB_SLOT_IDLE, memory_order_release);
+    return rc;
+}
+
+void clmdb_reader_pool_block(clmdb_reader_pool *pool) {
+    if (pool == NULL) return;
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) {
+        struct clmdb_reader_slot *s = &pool->slots[i];
+        for (unsigned tries = 0;; tries++) {
+            int expected = CLMDB_SLOT_IDLE;
+            if (atomic_compare_exchange_strong_explicit(&s->state, &expected, CLMDB_SLOT_BLOCKED, memory_order_acq_rel, memory_order_relaxed)) break;
+            /* A reader is in it: yield a few times, then sleep (up to 1 ms) until it leaves. */
+            if (tries < 16) {
+                sched_yield();
+            } else {
+                unsigned shift = tries - 16 < 10 ? tries - 16 : 10;
+                struct timespec pause = {0, (long)(1000u << shift)};
+                nanosleep(&pause, NULL);
+            }
+        }
+    }
+}
+
+void clmdb_reader_pool_unblock(clmdb_reader_pool *pool) {
+    if (pool == NULL) return;
+    for (int i = 0; i < CLMDB_POOL_SLOTS; i++) atomic_store_explicit(&pool->slots[i].state, CLMDB_SLOT_IDLE, memory_order_release);
 }
 
 #define CLMDB_MARKS 32

@@ -76,7 +76,8 @@ public final class Environment: @unchecked Sendable {
     /// Set once a call hit damage (``LMDBError/fault``): LMDB's state may be
     /// inconsistent, so no transaction is begun again.
     private let faulted = Atomic<Bool>(false)
-    /// Reset read transactions kept for reuse (`nil` if its memory could not be had: then none are kept).
+    /// Reader slots, each keeping a reset read transaction for reuse (`nil` if their memory
+    /// could not be had: then every read begins its own transaction under ``resizeLock``).
     private let readers = clmdb_reader_pool_create()
     private let databases = Locked([String: Database]())
 
@@ -194,13 +195,14 @@ public final class Environment: @unchecked Sendable {
         var clearedReaders = false
         while true {
             do {
-                return try resizeLock.withReadLock { () throws -> R in
-                    var raw: OpaquePointer?
-                    try LMDBError.check(clmdb_reader_begin(readers, handle, &raw))
-                    guard let txn = raw else { throw LMDBError.invalidArgument }
-                    defer { releaseReader(txn) }
-                    return try body(Transaction(handle: txn, environment: self, writes: nil))
-                }
+                var raw: OpaquePointer?
+                var slot: Int32 = -1
+                let rc = clmdb_reader_acquire(readers, handle, &raw, &slot)
+                if rc == CLMDB_NO_SLOT { return try readWithoutSlot(body) }
+                try LMDBError.check(rc)
+                defer { releaseReader(slot) }
+                guard let txn = raw else { throw LMDBError.invalidArgument }
+                return try body(Transaction(handle: txn, environment: self, writes: nil))
             } catch let error as LMDBError where error == .mapResized {
                 try adoptGrownMap()
             } catch let error as LMDBError where error == .readersFull && !clearedReaders {
@@ -274,13 +276,33 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    /// Resets the read transaction for reuse (or aborts it once the environment has faulted).
-    private func releaseReader(_ txn: OpaquePointer) {
-        if faulted.load(ordering: .relaxed) {
-            _ = clmdb_txn_abort(txn)
-            return
+    /// Resets the read transaction in `slot` for reuse and frees the slot (or aborts the
+    /// transaction once the environment has faulted).
+    private func releaseReader(_ slot: Int32) {
+        let discard: Int32 = faulted.load(ordering: .relaxed) ? 1 : 0
+        if clmdb_reader_release(readers, slot, discard) == CLMDB_FAULT { faulted.store(true, ordering: .sequentiallyConsistent) }
+    }
+
+    /// A read when every reader slot is taken: a transaction of its own, begun and
+    /// aborted under the resize lock (which a slot stands in for).
+    private func readWithoutSlot<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        try resizeLock.withReadLock { () throws -> R in
+            var raw: OpaquePointer?
+            try LMDBError.check(clmdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw))
+            guard let txn = raw else { throw LMDBError.invalidArgument }
+            defer { _ = clmdb_txn_abort(txn) }
+            return try body(Transaction(handle: txn, environment: self, writes: nil))
         }
-        if clmdb_reader_end(readers, txn) == CLMDB_FAULT { faulted.store(true, ordering: .sequentiallyConsistent) }
+    }
+
+    /// Runs `body` (which changes the map) with no transaction of this process active:
+    /// writers and slotless readers held off by the resize lock, readers by their slots.
+    private func withMapExclusive<R>(_ body: () throws(LMDBError) -> R) throws(LMDBError) -> R {
+        try resizeLock.withWriteLock { () throws(LMDBError) -> R in
+            clmdb_reader_pool_block(readers)
+            defer { clmdb_reader_pool_unblock(readers) }
+            return try body()
+        }
     }
 
     // MARK: Map size
@@ -293,7 +315,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     private func growMap() throws(LMDBError) {
-        try resizeLock.withWriteLock { () throws(LMDBError) in
+        try withMapExclusive { () throws(LMDBError) in
             let current = mapSize
             guard current < options.maxMapSize else { throw LMDBError.mapFull }
             let next = min(current * 2, options.maxMapSize)
@@ -302,7 +324,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     private func adoptGrownMap() throws(LMDBError) {
-        try resizeLock.withWriteLock { () throws(LMDBError) in
+        try withMapExclusive { () throws(LMDBError) in
             try LMDBError.check(mdb_env_set_mapsize(handle, 0))
         }
     }

@@ -6,9 +6,11 @@ internal import Darwin
 
 /// A reader–writer lock over `pthread_rwlock_t`.
 ///
-/// Every transaction holds it shared; growing the memory map holds it
-/// exclusively, because `mdb_env_set_mapsize` requires that no transaction of
-/// this process is active.
+/// Write transactions (and a read that found no free reader slot) hold it
+/// shared; changing the memory map holds it exclusively and blocks every reader
+/// slot too, because `mdb_env_set_mapsize` requires that no transaction of this
+/// process is active. (A read in a slot is kept out by the slot alone, which
+/// costs one compare-and-swap where this lock cost two atomic operations.)
 final class ReadWriteLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 

@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Synchronization
 import Testing
 
 /// A fresh environment in a temporary directory.
@@ -97,6 +98,90 @@ struct EnvironmentTests {
             }
             #expect(env.mapSize > 64 * 1024)
             #expect(try env.read { try $0.count(of: db) } == 2000)
+        }
+    }
+
+    @Test("Growing the map waits for the readers in every reader slot; a read with no free slot goes ahead meanwhile")
+    func growthWaitsForSlots() throws {
+        var options = Environment.Options()
+        options.mapSize = 64 * 1024
+        try withEnvironment(options) { env, db in
+            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+            // Eight readers (one per slot) stay inside their reads until released.
+            let inside = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            let seen = Atomic<Int>(0)
+            let readers = (0..<8).map { _ in
+                Thread {
+                    let value = try? env.read { txn -> [UInt8]? in
+                        inside.signal()
+                        release.wait()
+                        return try txn.get(key(0), in: db)
+                    }
+                    if value == [7] { seen.add(1, ordering: .relaxed) }
+                }
+            }
+            for reader in readers { reader.start() }
+            for _ in readers { inside.wait() }
+            // Every slot is taken: this read takes a transaction of its own, under the resize lock.
+            #expect(try env.read { txn in try txn.get(key(0), in: db) } == [7])
+            // A write that must grow the map cannot change it while the readers are in their slots.
+            let grown = Atomic<Bool>(false)
+            let writer = Thread {
+                let value = [UInt8](repeating: 9, count: 512)
+                try? env.write { txn in for i in 1...400 { try txn.put(value, forKey: key(UInt32(i)), in: db) } }
+                grown.store(true, ordering: .sequentiallyConsistent)
+            }
+            writer.start()
+            usleep(300_000)
+            let grewEarly = grown.load(ordering: .sequentiallyConsistent)
+            #expect(!grewEarly, "the map changed under live readers")
+            #expect(env.mapSize == 64 * 1024)
+            for _ in readers { release.signal() }
+            while !writer.isFinished || readers.contains(where: { !$0.isFinished }) { usleep(1000) }
+            let grew = grown.load(ordering: .sequentiallyConsistent)
+            #expect(grew && env.mapSize > 64 * 1024)
+            let sound = seen.load(ordering: .relaxed)
+            #expect(sound == 8)
+            #expect(try env.read { try $0.count(of: db) } == 401)
+        }
+    }
+
+    @Test("Readers in more threads than there are slots read consistently while the map grows under them")
+    func readsWhileGrowing() throws {
+        var options = Environment.Options()
+        options.mapSize = 64 * 1024
+        try withEnvironment(options) { env, db in
+            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+            let stop = Atomic<Bool>(false)
+            let reads = Atomic<Int>(0)
+            let wrong = Atomic<Int>(0)
+            let readers = (0..<12).map { _ in
+                Thread {
+                    var last = 0
+                    while !stop.load(ordering: .relaxed) {
+                        let result = try? env.read { txn in (try txn.get(key(0), in: db), try txn.count(of: db)) }
+                        guard let (value, count) = result, value == [7], count >= last else {
+                            wrong.add(1, ordering: .relaxed)
+                            continue
+                        }
+                        last = count
+                        reads.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            for reader in readers { reader.start() }
+            let value = [UInt8](repeating: 9, count: 512)
+            for batch in 0..<20 {
+                try env.write { txn in for i in 1...50 { try txn.put(value, forKey: key(UInt32(batch * 50 + i)), in: db) } }
+            }
+            stop.store(true, ordering: .relaxed)
+            while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
+            #expect(env.mapSize > 64 * 1024)
+            let wrongReads = wrong.load(ordering: .relaxed), goodReads = reads.load(ordering: .relaxed)
+            #expect(wrongReads == 0)
+            #expect(goodReads > 0)
+            #expect(try env.read { try $0.count(of: db) } == 1001)
         }
     }
 

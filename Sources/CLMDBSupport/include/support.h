@@ -45,17 +45,27 @@ int clmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor);
 int clmdb_env_copy2(MDB_env *env, const char *path, unsigned int flags);
 int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
 
-/* A pool of reset read transactions (at most 8 kept), taken and refilled
- * without a lock. clmdb_reader_begin renews a pooled one or begins one;
- * clmdb_reader_end resets it and keeps it (or aborts it when the pool is
- * full), returning CLMDB_FAULT, with the transaction leaked, if the reset
- * faulted. Destroy aborts what the pool holds. A NULL pool (its memory could
- * not be had) keeps nothing: begin begins, end aborts. */
+/* Eight slots of reset read transactions, which are also the readers' side of
+ * the lock that keeps map resizes out while a read runs. clmdb_reader_acquire
+ * takes a free slot (one compare-and-swap) and renews its transaction, or
+ * begins one, into *txn, *slot; it returns CLMDB_NO_SLOT when every slot is
+ * taken or blocked (the caller then begins a transaction of its own under the
+ * resize lock), or an LMDB or fault code with the slot given back.
+ * clmdb_reader_release resets the slot's transaction (aborts it with
+ * `discard`) and frees the slot, returning CLMDB_FAULT, with the transaction
+ * leaked, if that faulted. clmdb_reader_pool_block waits for every slot to be
+ * free and holds them all (call it before changing the map, with writers and
+ * slotless readers excluded); unblock frees them. Destroy aborts what the slots
+ * hold (no reader may be in one). A NULL pool (its memory could not be had)
+ * has no slots. */
+#define CLMDB_NO_SLOT (-30501)
 typedef struct clmdb_reader_pool clmdb_reader_pool;
 clmdb_reader_pool *clmdb_reader_pool_create(void);
 void clmdb_reader_pool_destroy(clmdb_reader_pool *pool);
-int clmdb_reader_begin(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn);
-int clmdb_reader_end(clmdb_reader_pool *pool, MDB_txn *txn);
+int clmdb_reader_acquire(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn, int *slot);
+int clmdb_reader_release(clmdb_reader_pool *pool, int slot, int discard);
+void clmdb_reader_pool_block(clmdb_reader_pool *pool);
+void clmdb_reader_pool_unblock(clmdb_reader_pool *pool);
 
 /* Per-thread marks of the owners (environments) with a transaction open on
  * this thread: enter returns 0 when marked, 1 when already marked (a nested
