@@ -423,6 +423,13 @@ void clmdb_mark_exit(const void *owner) {
     }
 }
 
+int clmdb_mark_held(const void *owner) {
+    for (int i = 0; i < clmdb_mark_count; i++) {
+        if (clmdb_marks[i] == owner) return 1;
+    }
+    return 0;
+}
+
 /* ---- fork() generations ---------------------------------------------------- */
 static atomic_ulong clmdb_forks;
 static pthread_once_t clmdb_fork_once = PTHREAD_ONCE_INIT;

@@ -378,7 +378,18 @@ public final class Environment: @unchecked Sendable {
     /// Copies a consistent snapshot of the environment into the directory `destination`
     /// (which must exist and be empty), optionally compacting it.
     public func copy(to destination: String, compact: Bool = false) throws(LMDBError) {
-        try LMDBError.check(clmdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        try withMapSteady { () throws(LMDBError) in
+            try LMDBError.check(clmdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        }
+    }
+
+    /// Runs `body`, which reads through a transaction of LMDB's own (a copy), with map
+    /// changes kept out: under the resize lock, shared — unless this thread is inside a
+    /// transaction of this environment, which keeps them out already (and a resize
+    /// waiting for that transaction would hold the lock against this thread for ever).
+    func withMapSteady<R>(_ body: () throws(LMDBError) -> R) throws(LMDBError) -> R {
+        if clmdb_mark_held(Unmanaged.passUnretained(self).toOpaque()) != 0 { return try body() }
+        return try resizeLock.withReadLock(body)
     }
 }
 

@@ -132,8 +132,11 @@ public struct SystemFile: ~Copyable {
     /// Copies the environment's data file into this file (`mdb_env_copyfd2`),
     /// optionally compacted. Call ``sync()`` afterwards.
     public func copy(from environment: Environment, compact: Bool) throws(LMDBError) {
-        // LMDB returns the errno itself.
-        try LMDBError.check(SyscallFaults.injected(.copy) ?? clmdb_env_copyfd2(environment.handle, descriptor, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        // LMDB returns the errno itself. The copy reads through a transaction of LMDB's own:
+        // map changes are kept out meanwhile.
+        try environment.withMapSteady { () throws(LMDBError) in
+            try LMDBError.check(SyscallFaults.injected(.copy) ?? clmdb_env_copyfd2(environment.handle, descriptor, compact ? UInt32(MDB_CP_COMPACT) : 0))
+        }
     }
 }
 

@@ -185,6 +185,84 @@ struct EnvironmentTests {
         }
     }
 
+    @Test("Copies made while other commits grow the map are whole, and the environment stays usable")
+    func copiesWhileGrowing() throws {
+        var options = Environment.Options()
+        options.mapSize = 64 * 1024
+        try withEnvironment(options) { env, db in
+            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+            let done = Atomic<Bool>(false)
+            let writer = Thread {
+                let value = [UInt8](repeating: 9, count: 512)
+                for batch in 0..<40 {
+                    try? env.write { txn in for i in 1...50 { try txn.put(value, forKey: key(UInt32(batch * 50 + i)), in: db) } }
+                }
+                done.store(true, ordering: .sequentiallyConsistent)
+            }
+            writer.start()
+            var copies = 0
+            var failures: [String] = []
+            let root = (NSTemporaryDirectory() as NSString).appendingPathComponent("lmdb-copies-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            while !done.load(ordering: .sequentiallyConsistent) || copies < 2 {
+                let destination = root + "/\(copies)"
+                try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: false)
+                do {
+                    try env.copy(to: destination, compact: copies % 2 == 0)
+                    let copy = try Environment.open(path: destination)
+                    let sound = try copy.read { txn in try txn.get(key(0), in: try txn.openDatabase(named: "test")) }
+                    if sound != [7] { failures.append("copy \(copies) lacks the first record") }
+                } catch {
+                    failures.append("copy \(copies): \(error)")
+                }
+                copies += 1
+            }
+            while !writer.isFinished { usleep(1000) }
+            #expect(failures.isEmpty, "\(failures.count) of \(copies) copies failed; first: \(failures.first ?? "")")
+            #expect(env.mapSize > 64 * 1024)
+            #expect(try env.read { try $0.count(of: db) } == 2001)
+        }
+    }
+
+    @Test("A copy made inside a read of the same environment finishes while another thread waits to grow the map")
+    func copyInsideReadDuringGrowth() throws {
+        var options = Environment.Options()
+        options.mapSize = 64 * 1024
+        try withEnvironment(options) { env, db in
+            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+            let root = (NSTemporaryDirectory() as NSString).appendingPathComponent("lmdb-copy-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let finished = DispatchSemaphore(value: 0)
+            let copied = Atomic<Bool>(false)
+            let reader = Thread {
+                _ = try? env.read { _ in
+                    // A write that must grow the map: its resize waits for this read to end.
+                    let writer = Thread {
+                        let value = [UInt8](repeating: 9, count: 512)
+                        try? env.write { txn in for i in 1...400 { try txn.put(value, forKey: key(UInt32(i)), in: db) } }
+                    }
+                    writer.start()
+                    usleep(200_000)
+                    if (try? env.copy(to: root)) != nil { copied.store(true, ordering: .sequentiallyConsistent) }
+                }
+                finished.signal()
+            }
+            reader.start()
+            let ended = finished.wait(timeout: .now() + 20) == .success
+            #expect(ended, "the copy inside the read never finished (deadlocked with the resize)")
+            let copiedInside = copied.load(ordering: .sequentiallyConsistent)
+            #expect(copiedInside)
+            if ended {
+                // The growth goes ahead once the read has ended.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while (try? env.read { try $0.count(of: db) }) != 401, ContinuousClock.now < deadline { usleep(10_000) }
+                #expect(try env.read { try $0.count(of: db) } == 401)
+            }
+        }
+    }
+
     @Test("At the maximum map size the write fails with MDB_MAP_FULL and commits nothing")
     func mapFullAtLimit() throws {
         var options = Environment.Options()

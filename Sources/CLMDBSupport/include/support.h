@@ -72,6 +72,8 @@ void clmdb_reader_pool_unblock(clmdb_reader_pool *pool);
  * transaction), 2 when 32 are marked already (not marked; not checked). */
 int clmdb_mark_enter(const void *owner);
 void clmdb_mark_exit(const void *owner);
+/* Whether this thread has `owner` marked (a transaction of it open). */
+int clmdb_mark_held(const void *owner);
 
 /* How many fork()s this process is removed from the one that first asked (a
  * child sees a higher number than its parent had). */
