@@ -184,10 +184,10 @@ final class GroupCommitWriter: Sendable {
                     }
                     gathering.waited += clock.now - now
                     if more.isEmpty { break }
-                    for job in more {
-                        taken.append(job)
-                        try job.run(tx)
-                    }
+                    // All of them are taken before any runs: when one throws, the group is
+                    // retried job by job, and a job left out of `taken` would never complete.
+                    taken.append(contentsOf: more)
+                    for job in more { try job.run(tx) }
                 }
             }
             for job in taken { job.finish() }
