@@ -27,15 +27,6 @@ public struct Transaction: ~Copyable {
         self.writes = writes
     }
 
-    /// A second handle on the same LMDB transaction, for a wrapper that keeps it
-    /// in its own `~Copyable` value (the store's transactions do). The wrapper
-    /// must be as confined as the transaction it was lent.
-    package init(lending other: borrowing Transaction) {
-        handle = other.handle
-        environment = other.environment
-        writes = other.writes
-    }
-
     /// Whether this is a read-only transaction.
     public var isReadOnly: Bool { writes == nil }
 
