@@ -113,7 +113,7 @@ let package = Package(
         // The one exception to "only LMDB imports CLMDB": the raw baselines need the C calls.
         .executableTarget(
             name: "ioasid-bench",
-            dependencies: ["IOASIDStore", "LMDB", "CLMDB"]
+            dependencies: ["IOASIDStore", "IOASIDMigrations", "LMDB", "CLMDB"]
         ),
         // Helpers shared by the tests and the tools: temporary stores that end
         // verified, refusal checks, fixtures, the CLI runner, a replayable RNG.

@@ -401,6 +401,17 @@ void clmdb_reader_pool_unblock(clmdb_reader_pool *pool) {
     for (int i = 0; i < CLMDB_POOL_SLOTS; i++) atomic_store_explicit(&pool->slots[i].state, CLMDB_SLOT_IDLE, memory_order_release);
 }
 
+/* ---- fork() generations ---------------------------------------------------- */
+static atomic_ulong clmdb_forks;
+static pthread_once_t clmdb_fork_once = PTHREAD_ONCE_INIT;
+static void clmdb_count_fork(void) { atomic_fetch_add_explicit(&clmdb_forks, 1, memory_order_relaxed); }
+static void clmdb_watch_forks(void) { pthread_atfork(NULL, NULL, clmdb_count_fork); }
+
+unsigned long clmdb_fork_generation(void) {
+    pthread_once(&clmdb_fork_once, clmdb_watch_forks);
+    return atomic_load_explicit(&clmdb_forks, memory_order_relaxed);
+}
+
 #define CLMDB_MARKS 32
 static _Thread_local const void *clmdb_marks[CLMDB_MARKS];
 static _Thread_local int clmdb_mark_count;
@@ -430,15 +441,29 @@ int clmdb_mark_held(const void *owner) {
     return 0;
 }
 
-/* ---- fork() generations ---------------------------------------------------- */
-static atomic_ulong clmdb_forks;
-static pthread_once_t clmdb_fork_once = PTHREAD_ONCE_INIT;
-static void clmdb_count_fork(void) { atomic_fetch_add_explicit(&clmdb_forks, 1, memory_order_relaxed); }
-static void clmdb_watch_forks(void) { pthread_atfork(NULL, NULL, clmdb_count_fork); }
+/* ---- A pooled read, begun and ended in one call each ------------------------- */
+int clmdb_read_begin(clmdb_reader_pool *pool, MDB_env *env, const void *owner, unsigned long generation,
+                     MDB_txn **txn, int *slot, int *marked) {
+    *marked = 0;
+    /* `generation` came from clmdb_fork_generation, so the fork watch is installed. */
+    if (atomic_load_explicit(&clmdb_forks, memory_order_relaxed) != generation) return CLMDB_FORKED;
+    switch (clmdb_mark_enter(owner)) {
+    case 0: *marked = 1; break;
+    case 1: return CLMDB_NESTED;
+    default: break;
+    }
+    int rc = clmdb_reader_acquire(pool, env, txn, slot);
+    if (rc != 0 && rc != CLMDB_NO_SLOT && *marked) {
+        clmdb_mark_exit(owner);
+        *marked = 0;
+    }
+    return rc;
+}
 
-unsigned long clmdb_fork_generation(void) {
-    pthread_once(&clmdb_fork_once, clmdb_watch_forks);
-    return atomic_load_explicit(&clmdb_forks, memory_order_relaxed);
+int clmdb_read_end(clmdb_reader_pool *pool, const void *owner, int slot, int discard, int marked) {
+    int rc = slot >= 0 ? clmdb_reader_release(pool, slot, discard) : 0;
+    if (marked) clmdb_mark_exit(owner);
+    return rc;
 }
 
 int clmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {

@@ -187,33 +187,79 @@ public final class Environment: @unchecked Sendable {
     ///
     /// - Precondition: not called inside another ``read(_:)`` or ``write(_:)``
     ///   closure of this environment on this thread, and not after `fork()`.
+    // Inlinable over non-generic halves (``beginRead()``, ``endRead(_:)``), so a
+    // caller's `body` and result are specialised: no closure context, no value
+    // witness calls for `R`.
+    @inlinable
     @discardableResult
     public func read<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
-        let mark = TransactionMark(self)
-        defer { mark.end() }
-        try checkNotFaulted()
+        let lease = try beginRead()
+        defer { endRead(lease) }
+        guard let txn = lease.transaction else { return try readWithoutSlot(body) }
+        do {
+            return try body(Transaction(handle: txn, environment: self, writes: nil))
+        } catch let error as LMDBError where error == .fault {
+            noteFault()
+            throw error
+        }
+    }
+
+    /// A read begun by ``beginRead()``: the transaction in a reader slot, or none
+    /// when every slot was taken (the read then begins one of its own).
+    @usableFromInline
+    struct ReadLease {
+        @usableFromInline let transaction: OpaquePointer?
+        let slot: Int32
+        let marked: Int32
+    }
+
+    /// Marks this thread as in a transaction of this environment and takes a reader
+    /// slot, renewing its transaction (one C call): adopts a map another process grew
+    /// and clears stale readers when the reader table is full, then tries again.
+    @usableFromInline
+    func beginRead() throws(LMDBError) -> ReadLease {
+        let owner = Unmanaged.passUnretained(self).toOpaque()
         var clearedReaders = false
         while true {
-            do {
-                var raw: OpaquePointer?
-                var slot: Int32 = -1
-                let rc = clmdb_reader_acquire(readers, handle, &raw, &slot)
-                if rc == CLMDB_NO_SLOT { return try readWithoutSlot(body) }
-                try LMDBError.check(rc)
-                defer { releaseReader(slot) }
-                guard let txn = raw else { throw LMDBError.invalidArgument }
-                return try body(Transaction(handle: txn, environment: self, writes: nil))
-            } catch let error as LMDBError where error == .mapResized {
+            try checkNotFaulted()
+            var raw: OpaquePointer?
+            var slot: Int32 = -1
+            var marked: Int32 = 0
+            let rc = clmdb_read_begin(readers, handle, owner, UInt(bitPattern: generation), &raw, &slot, &marked)
+            if rc == 0, let raw { return ReadLease(transaction: raw, slot: slot, marked: marked) }
+            if rc == CLMDB_NO_SLOT { return ReadLease(transaction: nil, slot: -1, marked: marked) }
+            if rc == CLMDB_FORKED { usedAfterFork() }
+            if rc == CLMDB_NESTED { nestedTransaction() }
+            // Not begun: the slot, if any, was given back and the mark taken off.
+            let error = LMDBError(code: rc == 0 ? LMDBError.invalidArgument.code : rc)
+            if error == .mapResized {
                 try adoptGrownMap()
-            } catch let error as LMDBError where error == .readersFull && !clearedReaders {
+            } else if error == .readersFull && !clearedReaders {
                 // Slots of killed readers count against the table until cleared.
                 clearedReaders = true
                 try clearStaleReaders()
-            } catch let error as LMDBError where error == .fault {
-                faulted.store(true, ordering: .sequentiallyConsistent)
+            } else {
+                if error == .fault { noteFault() }
                 throw error
             }
         }
+    }
+
+    /// Ends a read begun by ``beginRead()``: resets the slot's transaction for reuse (or
+    /// aborts it once the environment has faulted), frees the slot and the thread's mark.
+    @usableFromInline
+    func endRead(_ lease: ReadLease) {
+        let discard: Int32 = faulted.load(ordering: .relaxed) ? 1 : 0
+        let slot = lease.transaction == nil ? -1 : lease.slot
+        if clmdb_read_end(readers, Unmanaged.passUnretained(self).toOpaque(), slot, discard, lease.marked) == CLMDB_FAULT {
+            noteFault()
+        }
+    }
+
+    /// Records that a call hit damage: no transaction is begun again.
+    @usableFromInline
+    func noteFault() {
+        faulted.store(true, ordering: .sequentiallyConsistent)
     }
 
     /// Runs `body` in a write transaction and commits it (durably, unless the
@@ -269,29 +315,55 @@ public final class Environment: @unchecked Sendable {
 
     /// Traps unless this environment may start a transaction on this thread now.
     fileprivate func checkUsable() {
-        if generation != ForkGeneration.current {
-            preconditionFailure(
-                "LMDB environment \(path) was opened before fork() and used in the child process; open the store again in the child"
-            )
-        }
+        if generation != ForkGeneration.current { usedAfterFork() }
     }
 
-    /// Resets the read transaction in `slot` for reuse and frees the slot (or aborts the
-    /// transaction once the environment has faulted).
-    private func releaseReader(_ slot: Int32) {
-        let discard: Int32 = faulted.load(ordering: .relaxed) ? 1 : 0
-        if clmdb_reader_release(readers, slot, discard) == CLMDB_FAULT { faulted.store(true, ordering: .sequentiallyConsistent) }
+    fileprivate func usedAfterFork() -> Never {
+        preconditionFailure(
+            "LMDB environment \(path) was opened before fork() and used in the child process; open the store again in the child"
+        )
+    }
+
+    fileprivate func nestedTransaction() -> Never {
+        preconditionFailure(
+            "nested transaction on LMDB environment \(path): read or write was called inside a read or write closure of the same store on this thread; use the transaction you were given"
+        )
     }
 
     /// A read when every reader slot is taken: a transaction of its own, begun and
-    /// aborted under the resize lock (which a slot stands in for).
-    private func readWithoutSlot<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
-        try resizeLock.withReadLock { () throws -> R in
-            var raw: OpaquePointer?
-            try LMDBError.check(clmdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw))
-            guard let txn = raw else { throw LMDBError.invalidArgument }
-            defer { _ = clmdb_txn_abort(txn) }
-            return try body(Transaction(handle: txn, environment: self, writes: nil))
+    /// aborted under the resize lock (which a slot stands in for). Retries its begin
+    /// as ``beginRead()`` does; `body` runs once.
+    @usableFromInline
+    func readWithoutSlot<R>(_ body: (borrowing Transaction) throws -> R) throws -> R {
+        var clearedReaders = false
+        while true {
+            var refused: LMDBError?
+            let result = try resizeLock.withReadLock { () throws -> R? in
+                var raw: OpaquePointer?
+                let rc = clmdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw)
+                guard rc == 0, let txn = raw else {
+                    refused = LMDBError(code: rc == 0 ? LMDBError.invalidArgument.code : rc)
+                    return nil
+                }
+                defer { _ = clmdb_txn_abort(txn) }
+                do {
+                    return .some(try body(Transaction(handle: txn, environment: self, writes: nil)))
+                } catch let error as LMDBError where error == .fault {
+                    noteFault()
+                    throw error
+                }
+            }
+            if let result { return result }
+            guard let error = refused else { throw LMDBError.invalidArgument }
+            if error == .mapResized {
+                try adoptGrownMap()
+            } else if error == .readersFull && !clearedReaders {
+                clearedReaders = true
+                try clearStaleReaders()
+            } else {
+                if error == .fault { noteFault() }
+                throw error
+            }
         }
     }
 
@@ -413,7 +485,8 @@ enum ForkGeneration {
 /// nested `read`/`write` on the same environment traps instead of deadlocking.
 /// (The marks are a thread-local table in the C support file: no lock, no
 /// allocation. Beyond 32 environments with a transaction open on one thread,
-/// a further one is not marked, so nesting on it is not caught.)
+/// a further one is not marked, so nesting on it is not caught.) Writes mark
+/// with this; a read marks in the same C call that takes its reader slot.
 struct TransactionMark {
     private let environment: UnsafeMutableRawPointer
     private let marked: Bool
@@ -425,9 +498,7 @@ struct TransactionMark {
         case 0:
             marked = true
         case 1:
-            preconditionFailure(
-                "nested transaction on LMDB environment \(env.path): read or write was called inside a read or write closure of the same store on this thread; use the transaction you were given"
-            )
+            env.nestedTransaction()
         default:
             marked = false
         }

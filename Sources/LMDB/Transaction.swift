@@ -21,6 +21,7 @@ public struct Transaction: ~Copyable {
     /// Counts the writes of a write transaction; `nil` for a read transaction.
     let writes: WriteCounter?
 
+    @usableFromInline
     init(handle: OpaquePointer, environment: Environment, writes: WriteCounter?) {
         self.handle = handle
         self.environment = environment
@@ -314,6 +315,7 @@ public struct DamagedRecord: Error, Sendable, Hashable, CustomStringConvertible 
 /// Its properties opt out of dynamic exclusivity checks: they are touched only
 /// by the transaction's thread, by single reads and writes that never overlap
 /// (a check on every put cost more than the put's own bookkeeping).
+@usableFromInline
 final class WriteCounter {
     @exclusivity(unchecked) var count = 0
     /// One cursor per database for this transaction's puts, opened at the

@@ -4,6 +4,7 @@
 
 import CLMDB
 import Foundation
+import IOASIDMigrations
 import IOASIDStore
 
 extension Bench {
@@ -27,6 +28,13 @@ extension Bench {
                 try RawEnvironment.put(txn, guests, rawKey: &key, hostValue)
             }
         }
+        // The same, in an environment with the store's database names: after each renew, LMDB
+        // looks up a named database's root by its name in the main database (a binary search
+        // over the names), so the number of names is part of an own-transaction lookup's cost.
+        let storeNames = StoreLayout.DB.allCases.map(\.rawValue) + [StoreLayout.historyDatabase]
+        let named = try RawEnvironment(path: fresh("raw-find-names"), databases: storeNames)
+        let namedIDs = try named.dbi("ids")
+        try named.fill(Array(1...populated), value: idValue)
         // Check that the store hands out IDs 1…populated with guest g → host g, which the raw side mirrors.
         guard try store.hostID(forGuest: populated, in: set).rawValue == populated else {
             throw RawError(call: "store layout is not what the benchmark assumes", code: EINVAL)
@@ -37,6 +45,8 @@ extension Bench {
         let few = order.prefix(ownTxn)
         let reader = try raw.resetReader()
         defer { mdb_txn_abort(reader) }
+        let namedReader = try named.resetReader()
+        defer { mdb_txn_abort(namedReader) }
         var sink = 0
 
         /// Raw lookups of `keys` in one read transaction.
@@ -62,6 +72,17 @@ extension Bench {
             })
         }
 
+        /// `rawEach` of IDs in the environment with the store's database names.
+        func namedEach(_ keys: ArraySlice<UInt32>) throws -> Double {
+            Double(keys.count) / (try time {
+                for k in keys {
+                    try check(mdb_txn_renew(namedReader), "mdb_txn_renew")
+                    sink &+= try RawEnvironment.get(namedReader, namedIDs, k)
+                    mdb_txn_reset(namedReader)
+                }
+            })
+        }
+
         let all = order[...]
         var r = [String: [Double]]()
         for round in 0..<rounds {
@@ -73,6 +94,7 @@ extension Bench {
                 ("host", { Double(all.count) / (try time { try store.read { tx in for g in all { sink &+= Int(try tx.hostID(forGuest: g, in: set).rawValue) } } }) }),
                 ("raw id own", { try rawEach(few, guest: false) }),
                 ("raw guest own", { try rawEach(few, guest: true) }),
+                ("raw id own, store's names", { try namedEach(few) }),
                 ("find own", { Double(few.count) / (try time { for id in few { sink &+= Int(try store.find(IOASID(id), in: set).id.rawValue) } }) }),
                 ("findSet own", { Double(few.count) / (try time { for id in few { sink &+= Int(try store.findSet(IOASID(id)).rawValue) } }) }),
                 ("host own", { Double(few.count) / (try time { for g in few { sink &+= Int(try store.hostID(forGuest: g, in: set).rawValue) } }) }),
@@ -83,6 +105,9 @@ extension Bench {
         let m = { (name: String) in median(r[name] ?? []) }
         report.rates("find(id, in:), own read txn each", store: m("find own"), raw: m("raw id own"),
                      rawWhat: "mdb_txn_renew + mdb_get + mdb_txn_reset", floor: .atLeast(0.8))
+        report.rates("find(id, in:), own read txn each, beside raw with the store's \(storeNames.count) database names",
+                     store: m("find own"), raw: m("raw id own, store's names"),
+                     rawWhat: "mdb_txn_renew + mdb_get + mdb_txn_reset, \(storeNames.count) named databases (the row above: 2)")
         report.rates("find(id, in:), all in one read txn", store: m("find"), raw: m("raw id"),
                      rawWhat: "mdb_get in one read txn", floor: .atLeast(0.85))
         report.rates("findSet(id), own read txn each", store: m("findSet own"), raw: m("raw id own"),

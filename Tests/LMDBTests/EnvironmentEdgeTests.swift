@@ -431,4 +431,27 @@ struct EnvironmentEdgeTests {
             #expect(try FileSystem.status(root)?.kind == .directory)
         }
     }
+
+    @Test("A read whose closure throws LMDB's retry errors runs the closure once and passes the error on")
+    func readRetriesOnlyItsBegin() throws {
+        try withScratchDirectory { root in
+            let env = try Environment.open(path: root + "/store")
+            // A read adopts a grown map or clears stale readers and tries again only when
+            // beginning its transaction fails so; the same errors thrown by the closure
+            // (from another environment, say) are the caller's, and the closure has effects.
+            for error in [LMDBError.mapResized, .readersFull] {
+                var runs = 0
+                #expect(throws: error) {
+                    try env.read { _ in
+                        runs += 1
+                        if runs > 3 { return }
+                        throw error
+                    }
+                }
+                #expect(runs == 1, "\(error): the closure ran \(runs) times")
+            }
+            // The environment is usable afterwards, and the thread's mark is gone.
+            #expect(try env.read { $0.isReadOnly })
+        }
+    }
 }

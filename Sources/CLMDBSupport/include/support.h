@@ -79,6 +79,21 @@ int clmdb_mark_held(const void *owner);
  * child sees a higher number than its parent had). */
 unsigned long clmdb_fork_generation(void);
 
+/* A read of `owner` (an environment) in a reader slot, begun and ended with one
+ * call each. clmdb_read_begin returns CLMDB_FORKED when the process has forked
+ * since `generation` (a value of clmdb_fork_generation) and CLMDB_NESTED when
+ * this thread has `owner` marked already, doing nothing in either case;
+ * otherwise it marks `owner` (*marked = 1; 0 when 32 are marked already) and
+ * returns what clmdb_reader_acquire returns. On a result other than 0 and
+ * CLMDB_NO_SLOT the mark is taken off again (*marked = 0). clmdb_read_end
+ * releases `slot` (none when negative) as clmdb_reader_release does, returning
+ * its result, and takes off the mark if `marked`. */
+#define CLMDB_FORKED (-30502)
+#define CLMDB_NESTED (-30503)
+int clmdb_read_begin(clmdb_reader_pool *pool, MDB_env *env, const void *owner, unsigned long generation,
+                     MDB_txn **txn, int *slot, int *marked);
+int clmdb_read_end(clmdb_reader_pool *pool, const void *owner, int slot, int discard, int marked);
+
 /* An unnamed 0600 file in `dir` (O_TMPFILE), or -1 with errno. */
 int clmdb_open_tmpfile(const char *dir);
 /* rename(2) that fails with EEXIST instead of replacing (RENAME_NOREPLACE). */
