@@ -226,12 +226,17 @@ public final class Environment: @unchecked Sendable {
             var slot: Int32 = -1
             var marked: Int32 = 0
             let rc = clmdb_read_begin(readers, handle, owner, UInt(bitPattern: generation), &raw, &slot, &marked)
-            if rc == 0, let raw { return ReadLease(transaction: raw, slot: slot, marked: marked) }
+            if rc == 0 {
+                if let raw { return ReadLease(transaction: raw, slot: slot, marked: marked) }
+                // Not reached (a slot taken always holds a transaction); give back what was taken.
+                _ = clmdb_read_end(readers, owner, slot, 1, marked)
+                throw LMDBError.invalidArgument
+            }
             if rc == CLMDB_NO_SLOT { return ReadLease(transaction: nil, slot: -1, marked: marked) }
             if rc == CLMDB_FORKED { usedAfterFork() }
             if rc == CLMDB_NESTED { nestedTransaction() }
             // Not begun: the slot, if any, was given back and the mark taken off.
-            let error = LMDBError(code: rc == 0 ? LMDBError.invalidArgument.code : rc)
+            let error = LMDBError(code: rc)
             if error == .mapResized {
                 try adoptGrownMap()
             } else if error == .readersFull && !clearedReaders {
