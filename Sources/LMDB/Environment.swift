@@ -236,17 +236,23 @@ public final class Environment: @unchecked Sendable {
             if rc == CLMDB_FORKED { usedAfterFork() }
             if rc == CLMDB_NESTED { nestedTransaction() }
             // Not begun: the slot, if any, was given back and the mark taken off.
-            let error = LMDBError(code: rc)
-            if error == .mapResized {
-                try adoptGrownMap()
-            } else if error == .readersFull && !clearedReaders {
-                // Slots of killed readers count against the table until cleared.
-                clearedReaders = true
-                try clearStaleReaders()
-            } else {
-                if error == .fault { noteFault() }
-                throw error
-            }
+            try recoverFromRefusedBegin(LMDBError(code: rc), clearedReaders: &clearedReaders)
+        }
+    }
+
+    /// What a read does when its transaction could not begin: adopts a map another
+    /// process grew, or clears stale readers once when the reader table is full, and
+    /// returns to try again; throws anything else (after noting a fault).
+    private func recoverFromRefusedBegin(_ error: LMDBError, clearedReaders: inout Bool) throws(LMDBError) {
+        if error == .mapResized {
+            try adoptGrownMap()
+        } else if error == .readersFull && !clearedReaders {
+            // Slots of killed readers count against the table until cleared.
+            clearedReaders = true
+            try clearStaleReaders()
+        } else {
+            if error == .fault { noteFault() }
+            throw error
         }
     }
 
@@ -359,16 +365,7 @@ public final class Environment: @unchecked Sendable {
                 }
             }
             if let result { return result }
-            guard let error = refused else { throw LMDBError.invalidArgument }
-            if error == .mapResized {
-                try adoptGrownMap()
-            } else if error == .readersFull && !clearedReaders {
-                clearedReaders = true
-                try clearStaleReaders()
-            } else {
-                if error == .fault { noteFault() }
-                throw error
-            }
+            try recoverFromRefusedBegin(refused ?? .invalidArgument, clearedReaders: &clearedReaders)
         }
     }
 
