@@ -90,19 +90,18 @@ extension IOASIDReading where Self: ~Copyable {
     /// transaction, or when none changed). Runs before every commit and before
     /// anything scans the `control` database.
     func flushDeferredWrites() throws {
-        let state = context.state
         try flushPendingExtent()
-        guard state.dirtySets else { return }
-        for (id, cached) in state.sets.sorted(by: { $0.key < $1.key }) where cached.dirty {
+        guard context.state.dirtySets else { return }
+        for (id, cached) in context.state.sets.sorted(by: { $0.key < $1.key }) where cached.dirty {
             let key = StoreLayout.setKey(id)
             if let record = cached.record {
                 try txn.put(sealed: record.encoded(), forKey: key, in: schema.control)
             } else {
                 try txn.delete(key, in: schema.control)
             }
-            state.sets[id] = CachedSet(record: cached.record, dirty: false)
+            context.state.sets[id] = CachedSet(record: cached.record, dirty: false)
         }
-        state.dirtySets = false
+        context.state.dirtySets = false
     }
 }
 

@@ -15,15 +15,18 @@ public struct TransactionContext {
     // each access, and the schema, a class, was retained and released.
     private let transaction: UnsafePointer<Transaction>
     private let schemaPointer: UnsafePointer<Schema>
-    /// Made on first use (see ``state``).
-    private let stateSlot: UnsafeMutablePointer<TransactionState?>
+    /// Room for the state on that stack, and whether it is made yet (see ``state``).
+    private let stateRoom: UnsafeMutablePointer<TransactionState>
+    private let stateMade: UnsafeMutablePointer<Bool>
 
     private init(
-        transaction: UnsafePointer<Transaction>, schema: UnsafePointer<Schema>, stateSlot: UnsafeMutablePointer<TransactionState?>
+        transaction: UnsafePointer<Transaction>, schema: UnsafePointer<Schema>,
+        stateRoom: UnsafeMutablePointer<TransactionState>, stateMade: UnsafeMutablePointer<Bool>
     ) {
         self.transaction = transaction
         schemaPointer = schema
-        self.stateSlot = stateSlot
+        self.stateRoom = stateRoom
+        self.stateMade = stateMade
     }
 
     /// The LMDB transaction.
@@ -32,21 +35,35 @@ public struct TransactionContext {
     /// The store's database handles.
     var schema: Schema { unsafeAddress { schemaPointer } }
 
-    /// Per-transaction memo and bookkeeping, made on first use: a lookup in
-    /// its own read transaction never needs one, and making one costs more than the lookup.
+    /// Per-transaction memo and bookkeeping, in place (no reference to count, no
+    /// dynamic exclusivity check per access), made on first use: a lookup in its own
+    /// read transaction never needs one.
     var state: TransactionState {
-        if let state = stateSlot.pointee { return state }
-        let state = TransactionState()
-        stateSlot.pointee = state
-        return state
+        unsafeAddress { UnsafePointer(madeState()) }
+        nonmutating unsafeMutableAddress { madeState() }
+    }
+
+    @inline(__always)
+    private func madeState() -> UnsafeMutablePointer<TransactionState> {
+        if !stateMade.pointee {
+            stateRoom.initialize(to: TransactionState())
+            stateMade.pointee = true
+        }
+        return stateRoom
     }
 
     /// Runs `body` with the context of `txn`.
     static func lend<R>(_ txn: borrowing Transaction, schema: Schema, _ body: (TransactionContext) throws -> R) rethrows -> R {
-        var state: TransactionState? = nil
-        return try withUnsafePointer(to: txn) { transaction in
-            try withUnsafePointer(to: schema) { schema in
-                try withUnsafeMutablePointer(to: &state) { try body(TransactionContext(transaction: transaction, schema: schema, stateSlot: $0)) }
+        var made = false
+        return try withUnsafeTemporaryAllocation(of: TransactionState.self, capacity: 1) { room in
+            guard let room = room.baseAddress else { preconditionFailure("a temporary allocation of one element has an address") }
+            defer { if made { room.deinitialize(count: 1) } }
+            return try withUnsafePointer(to: txn) { transaction in
+                try withUnsafePointer(to: schema) { schema in
+                    try withUnsafeMutablePointer(to: &made) {
+                        try body(TransactionContext(transaction: transaction, schema: schema, stateRoom: room, stateMade: $0))
+                    }
+                }
             }
         }
     }
@@ -55,7 +72,7 @@ public struct TransactionContext {
 /// What one transaction remembers: values read once, set records changed but
 /// not yet written, and the record of an operation that broke the
 /// check-before-write rule.
-final class TransactionState {
+struct TransactionState {
     /// The capacity, once read.
     var capacity: UInt32?
     /// The private data limit, once read.
@@ -78,26 +95,25 @@ final class TransactionState {
     /// lowest-free allocations rewrites it once, at the end).
     var pendingExtent: (last: UInt32, first: UInt32)?
     /// The subscribers, in name order; `nil` until read or after a change.
-    /// (Read by every event an operation might emit, only ever as a whole
-    /// value, so without a dynamic exclusivity check.)
-    @exclusivity(unchecked) var subscribers: [(name: String, record: SubscriberRecord)]?
+    /// (Read by every event an operation might emit.)
+    var subscribers: [(name: String, record: SubscriberRecord)]?
     /// Set when an operation threw a refusal after it had written: the
     /// transaction must not commit.
     var brokenBy: IOASIDError?
 
-    func noteDeferredWrite() {
+    mutating func noteDeferredWrite() {
         deferredWrites += 1
         dirtySets = true
     }
 
     /// Keeps the new start of the extent keyed `last` in memory.
-    func deferExtent(last: UInt32, first: UInt32) {
+    mutating func deferExtent(last: UInt32, first: UInt32) {
         deferredWrites += 1
         pendingExtent = (last, first)
     }
 
     /// Forgets every memo (after a nested transaction changed the store underneath).
-    func invalidate() {
+    mutating func invalidate() {
         capacity = nil
         maximumDataSize = nil
         nextSequence = nil
