@@ -43,10 +43,17 @@ package enum StoreLayout {
     }
 
     /// `0x01 ‖ set`: a set record in `control`.
-    package static func setKey(_ set: UInt32) -> [UInt8] { [ControlTag.set] + BigEndian.bytes(set) }
+    package static func setKey(_ set: UInt32) -> [UInt8] { taggedKey(ControlTag.set, set) }
 
     /// `0x02 ‖ last`: the free extent ending at `last` in `control`.
-    package static func extentKey(last: UInt32) -> [UInt8] { [ControlTag.free] + BigEndian.bytes(last) }
+    package static func extentKey(last: UInt32) -> [UInt8] { taggedKey(ControlTag.free, last) }
+
+    /// `tag ‖ value` (big-endian), built as one array: these keys are made on every
+    /// allocation and free, where joining two arrays cost three allocations.
+    private static func taggedKey(_ tag: UInt8, _ value: UInt32) -> [UInt8] {
+        [tag, UInt8(truncatingIfNeeded: value >> 24), UInt8(truncatingIfNeeded: value >> 16),
+         UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+    }
 
     /// An ID's key in `ids`, `pending`, and the prefix of its holds.
     package static func idKey(_ id: UInt32) -> [UInt8] { withIDKey(id) { Array($0) } }

@@ -233,10 +233,15 @@ public struct Transaction: ~Copyable {
     /// Deletes `key`. Returns whether it was present.
     @discardableResult
     public func delete(_ key: [UInt8], in db: Database) throws(LMDBError) -> Bool {
-        let rc = key.withUnsafeBytes { k in
-            var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return FaultInjection.call(.delete, environment.path) { clmdb_del(handle, db.dbi, &mk) }
-        }
+        let result = key.withUnsafeBytes { k in Result { () throws(LMDBError) in try delete(rawKey: k, in: db) } }
+        return try result.get()
+    }
+
+    /// ``delete(_:in:)`` for a key given as raw bytes (for example on the stack).
+    @discardableResult
+    public func delete(rawKey k: UnsafeRawBufferPointer, in db: Database) throws(LMDBError) -> Bool {
+        var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        let rc = FaultInjection.call(.delete, environment.path) { clmdb_del(handle, db.dbi, &mk) }
         if rc == MDB_NOTFOUND { return false }
         try LMDBError.check(rc)
         writes?.count += 1

@@ -193,6 +193,14 @@ struct DecodingTests {
         let uuid = try #require(UUIDBytes.parse("01234567-89ab-cdef-0123-456789abcdef"))
         #expect(UUIDBytes.parse("01234567-89AB-CDEF-0123-456789ABCDEF") == uuid)
     }
+
+    @Test("Keys are their tag and big-endian number, byte for byte")
+    func keys() {
+        #expect(StoreLayout.setKey(0x0102_0304) == [0x01, 0x01, 0x02, 0x03, 0x04])
+        #expect(StoreLayout.extentKey(last: 0xfedc_ba98) == [0x02, 0xfe, 0xdc, 0xba, 0x98])
+        #expect(StoreLayout.idKey(0x0a0b_0c0d) == [0x0a, 0x0b, 0x0c, 0x0d])
+        #expect(StoreLayout.guestKey(set: 7, guest: 0x0100_0000) == [0, 0, 0, 7, 1, 0, 0, 0])
+    }
 }
 
 /// The valid record each decoder's malformed cases start from.

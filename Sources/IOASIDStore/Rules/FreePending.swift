@@ -38,7 +38,8 @@ extension IOASIDReading where Self: ~Copyable {
     /// subscriber that takes FREE events of `set` and has not acknowledged the
     /// ID's FREE (sequence `freeSequence`). The one definition of "held back".
     func isHeldBack(_ id: IOASID, set: SetID, freeSequence: UInt64?) throws -> Bool {
-        if try !holders(of: id).isEmpty { return true }
+        // No hold anywhere (the common case) is one look at the database's entry count.
+        if try txn.count(of: schema.holds) > 0, try !holders(of: id).isEmpty { return true }
         return try !waitingSubscribers(set: set, freeSequence: freeSequence).isEmpty
     }
 
@@ -130,8 +131,10 @@ extension WriteTransaction {
         guard set.count > 0, !wasPending || set.pending > 0 else {
             throw IOASIDError(.corruptStore, "set \(owner)'s counters do not include ID \(id)")
         }
-        try remove(StoreLayout.idKey(id.rawValue), in: schema.ids)
-        if wasPending { try remove(StoreLayout.idKey(id.rawValue), in: schema.pending) }
+        try StoreLayout.withIDKey(id.rawValue) { key in
+            _ = try txn.delete(rawKey: key, in: schema.ids)
+            if wasPending { _ = try txn.delete(rawKey: key, in: schema.pending) }
+        }
         try giveFree(id.rawValue...id.rawValue)
         set.count -= 1
         if wasPending { set.pending -= 1 }
