@@ -8,14 +8,17 @@ internal import CLMDBSupport
 /// lend a ``CursorEntry`` that reads the entry in place, without copying.
 public struct Cursor: ~Copyable {
     let handle: OpaquePointer
-    let writes: WriteCounter?
-    let path: String
+    // Not counted (a retain and a release per cursor otherwise): the transaction that
+    // lends the cursor keeps both alive, and a borrowed ~Copyable cursor cannot
+    // outlive the closure it is lent to.
+    unowned(unsafe) let environment: Environment
+    unowned(unsafe) let writes: WriteCounter?
     let database: Database
 
-    init(handle: OpaquePointer, writes: WriteCounter?, path: String, database: Database) {
+    init(handle: OpaquePointer, writes: WriteCounter?, environment: Environment, database: Database) {
         self.handle = handle
         self.writes = writes
-        self.path = path
+        self.environment = environment
         self.database = database
     }
 
@@ -134,7 +137,7 @@ public struct Cursor: ~Copyable {
             value.withUnsafeBytes { v in
                 var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
                 var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return FaultInjection.call(.put, path) { clmdb_cursor_put(handle, &mk, &mv, UInt32(MDB_CURRENT)) }
+                return FaultInjection.call(.put, environment.path) { clmdb_cursor_put(handle, &mk, &mv, UInt32(MDB_CURRENT)) }
             }
         }
         try LMDBError.check(rc)
@@ -143,7 +146,7 @@ public struct Cursor: ~Copyable {
 
     /// Deletes the entry the cursor is on.
     public func deleteCurrent() throws(LMDBError) {
-        try LMDBError.check(FaultInjection.call(.delete, path) { clmdb_cursor_del(handle) })
+        try LMDBError.check(FaultInjection.call(.delete, environment.path) { clmdb_cursor_del(handle) })
         writes?.count += 1
     }
 }

@@ -210,7 +210,7 @@ public struct Transaction: ~Copyable {
         var raw: OpaquePointer?
         try LMDBError.check(clmdb_cursor_open(handle, db.dbi, &raw))
         guard let raw else { throw LMDBError.invalidArgument }
-        let cursor = Cursor(handle: raw, writes: writes, path: environment.path, database: db)
+        let cursor = Cursor(handle: raw, writes: writes, environment: environment, database: db)
         return try body(cursor)
     }
 
