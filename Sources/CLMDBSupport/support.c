@@ -342,7 +342,9 @@ static int clmdb_reader_take(struct clmdb_reader_slot *s, MDB_env *env, MDB_txn 
     return 1;
 }
 
-int clmdb_reader_acquire(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn, int *slot) {
+/* Takes a free slot and renews its transaction, or begins one, into *txn, *slot; CLMDB_NO_SLOT when every
+ * slot is taken or blocked, or an LMDB or fault code with the slot given back. */
+static int clmdb_reader_acquire(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn, int *slot) {
     if (pool == NULL) return CLMDB_NO_SLOT;
     if (clmdb_reader_hint < 0) {
         clmdb_reader_hint = (int)(atomic_fetch_add_explicit(&clmdb_reader_threads, 1, memory_order_relaxed) % CLMDB_POOL_SLOTS);
@@ -363,7 +365,9 @@ int clmdb_reader_acquire(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn, i
     return CLMDB_NO_SLOT;
 }
 
-int clmdb_reader_release(clmdb_reader_pool *pool, int slot, int discard) {
+/* Resets the slot's transaction (aborts it with `discard`) and frees the slot; CLMDB_FAULT, with the
+ * transaction leaked, if that faulted. */
+static int clmdb_reader_release(clmdb_reader_pool *pool, int slot, int discard) {
     if (pool == NULL || slot < 0 || slot >= CLMDB_POOL_SLOTS) return EINVAL;
     struct clmdb_reader_slot *s = &pool->slots[slot];
     MDB_txn *kept = atomic_load_explicit(&s->txn, memory_order_relaxed);

@@ -205,7 +205,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// A read begun by ``beginRead()``: the transaction in a reader slot, or none
-    /// when every slot was taken (the read then begins one of its own).
+    /// when every slot was taken (the read then begins one of its own; slot -1).
     @usableFromInline
     struct ReadLease {
         @usableFromInline let transaction: OpaquePointer?
@@ -261,8 +261,7 @@ public final class Environment: @unchecked Sendable {
     @usableFromInline
     func endRead(_ lease: ReadLease) {
         let discard: Int32 = faulted.load(ordering: .relaxed) ? 1 : 0
-        let slot = lease.transaction == nil ? -1 : lease.slot
-        if clmdb_read_end(readers, Unmanaged.passUnretained(self).toOpaque(), slot, discard, lease.marked) == CLMDB_FAULT {
+        if clmdb_read_end(readers, Unmanaged.passUnretained(self).toOpaque(), lease.slot, discard, lease.marked) == CLMDB_FAULT {
             noteFault()
         }
     }

@@ -14,6 +14,22 @@ func withEnvironment<R>(_ options: Environment.Options = .init(), _ body: (Envir
 
 func key(_ i: UInt32) -> [UInt8] { withUnsafeBytes(of: i.bigEndian) { Array($0) } }
 
+/// An environment with a 64 KiB map (a few hundred 512-byte records grow it) holding key 0 → [7].
+func withSmallMap<R>(_ body: (Environment, Database) throws -> R) throws -> R {
+    var options = Environment.Options()
+    options.mapSize = 64 * 1024
+    return try withEnvironment(options) { env, db in
+        try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+        return try body(env, db)
+    }
+}
+
+/// Puts 512 bytes under each of `keys` in one write transaction: enough of them grow a small map.
+func putPadding(_ env: Environment, _ keys: ClosedRange<UInt32>, in db: Database) throws {
+    let value = [UInt8](repeating: 9, count: 512)
+    try env.write { txn in for i in keys { try txn.put(value, forKey: key(i), in: db) } }
+}
+
 @Suite("LMDB layer")
 struct EnvironmentTests {
     @Test("One environment per path per process")
@@ -103,10 +119,7 @@ struct EnvironmentTests {
 
     @Test("Growing the map waits for the readers in every reader slot; a read with no free slot goes ahead meanwhile")
     func growthWaitsForSlots() throws {
-        var options = Environment.Options()
-        options.mapSize = 64 * 1024
-        try withEnvironment(options) { env, db in
-            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+        try withSmallMap { env, db throws in
             // Eight readers (one per slot) stay inside their reads until released.
             let inside = DispatchSemaphore(value: 0)
             let release = DispatchSemaphore(value: 0)
@@ -128,8 +141,7 @@ struct EnvironmentTests {
             // A write that must grow the map cannot change it while the readers are in their slots.
             let grown = Atomic<Bool>(false)
             let writer = Thread {
-                let value = [UInt8](repeating: 9, count: 512)
-                try? env.write { txn in for i in 1...400 { try txn.put(value, forKey: key(UInt32(i)), in: db) } }
+                try? putPadding(env, 1...400, in: db)
                 grown.store(true, ordering: .sequentiallyConsistent)
             }
             writer.start()
@@ -149,10 +161,7 @@ struct EnvironmentTests {
 
     @Test("Readers in more threads than there are slots read consistently while the map grows under them")
     func readsWhileGrowing() throws {
-        var options = Environment.Options()
-        options.mapSize = 64 * 1024
-        try withEnvironment(options) { env, db in
-            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+        try withSmallMap { env, db throws in
             let stop = Atomic<Bool>(false)
             let reads = Atomic<Int>(0)
             let wrong = Atomic<Int>(0)
@@ -171,10 +180,7 @@ struct EnvironmentTests {
                 }
             }
             for reader in readers { reader.start() }
-            let value = [UInt8](repeating: 9, count: 512)
-            for batch in 0..<20 {
-                try env.write { txn in for i in 1...50 { try txn.put(value, forKey: key(UInt32(batch * 50 + i)), in: db) } }
-            }
+            for batch: UInt32 in 0..<20 { try putPadding(env, batch * 50 + 1...batch * 50 + 50, in: db) }
             stop.store(true, ordering: .relaxed)
             while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
             #expect(env.mapSize > 64 * 1024)
@@ -187,16 +193,10 @@ struct EnvironmentTests {
 
     @Test("Copies made while other commits grow the map are whole, and the environment stays usable")
     func copiesWhileGrowing() throws {
-        var options = Environment.Options()
-        options.mapSize = 64 * 1024
-        try withEnvironment(options) { env, db in
-            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+        try withSmallMap { env, db throws in
             let done = Atomic<Bool>(false)
             let writer = Thread {
-                let value = [UInt8](repeating: 9, count: 512)
-                for batch in 0..<40 {
-                    try? env.write { txn in for i in 1...50 { try txn.put(value, forKey: key(UInt32(batch * 50 + i)), in: db) } }
-                }
+                for batch: UInt32 in 0..<40 { try? putPadding(env, batch * 50 + 1...batch * 50 + 50, in: db) }
                 done.store(true, ordering: .sequentiallyConsistent)
             }
             writer.start()
@@ -227,10 +227,7 @@ struct EnvironmentTests {
 
     @Test("A copy made inside a read of the same environment finishes while another thread waits to grow the map")
     func copyInsideReadDuringGrowth() throws {
-        var options = Environment.Options()
-        options.mapSize = 64 * 1024
-        try withEnvironment(options) { env, db in
-            try env.write { txn in try txn.put([7], forKey: key(0), in: db) }
+        try withSmallMap { env, db throws in
             let root = (NSTemporaryDirectory() as NSString).appendingPathComponent("lmdb-copy-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(atPath: root) }
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -239,10 +236,7 @@ struct EnvironmentTests {
             let reader = Thread {
                 _ = try? env.read { _ in
                     // A write that must grow the map: its resize waits for this read to end.
-                    let writer = Thread {
-                        let value = [UInt8](repeating: 9, count: 512)
-                        try? env.write { txn in for i in 1...400 { try txn.put(value, forKey: key(UInt32(i)), in: db) } }
-                    }
+                    let writer = Thread { try? putPadding(env, 1...400, in: db) }
                     writer.start()
                     usleep(200_000)
                     if (try? env.copy(to: root)) != nil { copied.store(true, ordering: .sequentiallyConsistent) }

@@ -46,14 +46,8 @@ int clmdb_env_copy2(MDB_env *env, const char *path, unsigned int flags);
 int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
 
 /* Eight slots of reset read transactions, which are also the readers' side of
- * the lock that keeps map resizes out while a read runs. clmdb_reader_acquire
- * takes a free slot (one compare-and-swap) and renews its transaction, or
- * begins one, into *txn, *slot; it returns CLMDB_NO_SLOT when every slot is
- * taken or blocked (the caller then begins a transaction of its own under the
- * resize lock), or an LMDB or fault code with the slot given back.
- * clmdb_reader_release resets the slot's transaction (aborts it with
- * `discard`) and frees the slot, returning CLMDB_FAULT, with the transaction
- * leaked, if that faulted. clmdb_reader_pool_block waits for every slot to be
+ * the lock that keeps map resizes out while a read runs (a read takes one with
+ * clmdb_read_begin below). clmdb_reader_pool_block waits for every slot to be
  * free and holds them all (call it before changing the map, with writers and
  * slotless readers excluded); unblock frees them. Destroy aborts what the slots
  * hold (no reader may be in one). A NULL pool (its memory could not be had)
@@ -62,8 +56,6 @@ int clmdb_env_copyfd2(MDB_env *env, int fd, unsigned int flags);
 typedef struct clmdb_reader_pool clmdb_reader_pool;
 clmdb_reader_pool *clmdb_reader_pool_create(void);
 void clmdb_reader_pool_destroy(clmdb_reader_pool *pool);
-int clmdb_reader_acquire(clmdb_reader_pool *pool, MDB_env *env, MDB_txn **txn, int *slot);
-int clmdb_reader_release(clmdb_reader_pool *pool, int slot, int discard);
 void clmdb_reader_pool_block(clmdb_reader_pool *pool);
 void clmdb_reader_pool_unblock(clmdb_reader_pool *pool);
 
@@ -84,10 +76,14 @@ unsigned long clmdb_fork_generation(void);
  * since `generation` (a value of clmdb_fork_generation) and CLMDB_NESTED when
  * this thread has `owner` marked already, doing nothing in either case;
  * otherwise it marks `owner` (*marked = 1; 0 when 32 are marked already) and
- * returns what clmdb_reader_acquire returns. On a result other than 0 and
- * CLMDB_NO_SLOT the mark is taken off again (*marked = 0). clmdb_read_end
- * releases `slot` (none when negative) as clmdb_reader_release does, returning
- * its result, and takes off the mark if `marked`. */
+ * takes a free slot (one compare-and-swap), renewing its transaction or
+ * beginning one, into *txn and *slot. It returns CLMDB_NO_SLOT when every slot
+ * is taken or blocked (the caller then begins a transaction of its own under
+ * the resize lock, keeping the mark), or an LMDB or fault code with the slot
+ * given back and the mark taken off (*marked = 0). clmdb_read_end resets the
+ * slot's transaction (aborts it with `discard`) and frees the slot (none when
+ * `slot` is negative), returning CLMDB_FAULT, with the transaction leaked, if
+ * that faulted; and takes off the mark if `marked`. */
 #define CLMDB_FORKED (-30502)
 #define CLMDB_NESTED (-30503)
 int clmdb_read_begin(clmdb_reader_pool *pool, MDB_env *env, const void *owner, unsigned long generation,
