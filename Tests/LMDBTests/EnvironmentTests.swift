@@ -180,6 +180,9 @@ struct EnvironmentTests {
                 }
             }
             for reader in readers { reader.start() }
+            // The readers are reading before the map grows (on a busy machine they may start late).
+            let deadline = ContinuousClock.now + .seconds(20)
+            while reads.load(ordering: .relaxed) < readers.count, ContinuousClock.now < deadline { usleep(1000) }
             for batch: UInt32 in 0..<20 { try putPadding(env, batch * 50 + 1...batch * 50 + 50, in: db) }
             stop.store(true, ordering: .relaxed)
             while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
@@ -188,6 +191,34 @@ struct EnvironmentTests {
             #expect(wrongReads == 0)
             #expect(goodReads > 0)
             #expect(try env.read { try $0.count(of: db) } == 1001)
+        }
+    }
+
+    @Test("A thread's successive reads never go back to an older state while commits go on")
+    func readsNeverGoBack() throws {
+        // LMDB 0.9 can give a read transaction the snapshot of a later commit than its ID
+        // names when the reader is held up while two commits complete; that thread's next
+        // read then sees an older state. The layer checks each read's snapshot as it begins.
+        try withEnvironment { env, db in
+            let stop = Atomic<Bool>(false)
+            let backwards = Atomic<Int>(0)
+            let readers = (0..<12).map { _ in
+                Thread {
+                    var last = 0
+                    while !stop.load(ordering: .relaxed) {
+                        guard let count = try? env.read({ try $0.count(of: db) }) else { continue }
+                        if count < last { backwards.add(1, ordering: .relaxed) }
+                        last = max(last, count)
+                    }
+                }
+            }
+            for reader in readers { reader.start() }
+            for batch: UInt32 in 0..<200 { try putPadding(env, batch * 50 + 1...batch * 50 + 50, in: db) }
+            stop.store(true, ordering: .relaxed)
+            while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
+            let wentBack = backwards.load(ordering: .relaxed)
+            #expect(wentBack == 0, "\(wentBack) reads saw an older state than the same thread had seen")
+            #expect(try env.read { try $0.count(of: db) } == 10_000)
         }
     }
 
