@@ -10,6 +10,8 @@ package enum SwiftSnippet {
     /// Runs `swiftc -emit-sil` (type checking and the SIL diagnostics, such as
     /// the move checker's) on `file`, with this build's modules and the C
     /// modules they rest on; returns the compiler's status and output.
+    /// The compiler's own temporary directory goes beside `file` (it leaves one
+    /// behind in `$TMPDIR` per run), so it goes when the caller's directory does.
     package static func check(file: String, moduleName: String = "Snippet") throws -> CLI.Result {
         try CLI.run(
             [
@@ -20,7 +22,8 @@ package enum SwiftSnippet {
                 "-Xcc", "-I\(packageRoot)/Sources/CLMDBSupport/include",
                 file,
             ],
-            product: "/usr/bin/env"
+            product: "/usr/bin/env",
+            environment: ["TMPDIR": URL(fileURLWithPath: file).deletingLastPathComponent().path]
         )
     }
 }

@@ -72,9 +72,12 @@ struct APISafetyTests {
 
     @Test("A write inside a write traps with a message instead of deadlocking")
     func nestedWriteTraps() async throws {
-        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            let dir = try TemporaryDirectory()
-            let store = try IOASIDStore(path: dir.child("store"))
+        // The child traps, so it cannot remove a directory of its own: the parent's goes when the test ends.
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("store")
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { [path = path as String] in
+            let store = try IOASIDStore(path: path)
             try store.write { _ in try store.write { tx in _ = try tx.createSet(token: "inner", quota: 1) } }
         }
         let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
@@ -83,15 +86,21 @@ struct APISafetyTests {
 
     @Test("A read inside a read, and a one-call method inside a write, trap too")
     func nestedReadTraps() async throws {
-        await #expect(processExitsWith: .failure) {
-            let dir = try TemporaryDirectory()
-            let store = try IOASIDStore(path: dir.child("store"))
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (first, second) = (dir.child("first"), dir.child("second"))
+        let reads = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { [first = first as String] in
+            let store = try IOASIDStore(path: first)
             try store.read { _ in _ = try store.capacity() }
         }
-        await #expect(processExitsWith: .failure) {
-            let dir = try TemporaryDirectory()
-            let store = try IOASIDStore(path: dir.child("store"))
+        let writes = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { [second = second as String] in
+            let store = try IOASIDStore(path: second)
             try store.write { _ in _ = try store.status() }
+        }
+        // Trapped for nesting (not failed for another reason, such as the store not opening).
+        for result in [reads, writes] {
+            let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(stderr.contains("nested transaction"), "\(stderr)")
         }
     }
 
