@@ -90,8 +90,11 @@ package final class Locked<Value>: @unchecked Sendable {
     ) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer {
-            _ = wake(condition)
+            // Wake after unlocking: a waiter woken under the lock would at once block on
+            // it again (a futex wait and a context switch more). Waiters check their
+            // condition again under the lock, so a wake-up after the unlock is never lost.
             pthread_mutex_unlock(mutex)
+            _ = wake(condition)
         }
         return try body(&value)
     }
