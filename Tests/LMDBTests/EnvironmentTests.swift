@@ -202,22 +202,36 @@ struct EnvironmentTests {
         try withEnvironment { env, db in
             let stop = Atomic<Bool>(false)
             let backwards = Atomic<Int>(0)
+            let reads = Atomic<Int>(0)
+            let failed = Atomic<Int>(0)
             let readers = (0..<12).map { _ in
                 Thread {
                     var last = 0
                     while !stop.load(ordering: .relaxed) {
-                        guard let count = try? env.read({ try $0.count(of: db) }) else { continue }
+                        // A read that fails is counted, not skipped: a check that refused reads must not pass here.
+                        guard let count = try? env.read({ try $0.count(of: db) }) else {
+                            failed.add(1, ordering: .relaxed)
+                            continue
+                        }
+                        reads.add(1, ordering: .relaxed)
                         if count < last { backwards.add(1, ordering: .relaxed) }
                         last = max(last, count)
                     }
                 }
             }
             for reader in readers { reader.start() }
+            // The readers are reading before the commits start (on a busy machine they may start late).
+            let deadline = ContinuousClock.now + .seconds(20)
+            while reads.load(ordering: .relaxed) < readers.count, ContinuousClock.now < deadline { usleep(1000) }
+            let before = reads.load(ordering: .relaxed)
             for batch: UInt32 in 0..<200 { try putPadding(env, batch * 50 + 1...batch * 50 + 50, in: db) }
+            let during = reads.load(ordering: .relaxed) - before
             stop.store(true, ordering: .relaxed)
             while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
             let wentBack = backwards.load(ordering: .relaxed)
             #expect(wentBack == 0, "\(wentBack) reads saw an older state than the same thread had seen")
+            #expect(failed.load(ordering: .relaxed) == 0, "reads failed")
+            #expect(during > 0, "no read ran while the commits did")
             #expect(try env.read { try $0.count(of: db) } == 10_000)
         }
     }
