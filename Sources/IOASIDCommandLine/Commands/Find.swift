@@ -46,11 +46,17 @@ extension IOASIDCommand {
                     try Output(global).emit(View(id: host.rawValue, set: set, guest: guest), text: "\(host)")
                     return
                 }
-                let id = IOASID(id ?? 0)
-                let info = try set.map { set throws(IOASIDError) in try store.find(id, in: SetID(set)) } ?? store.find(id)
-                let view = IDView(info, holders: try store.holders(of: id))
-                try Output(global).emit(view, text: view.text)
+                try Self.show(id ?? 0, in: set, store, global.invocation)
             }
+        }
+
+        /// Prints the record of `id` (after checking that `set` owns it, if given);
+        /// also run by ``QuickLookup``.
+        static func show(_ id: UInt32, in set: UInt32?, _ store: IOASIDStore, _ invocation: Invocation) throws {
+            let id = IOASID(id)
+            let info = try set.map { set throws(IOASIDError) in try store.find(id, in: SetID(set)) } ?? store.find(id)
+            let view = IDView(info, holders: try store.holders(of: id))
+            try Output(invocation).emit(view, text: view.text)
         }
     }
 }

@@ -21,11 +21,14 @@ extension IOASIDCommand {
         var id: UInt32
 
         func run() throws {
-            try Output.run(global) {
-                let set = try global.openStoreForReading().findSet(IOASID(id))
-                struct View: Encodable { let id: UInt32; let set: UInt32 }
-                try Output(global).emit(View(id: id, set: set.rawValue), text: "\(set)")
-            }
+            try Output.run(global) { try Self.show(id, global.invocation) }
+        }
+
+        /// Prints the set that owns `id` (also run by ``QuickLookup``).
+        static func show(_ id: UInt32, _ invocation: Invocation) throws {
+            let set = try invocation.openStoreForReading().findSet(IOASID(id))
+            struct View: Encodable { let id: UInt32; let set: UInt32 }
+            try Output(invocation).emit(View(id: id, set: set.rawValue), text: "\(set)")
         }
     }
 }

@@ -39,7 +39,7 @@ enum ServiceClientMode {
             }
             index += 1
         }
-        if socket == nil, let environment = ProcessInfo.processInfo.environment["IOASID_SOCKET"], !environment.isEmpty {
+        if socket == nil, let environment = EnvironmentVariables.nonEmpty("IOASID_SOCKET") {
             socket = environment
         }
         return (socket, rest)
@@ -63,7 +63,7 @@ enum ServiceClientMode {
 
     /// Whether `--store` is given (or `$IOASID_STORE`).
     static func namesStore(_ arguments: [String]) -> Bool {
-        if let environment = ProcessInfo.processInfo.environment["IOASID_STORE"], !environment.isEmpty { return true }
+        if EnvironmentVariables.nonEmpty("IOASID_STORE") != nil { return true }
         for argument in arguments {
             if argument == "--" { return false }
             if argument == "--store" || argument.hasPrefix("--store=") { return true }

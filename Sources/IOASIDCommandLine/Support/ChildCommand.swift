@@ -84,7 +84,7 @@ enum ChildCommand {
         if program.contains("/" as Character) {
             candidates = [program]
         } else {
-            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            let path = EnvironmentVariables.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
             candidates = path.split(separator: ":").map { ($0.isEmpty ? "." : String($0)) + "/" + program }
         }
         guard !program.isEmpty, candidates.contains(where: { access($0, X_OK) == 0 && !FileManager.default.directoryExists($0) }) else {

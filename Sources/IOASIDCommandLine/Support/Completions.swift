@@ -38,8 +38,7 @@ enum Completions {
             }
             index += 1
         }
-        let environment = ProcessInfo.processInfo.environment["IOASID_STORE"]
-        let resolved = path ?? ((environment?.isEmpty ?? true) ? "./ioasid-store" : environment ?? "./ioasid-store")
+        let resolved = path ?? EnvironmentVariables.nonEmpty("IOASID_STORE") ?? "./ioasid-store"
         var options = IOASIDStore.Options()
         options.creation = .openExisting
         options.readOnly = true

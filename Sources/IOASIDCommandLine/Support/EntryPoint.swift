@@ -60,9 +60,19 @@ extension IOASIDCommand {
     /// `status`…) parses and runs on the calling thread, and the concurrency
     /// runtime, with its threads, starts only for an async command or the
     /// service client — a shorter start for the one-shot processes scripts run.
+    /// The plainest `find-set ID` and `find ID [--set SID]` skip argument-parser
+    /// too (``QuickLookup``).
     public static func mainBlocking(arguments: [String]) -> Int32 {
         if ServiceClientMode.socket(in: arguments).socket != nil {
             return blocking { await main(arguments: arguments) }
+        }
+        if let quick = QuickLookup(arguments) {
+            do {
+                try quick.run()
+                return ExitStatus.success
+            } catch {
+                return status(for: error, json: quick.invocation.json)
+            }
         }
         let json = wantsJSON(arguments)
         switch parse(arguments, json: json) {

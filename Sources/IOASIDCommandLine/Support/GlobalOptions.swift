@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import IOASIDStore
 import Logging
 
@@ -29,11 +28,69 @@ struct GlobalOptions: ParsableArguments {
         if let store, store.isEmpty { throw ValidationError("--store must not be empty") }
     }
 
+    /// What these options come to: the store, the output form and the log.
+    var invocation: Invocation { Invocation(store: store, json: json, verbose: verbose) }
+
+    /// The store path after defaults (an empty `$IOASID_STORE` counts as unset).
+    var storePath: String { invocation.storePath }
+
+    /// The logger `--verbose` turns on (debug level, standard error); silent otherwise.
+    var logger: Logger { invocation.logger }
+
+    /// Store options for this invocation.
+    func storeOptions(creation: IOASIDStore.Creation = .openExisting) -> IOASIDStore.Options {
+        invocation.storeOptions(creation: creation)
+    }
+
+    /// Opens the existing store to change it.
+    func openStore() throws(IOASIDError) -> IOASIDStore { try invocation.openStore() }
+
+    /// Opens the existing store read-only: nothing is written (not even a
+    /// migration), so it works on read-only media and beside a long write.
+    func openStoreForReading() throws(IOASIDError) -> IOASIDStore { try invocation.openStoreForReading() }
+
+    /// Runs one store operation that commits (or reads), logging it and, at
+    /// debug level, its commit and how long it took.
+    func operation<R>(
+        _ name: String, _ metadata: Logger.Metadata = [:], commits: Bool = true,
+        _ body: () throws(IOASIDError) -> R
+    ) throws(IOASIDError) -> R {
+        let log = logger
+        log.debug("operation \(name)", metadata: metadata)
+        let started = ContinuousClock.now
+        do {
+            let result = try body()
+            if commits {
+                log.debug("commit \(name): durable", metadata: ["elapsed": "\(Self.milliseconds(since: started)) ms"])
+            }
+            return result
+        } catch {
+            log.debug("\(name) failed, nothing committed: \(error.code.name)", metadata: ["elapsed": "\(Self.milliseconds(since: started)) ms"])
+            throw error
+        }
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> String {
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        return Text.fixed(ms, places: 2)
+    }
+}
+
+/// The global options as plain values: what ``GlobalOptions`` parses to, and what
+/// a quick lookup (``QuickLookup``), which argument-parser does not parse, starts from.
+/// The store path, the logger and the opening of the store are decided here only.
+struct Invocation {
+    /// `--store`, if given.
+    var store: String?
+    /// `--json`.
+    var json = false
+    /// `--verbose`.
+    var verbose = false
+
     /// The store path after defaults (an empty `$IOASID_STORE` counts as unset).
     var storePath: String {
-        if let store { return store }
-        if let environment = ProcessInfo.processInfo.environment["IOASID_STORE"], !environment.isEmpty { return environment }
-        return "./ioasid-store"
+        store ?? EnvironmentVariables.nonEmpty("IOASID_STORE") ?? "./ioasid-store"
     }
 
     /// The logger `--verbose` turns on (debug level, standard error); silent otherwise.
@@ -67,33 +124,6 @@ struct GlobalOptions: ParsableArguments {
         options.readOnly = true
         logger.debug("open", metadata: ["store": "\(storePath)", "mode": "read-only"])
         return try IOASIDStore(path: storePath, options: options)
-    }
-
-    /// Runs one store operation that commits (or reads), logging it and, at
-    /// debug level, its commit and how long it took.
-    func operation<R>(
-        _ name: String, _ metadata: Logger.Metadata = [:], commits: Bool = true,
-        _ body: () throws(IOASIDError) -> R
-    ) throws(IOASIDError) -> R {
-        let log = logger
-        log.debug("operation \(name)", metadata: metadata)
-        let started = ContinuousClock.now
-        do {
-            let result = try body()
-            if commits {
-                log.debug("commit \(name): durable", metadata: ["elapsed": "\(Self.milliseconds(since: started)) ms"])
-            }
-            return result
-        } catch {
-            log.debug("\(name) failed, nothing committed: \(error.code.name)", metadata: ["elapsed": "\(Self.milliseconds(since: started)) ms"])
-            throw error
-        }
-    }
-
-    static func milliseconds(since start: ContinuousClock.Instant) -> String {
-        let elapsed = ContinuousClock.now - start
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        return Text.fixed(ms, places: 2)
     }
 }
 

@@ -34,6 +34,7 @@ struct Output {
     let json: Bool
 
     init(_ options: GlobalOptions) { json = options.json }
+    init(_ invocation: Invocation) { json = invocation.json }
 
     /// Prints `value` as one JSON object, or `text` in plain mode, on standard output.
     ///
@@ -76,23 +77,28 @@ struct Output {
     /// Runs `body`; an ``IOASIDError`` is printed (JSON on stderr with `--json`)
     /// and turned into its documented exit code.
     static func run(_ options: GlobalOptions, _ body: () throws -> Void) throws {
-        do { try body() } catch { throw exit(for: error, options) }
+        try run(json: options.json, body)
+    }
+
+    /// ``run(_:_:)`` for a command that argument-parser did not parse (``QuickLookup``).
+    static func run(json: Bool, _ body: () throws -> Void) throws {
+        do { try body() } catch { throw exit(for: error, json: json) }
     }
 
     /// ``run(_:_:)`` for async commands.
     static func runAsync(_ options: GlobalOptions, _ body: () async throws -> Void) async throws {
-        do { try await body() } catch { throw exit(for: error, options) }
+        do { try await body() } catch { throw exit(for: error, json: options.json) }
     }
 
     /// Reports an ``IOASIDError`` (or an advised one) and gives its exit code;
     /// any other error passes through to argument-parser.
-    private static func exit(for error: any Error, _ options: GlobalOptions) -> any Error {
+    private static func exit(for error: any Error, json: Bool) -> any Error {
         if let error = error as? IOASIDError {
-            report(error, json: options.json)
+            report(error, json: json)
             return ExitCode(ExitStatus.code(for: error))
         }
         if let failure = error as? AdvisedError {
-            report(failure.error, hint: failure.hint, json: options.json)
+            report(failure.error, hint: failure.hint, json: json)
             return ExitCode(ExitStatus.code(for: failure.error))
         }
         return error

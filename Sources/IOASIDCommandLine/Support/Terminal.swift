@@ -20,9 +20,8 @@ enum Terminal {
     /// Plain ASCII only, no cursor control beyond `\r`: `TERM=dumb` (or unset) or `NO_COLOR` set.
     static var asciiOnly: Bool {
         if let terminal = CommandSession.current?.terminal { return terminal.asciiOnly }
-        let environment = ProcessInfo.processInfo.environment
-        if environment["NO_COLOR"] != nil { return true }
-        guard let term = environment["TERM"], !term.isEmpty else { return true }
+        if EnvironmentVariables.value("NO_COLOR") != nil { return true }
+        guard let term = EnvironmentVariables.nonEmpty("TERM") else { return true }
         return term == "dumb"
     }
 
@@ -32,7 +31,7 @@ enum Terminal {
         if let terminal = CommandSession.current?.terminal { return terminal.width }
         var size = winsize()
         if ioctl(descriptor, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
+        if let columns = EnvironmentVariables.value("COLUMNS").flatMap(Int.init), columns > 0 { return columns }
         return 80
     }
 }
