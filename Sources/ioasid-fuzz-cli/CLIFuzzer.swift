@@ -9,7 +9,10 @@
 // nothing is run and no store is opened. Every outcome must be a parse, or a
 // thrown error that `IOASIDCommand.exitCode(for:)` maps to 0 (help, version) or
 // 64 (usage error); for one input in eight the full message (usage and help) is
-// rendered too and must not be empty for a usage error. Anything else aborts.
+// rendered too and must not be empty for a usage error. A vector that forms a quick
+// lookup (`find-set ID`, `find ID --set SID` run without argument-parser) must be
+// parsed by argument-parser as the same lookup (`QuickLookup.disagreement`).
+// Anything else aborts.
 //
 // Built by Tools/fuzz with `-DLIBFUZZER --sanitize=fuzzer --sanitize=address`, the
 // binary is a libFuzzer fuzzer. Built plainly, it replays inputs instead:
@@ -66,6 +69,7 @@ func fail(_ message: String) -> Never {
 /// Parses one input; returns its outcome (`parsed`, `exit 0`, `exit 64`).
 func check(_ input: [UInt8]) -> String {
     let argv = arguments(input)
+    if let disagreement = QuickLookup.disagreement(argv) { fail("\(argv) is a quick lookup, but \(disagreement)") }
     do {
         let command = try IOASIDCommand.parseAsRoot(argv)
         _ = String(describing: type(of: command))

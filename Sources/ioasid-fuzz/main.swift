@@ -10,7 +10,8 @@
 //   ioasid-fuzz cli [--runs N] [--seed S]
 //       Parses random argument vectors (real subcommands and options with hostile
 //       values) with the ioasid command's parser; every outcome must be a clean
-//       parse, help, or a usage error (exit 64).
+//       parse, help, or a usage error (exit 64), and a vector that forms a quick
+//       lookup must be parsed as the same lookup (`QuickLookup.disagreement`).
 //
 // Prints one summary line; exit 0 when no run crashed or broke a rule, 2 otherwise.
 
@@ -227,11 +228,32 @@ func reseal(_ input: inout [UInt8]) {
         "", " ", "x", "0x", "0xzz", "c0ffee", "abc", "ALLOC", "free", "set-create", "bogus", "vm:é", "/tmp", "-",
         String(repeating: "9", count: 40), String(repeating: "a", count: 300), "1e3", "+5", "٣", "\u{0}",
     ]
+    // Pieces of the quick lookups' forms (`find-set ID`, `find ID --set SID`) and their near misses,
+    // for one run in four: most such vectors are quick forms or one piece away from one.
+    let quickPieces: [[String]] = [
+        ["7"], ["0042"], ["4294967295"], ["4294967296"], ["+7"], ["-7"], ["7 "], ["--store", "/tmp"], ["--store=/tmp"],
+        ["--store=a=b"], ["--store", "-x"], ["--store="], ["--store"], ["--json"], ["--set", "2"], ["--set=2"], ["--set", "x"],
+        ["--set"], ["--guest", "101"], ["--verbose"], ["--"], ["-h"], ["--socket", "/s"], ["find"], ["find-set"],
+    ]
     var parsed = 0, usage = 0, help = 0, failures = 0
     for run in 0..<options.runs {
-        var argv = commands[Int(rng.next() % UInt64(commands.count))]
-        for _ in 0..<(rng.next() % 7) {
-            argv.append(rng.next() % 2 == 0 ? flags[Int(rng.next() % UInt64(flags.count))] : values[Int(rng.next() % UInt64(values.count))])
+        var argv: [String]
+        if run % 4 == 3 {
+            argv = [rng.next() % 2 == 0 ? "find-set" : "find"]
+            for _ in 0..<(1 + rng.next() % 4) {
+                let piece = quickPieces[Int(rng.next() % UInt64(quickPieces.count))]
+                // Global options may come before the command name.
+                if rng.next() % 4 == 0 { argv.insert(contentsOf: piece, at: 0) } else { argv += piece }
+            }
+        } else {
+            argv = commands[Int(rng.next() % UInt64(commands.count))]
+            for _ in 0..<(rng.next() % 7) {
+                argv.append(rng.next() % 2 == 0 ? flags[Int(rng.next() % UInt64(flags.count))] : values[Int(rng.next() % UInt64(values.count))])
+            }
+        }
+        if let disagreement = QuickLookup.disagreement(argv) {
+            failures += 1
+            print("run \(run): \(argv) is a quick lookup, but \(disagreement)")
         }
         do {
             _ = try IOASIDCommand.parseAsRoot(argv)

@@ -1,3 +1,5 @@
+import ArgumentParser
+
 /// `find-set ID` and `find ID [--set SID]` — the lookups a script runs once per
 /// ID — in their plainest forms, run without argument-parser.
 ///
@@ -101,5 +103,41 @@ package struct QuickLookup {
         let utf8 = text.utf8
         guard (1...10).contains(utf8.count), utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
         return UInt32(text)
+    }
+}
+
+extension QuickLookup {
+    /// How argument-parser reads `arguments` differently from the quick lookup
+    /// they form, or `nil` when they form none or it reads them the same way: the
+    /// same command, ID and set, the same `--store` and `--json`, and nothing else
+    /// set. The fuzzers check every argument vector with it.
+    package static func disagreement(_ arguments: [String]) -> String? {
+        guard let quick = QuickLookup(arguments) else { return nil }
+        let command: any ParsableCommand
+        do {
+            command = try IOASIDCommand.parseAsRoot(arguments)
+        } catch {
+            return "argument-parser refuses it (\(IOASIDCommand.message(for: error)))"
+        }
+        let global: GlobalOptions
+        switch (quick.lookup, command) {
+        case (.findSet(let id), let parsed as IOASIDCommand.FindSet):
+            guard parsed.id == id else { return "argument-parser reads ID \(parsed.id), the quick lookup \(id)" }
+            global = parsed.global
+        case (.find(let id, let set), let parsed as IOASIDCommand.Find):
+            guard parsed.id == id, parsed.set == set, parsed.guest == nil else {
+                return "argument-parser reads ID \(String(describing: parsed.id)), set \(String(describing: parsed.set)), "
+                    + "guest \(String(describing: parsed.guest)); the quick lookup ID \(id), set \(String(describing: set))"
+            }
+            global = parsed.global
+        default:
+            return "argument-parser reads it as \(type(of: command)), the quick lookup as \(quick.lookup)"
+        }
+        guard global.store == quick.store, global.json == quick.json, !global.verbose, global.socket == nil else {
+            return "argument-parser reads --store \(String(describing: global.store)), --json \(global.json), "
+                + "--verbose \(global.verbose), --socket \(String(describing: global.socket)); "
+                + "the quick lookup --store \(String(describing: quick.store)), --json \(quick.json)"
+        }
+        return nil
     }
 }
