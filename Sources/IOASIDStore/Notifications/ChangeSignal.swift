@@ -12,7 +12,7 @@ final class ChangeSignal: Sendable {
     private struct State {
         var generation: UInt64 = 0
         var nextToken: UInt64 = 0
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var waiters = [UInt64: CheckedContinuation<Void, Never>]()
     }
 
     private let state = Locked(State())
