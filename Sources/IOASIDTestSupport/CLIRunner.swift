@@ -58,7 +58,9 @@ package struct CLI {
         process.executableURL = URL(fileURLWithPath: product.hasPrefix("/") ? product : path(of: product))
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
+        // The tests name their store and run the tool in-process unless they say otherwise.
         env.removeValue(forKey: "IOASID_STORE")
+        env.removeValue(forKey: "IOASID_SOCKET")
         for (k, v) in environment { env[k] = v }
         process.environment = env
         let out = Pipe()

@@ -46,6 +46,9 @@ struct QuickLookupTests {
         ["find-set", "1", "--json", "--json"], ["find-set", "1", "--set", "2"], ["--set", "2", "find", "1"],
         ["find", "1", "--set"], ["find", "1", "--set", "x"], ["find", "1", "--set", "2", "--set", "2"],
         ["find", "--set", "2", "--guest", "101"], ["find", "1", "--socket", "/s"], ["find", "1", "--Store", "s"],
+        ["find-set", "--store", "--json", "7"], ["find-set", "7", "--store=-x"], ["find-set", "7", "--store=--json"],
+        ["find", "7", "--set="], ["--json", "find-set", "7", "--json"], ["find", "find-set", "7"], ["find-set", "find"],
+        ["find-set", "7", "--version"], ["--version"], ["find-set", "7", "-"], ["--store", "find-set", "7"],
     ])
     func refused(_ arguments: [String]) {
         #expect(QuickLookup(arguments) == nil, "\(arguments)")

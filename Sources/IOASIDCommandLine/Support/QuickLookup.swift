@@ -3,16 +3,17 @@ import ArgumentParser
 /// `find-set ID` and `find ID [--set SID]` — the lookups a script runs once per
 /// ID — in their plainest forms, run without argument-parser.
 ///
-/// Argument-parser's first parse in a process costs about 1.8 ms of a 7 ms
-/// `ioasid find-set` (measured with `perf stat` and `perf record`: it builds every
-/// command's arguments by reflection, and parses the arguments twice more to
+/// Argument-parser's first parse in a process costs about 1.7 ms of CPU of a 7 ms
+/// `ioasid find-set` (measured with `perf stat` and `perf record`: it builds the
+/// root's and the command's arguments by reflection, instantiating their generic
+/// types, and parses the arguments twice more, against two other commands, to
 /// look for `--generate-completion-script`). These forms are recognised only when
 /// every argument is one that argument-parser reads the same way:
 ///
 /// - `--store DIR` or `--store=DIR` once, `DIR` not empty and not starting with
 ///   `-`, and `--json` once, before or after the command name;
-/// - after the command name, in any order: the ID as ASCII digits (at most 10),
-///   and for `find`, `--set SID` or `--set=SID` once, `SID` as ASCII digits.
+/// - after the command name, in any order: the ID as 1 to 10 ASCII digits that
+///   fit 32 bits, and for `find`, `--set SID` or `--set=SID` once, `SID` the same.
 ///
 /// Anything else — help, `--verbose`, `--guest`, `--`, a repeated or unknown
 /// option, a value argument-parser would refuse or read otherwise — goes to
