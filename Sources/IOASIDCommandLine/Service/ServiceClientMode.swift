@@ -29,11 +29,8 @@ enum ServiceClientMode {
             } else if argument == "--" {
                 passthrough = true
                 rest.append(argument)
-            } else if argument == "--socket", index + 1 < arguments.count {
-                socket = arguments[index + 1]
-                index += 1
-            } else if argument.hasPrefix("--socket=") {
-                socket = String(argument.dropFirst("--socket=".count))
+            } else if case .value(let value) = ArgumentScan.option("--socket", in: arguments, at: &index) {
+                socket = value
             } else {
                 rest.append(argument)
             }

@@ -28,14 +28,9 @@ enum Completions {
     /// Opens the store the words name, read-only, quietly.
     static func openForCompletion(_ words: [String]) -> IOASIDStore? {
         var path: String?
-        var index = words.startIndex
-        while index < words.endIndex {
-            let word = words[index]
-            if word == "--store", index + 1 < words.endIndex {
-                path = words[index + 1]
-            } else if word.hasPrefix("--store=") {
-                path = String(word.dropFirst("--store=".count))
-            }
+        var index = 0
+        while index < words.count {
+            if case .value(let value) = ArgumentScan.option("--store", in: words, at: &index) { path = value }
             index += 1
         }
         let resolved = path ?? EnvironmentVariables.nonEmpty("IOASID_STORE") ?? "./ioasid-store"

@@ -51,18 +51,14 @@ package struct QuickLookup {
             if argument == "--json" {
                 guard !json else { return nil }
                 json = true
-            } else if argument == "--store" || argument.hasPrefix("--store=") {
-                guard store == nil, let value = Self.value(of: argument, "--store", in: arguments, at: &index),
-                      !value.isEmpty, !value.hasPrefix("-")
-                else { return nil }
+            } else if case let match = ArgumentScan.option("--store", in: arguments, at: &index), match != .other {
+                guard store == nil, case .value(let value) = match, !value.isEmpty, !value.hasPrefix("-") else { return nil }
                 store = value
             } else if command == nil {
                 guard argument == "find-set" || argument == "find" else { return nil }
                 command = argument
-            } else if command == "find", argument == "--set" || argument.hasPrefix("--set=") {
-                guard set == nil, let value = Self.value(of: argument, "--set", in: arguments, at: &index),
-                      let number = Self.number(value)
-                else { return nil }
+            } else if command == "find", case let match = ArgumentScan.option("--set", in: arguments, at: &index), match != .other {
+                guard set == nil, case .value(let value) = match, let number = Self.number(value) else { return nil }
                 set = number
             } else {
                 guard id == nil, let number = Self.number(argument) else { return nil }
@@ -86,16 +82,6 @@ package struct QuickLookup {
                 try IOASIDCommand.Find.show(id, in: set, try invocation.openStoreForReading(), invocation)
             }
         }
-    }
-
-    /// The value of `--name=VALUE`, or of `--name VALUE` (moving `index` past it).
-    private static func value(of argument: String, _ name: String, in arguments: [String], at index: inout Int) -> String? {
-        if argument == name {
-            guard index + 1 < arguments.count else { return nil }
-            index += 1
-            return arguments[index]
-        }
-        return String(argument.dropFirst(name.count + 1))
     }
 
     /// A number written as 1 to 10 ASCII digits that fits 32 bits; `nil` for
