@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Synchronization
 
 /// The store's dedicated writer thread: async callers enqueue operations, the
 /// writer runs every operation that is waiting in **one** LMDB write
@@ -20,14 +21,23 @@ import LMDB
 ///   group is retried alone, so one bad operation cannot fail the others.
 /// - No transaction ever crosses an `await`: the transaction lives and dies on
 ///   the writer thread.
-final class GroupCommitWriter: Sendable {
+/// - It is a task executor too (``IOASIDStore/writerExecutor``): tasks that prefer
+///   it run on the writer thread between two commits, never inside a transaction,
+///   so the callers a commit resumes submit their next operations from the writer
+///   thread itself before it begins the next transaction. A synchronous write from
+///   such a task commits at once on that thread instead of waiting for itself.
+final class GroupCommitWriter: TaskExecutor, Sendable {
     private struct State {
         var queue: [Job] = []
+        /// Tasks that prefer this executor, run on the writer thread between commits.
+        var tasks: [UnownedJob] = []
         var started = false
         var stopping = false
     }
 
     private let state = Locked(State())
+    /// The running writer thread's ID (``currentThreadID``), 0 when none runs.
+    private let thread = Atomic<UInt>(0)
     private let maxBatch: Int
     /// Operations in the last commit and how long it took (writer thread only).
     private let pace = Locked((operations: 0, nanoseconds: 0))
@@ -61,8 +71,9 @@ final class GroupCommitWriter: Sendable {
         enqueue(Job(isolated: isolated, body: body, complete: complete))
     }
 
-    /// ``submit(isolated:_:)`` for a synchronous caller: blocks the calling
-    /// thread (never the writer's) until the commit holding `body` is durable.
+    /// ``submit(isolated:_:)`` for a synchronous caller: blocks the calling thread
+    /// until the commit holding `body` is durable. On the writer thread itself (a
+    /// task on this executor, between two commits) it commits `body` at once, alone.
     func submitAndWait<R>(isolated: Bool, _ body: (borrowing WriteTransaction) throws -> R) throws -> R {
         try withoutActuallyEscaping(body) { escaping in
             // The writer drops its reference to `escaping` before the caller resumes
@@ -70,18 +81,52 @@ final class GroupCommitWriter: Sendable {
             let box = UncheckedBox<((borrowing WriteTransaction) throws -> R)?>(escaping)
             let outcome = UncheckedBox<Result<R, any Error>?>(nil)
             let done = DispatchSemaphore(value: 0)
-            enqueue(Job(isolated: isolated, body: { tx in
+            let job = Job(isolated: isolated, body: { tx in
                 guard let body = box.value else { throw IOASIDError(.internalError, "an operation ran after its caller resumed") }
                 return UncheckedBox(try body(tx))
             }, complete: { result in
                 box.value = nil
                 outcome.value = result.map(\.value)
                 done.signal()
-            }))
+            })
+            if onWriterThread {
+                // A task on this executor, between two commits: its write is a commit of its own.
+                let clock = ContinuousClock()
+                let started = clock.now
+                execute([job], gathering: nil, clock: clock)
+                if let observe = observer.withLock({ $0 }) { observe(1, clock.now - started) }
+            } else {
+                enqueue(job)
+            }
             done.wait()
             guard let result = outcome.value else { throw IOASIDError(.storageFailure, "operation did not run") }
             return try result.get()
         }
+    }
+
+    /// Runs a task that prefers this executor on the writer thread, between two commits.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let task = UnownedJob(job)
+        let start = state.withLockSignalling { s -> Bool in
+            s.tasks.append(task)
+            defer { s.started = true }
+            return !s.started
+        }
+        if start { startThread() }
+    }
+
+    /// Whether the caller runs on the writer thread.
+    var onWriterThread: Bool {
+        thread.load(ordering: .acquiring) == Self.currentThreadID
+    }
+
+    /// The calling thread's `pthread_t` as a number (never 0 for a running thread).
+    private static var currentThreadID: UInt {
+        #if canImport(Darwin)
+        UInt(bitPattern: pthread_self())
+        #else
+        UInt(pthread_self())
+        #endif
     }
 
     /// Calls `body` with each group commit's size and duration, on the writer thread.
@@ -95,17 +140,22 @@ final class GroupCommitWriter: Sendable {
             defer { s.started = true }
             return !s.started
         }
-        guard start else { return }
+        if start { startThread() }
+    }
+
+    private func startThread() {
         do {
             try BackgroundThread.start(name: "ioasid-writer") { [self] in run() }
         } catch {
             // No thread to spare: fail what is queued (nothing ran) and let the next caller try again.
-            let stranded = state.withLock { s -> [Job] in
-                defer { s.queue = []; s.started = false }
-                return s.queue
+            let (stranded, tasks) = state.withLock { s -> ([Job], [UnownedJob]) in
+                defer { s.queue = []; s.tasks = []; s.started = false }
+                return (s.queue, s.tasks)
             }
             let failure = IOASIDError(.storageFailure, "cannot start the store's writer thread", cause: error)
             for job in stranded { job.fail(failure) }
+            // The tasks go on elsewhere; a store call they make tries to start the thread again.
+            for task in tasks { globalConcurrentExecutor.enqueue(ExecutorJob(task)) }
         }
     }
 
@@ -116,14 +166,30 @@ final class GroupCommitWriter: Sendable {
 
     private func run() {
         let clock = ContinuousClock()
+        // Only this thread stores its own ID, so only this thread can read it back as its own.
+        thread.store(Self.currentThreadID, ordering: .releasing)
         while true {
-            let first = state.withLock(waitingUntil: { !$0.queue.isEmpty || $0.stopping }) { s -> [Job]? in
-                if s.queue.isEmpty { return nil }
+            // Tasks on this executor first, outside any transaction: callers that the
+            // last commit resumed here submit their next operations without a thread hop.
+            let tasks = state.withLock { s -> [UnownedJob] in
+                defer { s.tasks = [] }
+                return s.tasks
+            }
+            for task in tasks { task.runSynchronously(on: asUnownedTaskExecutor()) }
+            let next = state.withLock(waitingUntil: { !$0.queue.isEmpty || !$0.tasks.isEmpty || $0.stopping }) { s -> [Job]? in
+                if s.queue.isEmpty {
+                    if !s.tasks.isEmpty { return [] }
+                    // A task enqueued after this starts the thread again.
+                    thread.store(0, ordering: .releasing)
+                    s.started = false
+                    return nil
+                }
                 let batch = Array(s.queue.prefix(maxBatch))
                 s.queue.removeFirst(batch.count)
                 return batch
             }
-            guard let first else { return }
+            guard let first = next else { return }
+            if first.isEmpty { continue }
             // Keep commits full under steady load: callers resumed by the last commit
             // come back a moment later, so when fewer are waiting than it carried, the
             // transaction takes them as they arrive, for up to half the last commit's
