@@ -68,7 +68,9 @@ extension Bench {
     }
 
     /// Group commit: N async callers allocating and freeing vs raw N puts per durable commit
-    /// (the most a group of N callers can put into one commit), in alternating blocks.
+    /// (the most a group of N callers can put into one commit), in alternating blocks; the
+    /// callers once on Swift's default executor and once on the store's writer executor,
+    /// both beside the same raw blocks.
     func group() async throws -> [GroupPoint] {
         let commitsPerBlock = options.quick ? 100 : 300
         let blocks = options.quick ? 4 : 24
@@ -84,24 +86,31 @@ extension Bench {
                 throw RawError(call: "commit counter: 5 allocations were not 5 commits", code: EINVAL)
             }
             var next: UInt32 = 1
-            var rawSeconds = 0.0, storeSeconds = 0.0, storeOps = 0, storeCommits = 0, rawOps = 0
+            var rawSeconds = 0.0, rawOps = 0
+            var pool = StoreRounds(), onWriter = StoreRounds()
             // Each caller does commitsPerBlock / 2 allocate+free pairs: N × commitsPerBlock
             // operations per block, as many as the raw block puts.
             let pairs = commitsPerBlock / 2
-            _ = try await hammer(store, set, callers: n, pairs: 10)
+            _ = try await hammer(store, set, callers: n, pairs: 10, onWriter: false)
+            _ = try await hammer(store, set, callers: n, pairs: 10, onWriter: true)
             let budget = Budget(minimum: 6, seconds: 30)
             for block in 0..<blocks where budget.allows(block) {
+                // Even blocks: raw, pool callers, writer-executor callers; odd blocks the reverse.
                 if block % 2 == 0 { rawSeconds += try rawPutBlock(raw, value, perCommit: n, commits: commitsPerBlock, next: &next) }
-                let before = try lastCommittedTxnID(store.path)
-                let start = ContinuousClock.now
-                storeOps += try await hammer(store, set, callers: n, pairs: pairs)
-                storeSeconds += seconds(ContinuousClock.now - start)
-                storeCommits += Int(try lastCommittedTxnID(store.path) - before)
+                for variant in block % 2 == 0 ? [false, true] : [true, false] {
+                    let before = try lastCommittedTxnID(store.path)
+                    let start = ContinuousClock.now
+                    let ops = try await hammer(store, set, callers: n, pairs: pairs, onWriter: variant)
+                    let elapsed = seconds(ContinuousClock.now - start)
+                    let commits = Int(try lastCommittedTxnID(store.path) - before)
+                    if variant { onWriter.add(ops, elapsed, commits) } else { pool.add(ops, elapsed, commits) }
+                }
                 if block % 2 == 1 { rawSeconds += try rawPutBlock(raw, value, perCommit: n, commits: commitsPerBlock, next: &next) }
                 rawOps += n * commitsPerBlock
             }
-            let point = GroupPoint(callers: n, store: Double(storeOps) / storeSeconds, raw: Double(rawOps) / rawSeconds,
-                                   opsPerCommit: Double(storeOps) / Double(max(1, storeCommits)))
+            let rawRate = Double(rawOps) / rawSeconds
+            let point = GroupPoint(callers: n, store: pool.rate, storeOnWriter: onWriter.rate, raw: rawRate,
+                                   opsPerCommit: pool.perCommit, opsPerCommitOnWriter: onWriter.perCommit)
             points.append(point)
             let big = n >= 16
             let callers = n == 1 ? "1 async caller" : "\(n) async callers"
@@ -109,9 +118,27 @@ extension Bench {
                          rawWhat: "\(n) mdb_put per durable commit", floor: big ? .atLeast(0.85) : nil)
             report.counts("group commit, \(callers): operations per commit", store: point.opsPerCommit, raw: Double(n),
                           rawWhat: "\(n) (the most a group of \(n) can share)", floor: big ? .atLeast(0.9) : nil)
+            report.rates("group commit, \(callers) on the store's writer executor: allocate+free ops/s",
+                         store: point.storeOnWriter, raw: point.raw,
+                         rawWhat: "\(n) mdb_put per durable commit (the same raw blocks)", floor: big ? .atLeast(0.85) : nil)
+            report.counts("group commit, \(callers) on the store's writer executor: operations per commit",
+                          store: point.opsPerCommitOnWriter, raw: Double(n),
+                          rawWhat: "\(n) (the most a group of \(n) can share)", floor: big ? .atLeast(0.9) : nil)
         }
         return points
     }
+}
+
+/// The store's side of one kind of group-commit caller, summed over its blocks.
+struct StoreRounds {
+    var operations = 0, seconds = 0.0, commits = 0
+    mutating func add(_ operations: Int, _ seconds: Double, _ commits: Int) {
+        self.operations += operations
+        self.seconds += seconds
+        self.commits += commits
+    }
+    var rate: Double { Double(operations) / seconds }
+    var perCommit: Double { Double(operations) / Double(max(1, commits)) }
 }
 
 /// Seconds for `commits` durable commits of `perCommit` raw puts each, keys ascending from `next`.
@@ -126,12 +153,15 @@ func rawPutBlock(_ raw: RawEnvironment, _ value: RawBytes, perCommit: Int, commi
     }
 }
 
-/// One group-commit measurement.
+/// One group-commit measurement: the store with callers on the default executor and on
+/// its writer executor, and raw N puts per commit.
 struct GroupPoint {
     let callers: Int
     let store: Double
+    let storeOnWriter: Double
     let raw: Double
     let opsPerCommit: Double
+    let opsPerCommitOnWriter: Double
 }
 
 /// The last committed transaction ID of the LMDB environment at `path`, read with `pread`
@@ -163,12 +193,13 @@ func lastCommittedTxnID(_ path: String) throws -> UInt64 {
     return max(first.txnid, second.txnid)
 }
 
-/// `callers` tasks each doing `pairs` allocate+free pairs through the group-commit writer;
-/// returns the operations done (2 per pair).
-func hammer(_ store: IOASIDStore, _ set: SetID, callers: Int, pairs: Int) async throws -> Int {
+/// `callers` tasks each doing `pairs` allocate+free pairs through the group-commit writer,
+/// on Swift's default executor or (`onWriter`) on the store's writer executor; returns the
+/// operations done (2 per pair).
+func hammer(_ store: IOASIDStore, _ set: SetID, callers: Int, pairs: Int, onWriter: Bool) async throws -> Int {
     try await withThrowingTaskGroup(of: Int.self) { group in
         for _ in 0..<callers {
-            group.addTask {
+            group.addTask(executorPreference: onWriter ? store.writerExecutor : nil) {
                 for _ in 0..<pairs {
                     let id = try await store.allocate(in: set)
                     try await store.free(id, in: set)
