@@ -93,8 +93,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
                 // A task on this executor, between two commits: its write is a commit of its own.
                 let clock = ContinuousClock()
                 let started = clock.now
-                execute([job], gathering: nil, clock: clock)
-                if let observe = observer.withLock({ $0 }) { observe(1, clock.now - started) }
+                tellObserver(execute([job], gathering: nil, clock: clock), clock.now - started)
             } else {
                 enqueue(job)
             }
@@ -107,12 +106,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
     /// Runs a task that prefers this executor on the writer thread, between two commits.
     func enqueue(_ job: consuming ExecutorJob) {
         let task = UnownedJob(job)
-        let start = state.withLockSignalling { s -> Bool in
-            s.tasks.append(task)
-            defer { s.started = true }
-            return !s.started
-        }
-        if start { startThread() }
+        add { $0.tasks.append(task) }
     }
 
     /// Whether the caller runs on the writer thread.
@@ -135,12 +129,32 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
     }
 
     private func enqueue(_ job: Job) {
+        add { $0.queue.append(job) }
+    }
+
+    /// Queues work with `append` and starts the writer thread if none runs.
+    private func add(_ append: (inout State) -> Void) {
         let start = state.withLockSignalling { s -> Bool in
-            s.queue.append(job)
+            append(&s)
             defer { s.started = true }
             return !s.started
         }
         if start { startThread() }
+    }
+
+    /// Calls the observer, if any, with a commit's size and duration.
+    private func tellObserver(_ size: Int, _ elapsed: Duration) {
+        if let observe = observer.withLock({ $0 }) { observe(size, elapsed) }
+    }
+
+    /// What the writer thread does next.
+    private enum Work {
+        /// Run tasks that prefer this executor (outside any transaction).
+        case tasks([UnownedJob])
+        /// Commit these operations, and those that join them, as one group.
+        case group([Job])
+        /// End the thread: stopping, and nothing left.
+        case end
     }
 
     private func startThread() {
@@ -169,27 +183,33 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         // Only this thread stores its own ID, so only this thread can read it back as its own.
         thread.store(Self.currentThreadID, ordering: .releasing)
         while true {
-            // Tasks on this executor first, outside any transaction: callers that the
-            // last commit resumed here submit their next operations without a thread hop.
-            let tasks = state.withLock { s -> [UnownedJob] in
-                defer { s.tasks = [] }
-                return s.tasks
-            }
-            for task in tasks { task.runSynchronously(on: asUnownedTaskExecutor()) }
-            let next = state.withLock(waitingUntil: { !$0.queue.isEmpty || !$0.tasks.isEmpty || $0.stopping }) { s -> [Job]? in
+            let work = state.withLock(waitingUntil: { !$0.queue.isEmpty || !$0.tasks.isEmpty || $0.stopping }) { s -> Work in
+                // Tasks on this executor first, outside any transaction: callers that the
+                // last commit resumed here submit their next operations without a thread hop.
+                if !s.tasks.isEmpty {
+                    defer { s.tasks = [] }
+                    return .tasks(s.tasks)
+                }
                 if s.queue.isEmpty {
-                    if !s.tasks.isEmpty { return [] }
                     // A task enqueued after this starts the thread again.
                     thread.store(0, ordering: .releasing)
                     s.started = false
-                    return nil
+                    return .end
                 }
                 let batch = Array(s.queue.prefix(maxBatch))
                 s.queue.removeFirst(batch.count)
-                return batch
+                return .group(batch)
             }
-            guard let first = next else { return }
-            if first.isEmpty { continue }
+            let first: [Job]
+            switch work {
+            case .end:
+                return
+            case .tasks(let tasks):
+                for task in tasks { task.runSynchronously(on: asUnownedTaskExecutor()) }
+                continue
+            case .group(let batch):
+                first = batch
+            }
             // Keep commits full under steady load: callers resumed by the last commit
             // come back a moment later, so when fewer are waiting than it carried, the
             // transaction takes them as they arrive, for up to half the last commit's
@@ -207,7 +227,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
             let waited = gather.waited
             let nanoseconds = max(0, Self.nanoseconds(elapsed) - Self.nanoseconds(waited))
             pace.withLock { $0 = (size, nanoseconds) }
-            if let observe = observer.withLock({ $0 }) { observe(size, elapsed) }
+            tellObserver(size, elapsed)
         }
     }
 
