@@ -18,61 +18,58 @@ struct WriterExecutorTests {
 
     @Test("16 tasks on the writer's executor run on the writer thread, share commits and leave a clean store")
     func callersRunOnTheWriter() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.cleanup() }
-        let store = try IOASIDStore(path: dir.child("store"))
-        let vm = try await store.createSet(token: "vm", quota: 1000)
-        let groups = Locked<[Int]>([])
-        store.observeGroupCommits { size, _ in groups.withLock { $0.append(size) } }
-        let (operations, offWriter) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
-            for _ in 0..<16 {
-                group.addTask(executorPreference: store.writerExecutor) {
-                    var offWriter = 0
-                    for _ in 0..<25 {
-                        let id = try await store.allocate(in: vm)
-                        if !store.onWriterThread { offWriter += 1 }
-                        try await store.free(id, in: vm)
-                        if !store.onWriterThread { offWriter += 1 }
+        // withStore checks the store's invariants (verify) when the body returns.
+        try await withStore { store in
+            let vm = try await store.createSet(token: "vm", quota: 1000)
+            let groups = Locked<[Int]>([])
+            store.observeGroupCommits { size, _ in groups.withLock { $0.append(size) } }
+            let (operations, offWriter) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for _ in 0..<16 {
+                    group.addTask(executorPreference: store.writerExecutor) {
+                        var offWriter = 0
+                        for _ in 0..<25 {
+                            let id = try await store.allocate(in: vm)
+                            if !store.onWriterThread { offWriter += 1 }
+                            try await store.free(id, in: vm)
+                            if !store.onWriterThread { offWriter += 1 }
+                        }
+                        return (50, offWriter)
                     }
-                    return (50, offWriter)
                 }
+                return try await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
             }
-            return try await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+            #expect(operations == 800)
+            #expect(offWriter == 0, "a caller on the writer's executor resumed on another thread")
+            let sizes = groups.withLock { $0 }
+            #expect(sizes.reduce(0, +) >= 800)
+            #expect((sizes.max() ?? 0) > 1, "the callers' operations never shared a commit")
+            #expect(try store.set(vm).allocated == 0)
         }
-        #expect(operations == 800)
-        #expect(offWriter == 0, "a caller on the writer's executor resumed on another thread")
-        let sizes = groups.withLock { $0 }
-        #expect(sizes.reduce(0, +) >= 800)
-        #expect((sizes.max() ?? 0) > 1, "the callers' operations never shared a commit")
-        #expect(try store.set(vm).allocated == 0)
-        try expectClean(store)
     }
 
     @Test("A refusal reaches a caller on the writer's executor, and its group commits")
     func refusalReachesTheCaller() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.cleanup() }
-        let store = try IOASIDStore(path: dir.child("store"))
-        let small = try await store.createSet(token: "small", quota: 3)
-        let results = await withTaskGroup(of: IOASIDError.Code?.self) { group in
-            for _ in 0..<8 {
-                group.addTask(executorPreference: store.writerExecutor) {
-                    do {
-                        _ = try await store.allocate(in: small)
-                        return store.onWriterThread ? nil : .internalError
-                    } catch let error as IOASIDError {
-                        return store.onWriterThread ? error.code : .internalError
-                    } catch {
-                        return .internalError
+        try await withStore { store in
+            let small = try await store.createSet(token: "small", quota: 3)
+            let results = await withTaskGroup(of: IOASIDError.Code?.self) { group in
+                for _ in 0..<8 {
+                    group.addTask(executorPreference: store.writerExecutor) {
+                        do {
+                            _ = try await store.allocate(in: small)
+                            return store.onWriterThread ? nil : .internalError
+                        } catch let error as IOASIDError {
+                            return store.onWriterThread ? error.code : .internalError
+                        } catch {
+                            return .internalError
+                        }
                     }
                 }
+                return await group.reduce(into: []) { $0.append($1) }
             }
-            return await group.reduce(into: []) { $0.append($1) }
+            #expect(results.filter { $0 == nil }.count == 3)
+            #expect(results.compactMap { $0 } == Array(repeating: IOASIDError.Code.quotaExceeded, count: 5))
+            #expect(try store.set(small).allocated == 3)
         }
-        #expect(results.filter { $0 == nil }.count == 3)
-        #expect(results.compactMap { $0 } == Array(repeating: IOASIDError.Code.quotaExceeded, count: 5))
-        #expect(try store.set(small).allocated == 3)
-        try expectClean(store)
     }
 
     @Test(
@@ -99,58 +96,54 @@ struct WriterExecutorTests {
 
     @Test("Tasks on the writer's executor never run inside the group's transaction: 16 of them each make a synchronous write after an async one, beside callers on the default executor", .timeLimit(.minutes(1)))
     func tasksRunBetweenCommits() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.cleanup() }
-        let store = try IOASIDStore(path: dir.child("store"))
-        let vm = try await store.createSet(token: "vm", quota: 1000)
-        // A task run inside the open transaction would make a nested transaction on the
-        // writer thread, which traps; run between commits, each write commits alone.
-        let onWriter = try await withThrowingTaskGroup(of: Bool.self) { group in
-            // Callers on the default executor keep operations queued while the others run.
-            for _ in 0..<4 {
-                group.addTask {
-                    for _ in 0..<20 { try await store.free(try await store.allocate(in: vm), in: vm) }
-                    return true
-                }
-            }
-            for _ in 0..<16 {
-                group.addTask(executorPreference: store.writerExecutor) {
-                    var all = true
-                    for _ in 0..<5 {
-                        _ = try await store.allocate(in: vm)
-                        let (onWriter, _, _) = try Self.synchronousCalls(store, vm)
-                        all = all && onWriter
+        try await withStore { store in
+            let vm = try await store.createSet(token: "vm", quota: 1000)
+            // A task run inside the open transaction would make a nested transaction on the
+            // writer thread, which traps; run between commits, each write commits alone.
+            let onWriter = try await withThrowingTaskGroup(of: Bool.self) { group in
+                // Callers on the default executor keep operations queued while the others run.
+                for _ in 0..<4 {
+                    group.addTask {
+                        for _ in 0..<20 { try await store.free(try await store.allocate(in: vm), in: vm) }
+                        return true
                     }
-                    return all
                 }
+                for _ in 0..<16 {
+                    group.addTask(executorPreference: store.writerExecutor) {
+                        var all = true
+                        for _ in 0..<5 {
+                            _ = try await store.allocate(in: vm)
+                            let (onWriter, _, _) = try Self.synchronousCalls(store, vm)
+                            all = all && onWriter
+                        }
+                        return all
+                    }
+                }
+                return try await group.reduce(true) { $0 && $1 }
             }
-            return try await group.reduce(true) { $0 && $1 }
+            #expect(onWriter)
+            #expect(try store.set(vm).allocated == 160)
         }
-        #expect(onWriter)
-        #expect(try store.set(vm).allocated == 160)
-        try expectClean(store)
     }
 
     @Test("No thread for the writer when a task prefers it: the task goes on elsewhere, and its next store call starts the writer")
     func threadStartFails() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.cleanup() }
-        let store = try IOASIDStore(path: dir.child("store"))
-        // A synchronous write commits on the calling thread: the writer has not started.
-        let vm = try { () throws -> SetID in try store.createSet(token: "vm", quota: 8) }()
-        let (plan, result) = await SyscallFaults.failing([SyscallFaults.Fault(.threadStart, errno: EAGAIN)]) {
-            try await Task(executorPreference: store.writerExecutor) { () async throws -> (Bool, Bool, IOASID) in
-                let before = store.onWriterThread
-                let id = try await store.allocate(in: vm)
-                return (before, store.onWriterThread, id)
-            }.value
+        try await withStore { store in
+            // A synchronous write commits on the calling thread: the writer has not started.
+            let vm = try { () throws -> SetID in try store.createSet(token: "vm", quota: 8) }()
+            let (plan, result) = await SyscallFaults.failing([SyscallFaults.Fault(.threadStart, errno: EAGAIN)]) {
+                try await Task(executorPreference: store.writerExecutor) { () async throws -> (Bool, Bool, IOASID) in
+                    let before = store.onWriterThread
+                    let id = try await store.allocate(in: vm)
+                    return (before, store.onWriterThread, id)
+                }.value
+            }
+            #expect(plan.injected == 1)
+            let (before, after, id) = try result.get()
+            #expect(!before, "the task ran although no writer thread could start")
+            #expect(after, "the allocation started the writer, which resumed the task")
+            #expect(try store.findSet(id) == vm)
         }
-        #expect(plan.injected == 1)
-        let (before, after, id) = try result.get()
-        #expect(!before, "the task ran although no writer thread could start")
-        #expect(after, "the allocation started the writer, which resumed the task")
-        #expect(try store.findSet(id) == vm)
-        try expectClean(store)
     }
 
     /// A synchronous write and read (an async context would pick the async `write`).
