@@ -47,3 +47,26 @@ ensure_swift() {
         exit 3
     fi
 }
+
+# The flags of every release build (the tool as run and installed, the benchmarks,
+# the crash and corruption runs), one array for all so that they share one build:
+# the Swift runtime linked statically, and the C++ runtime too where its static
+# archive is installed. Loading libstdc++.so, binding its symbols and relocating it
+# took about a quarter of a short `ioasid` process (docs/benchmarks.md, "The C++
+# runtime linked into the tool"). swiftc's link line asks for -lstdc++; a linker script of that name, in
+# a directory that Package.swift puts first on release links when IOASID_LINK_DIR
+# names it, stands for the archive. Sets RELEASE_FLAGS; exports IOASID_LINK_DIR.
+release_flags() {
+    local dir="$ROOT/.build-link" clang archive=""
+    mkdir -p "$dir"
+    clang="$(dirname "$(command -v swift)")/clang"
+    if [ -x "$clang" ]; then archive="$("$clang" -print-file-name=libstdc++.a)"; fi
+    if [ -f "$archive" ]; then
+        printf 'INPUT(%s)\n' "$archive" >"$dir/libstdc++.so.tmp"
+        mv "$dir/libstdc++.so.tmp" "$dir/libstdc++.so"
+    else
+        rm -f "$dir/libstdc++.so"
+    fi
+    export IOASID_LINK_DIR="$dir"
+    RELEASE_FLAGS=(-c release --static-swift-stdlib)
+}
