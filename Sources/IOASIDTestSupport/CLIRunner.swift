@@ -9,14 +9,15 @@ package struct CLI {
 
         /// Standard output without the trailing newline.
         package var out: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
-        /// Standard error parsed as a JSON error document, if it is one.
-        package var errorCode: String? {
+        /// The `error` object of standard error parsed as a JSON error document, if it is one.
+        package var errorDocument: [String: Any]? {
             guard let data = stderr.data(using: .utf8),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                let error = object["error"] as? [String: Any]
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
             else { return nil }
-            return error["code"] as? String
+            return object["error"] as? [String: Any]
         }
+        /// The code of ``errorDocument``.
+        package var errorCode: String? { errorDocument?["code"] as? String }
         /// Standard output parsed as JSON.
         package var json: Any? { stdout.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) } }
     }

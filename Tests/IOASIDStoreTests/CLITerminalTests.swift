@@ -102,6 +102,7 @@ struct CLITerminalTests {
         #expect(full.status == 3, "\(full.stderr)")
         #expect(full.stderr.contains("the disk is full"), "\(full.stderr)")
         #expect(full.stderr.hasPrefix("ioasid: error: cannot write to standard output"))
+        #expect(full.stderr.contains("ioasid: hint: free space"), "\(full.stderr)")
 
         let jsonFull = try CLI.run(["-c", "\(Self.quoted([Self.ioasid, "--store", store, "--json", "set", "ids", "2"])) > /dev/full"], product: "/bin/sh")
         #expect(jsonFull.status == 3)
@@ -115,11 +116,30 @@ struct CLITerminalTests {
         #expect(pipe.stdout.contains("status 3"), "\(pipe.stdout) \(pipe.stderr)")
         #expect(pipe.stderr.contains("broken pipe"), "\(pipe.stderr)")
         #expect(pipe.stderr.contains("was unfrozen"), "\(pipe.stderr)")
+        #expect(pipe.stderr.contains("ioasid: hint: the command reading the output stopped"), "\(pipe.stderr)")
         let set = try #require(try CLI.run(["--store", store, "--json", "set", "show", "2"]).json as? [String: Any])
         #expect(set["frozen"] as? Bool == false)
 
         let dump = try CLI.run(["-c", "\(Self.quoted([Self.ioasid, "--store", store, "dump"])) | head -n 1 > /dev/null; echo \"status ${PIPESTATUS[0]}\""], product: "/bin/bash")
         #expect(dump.stdout.contains("status 3"), "\(dump.stdout) \(dump.stderr)")
+    }
+
+    @Test("A storage failure's hint follows the system error: a path too long or missing points at the path, not at disk space")
+    func storageFailureHints() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let tooLong = dir.path + "/" + String(repeating: "a", count: 300)
+        for arguments in [["--store", tooLong, "status"], ["--store", tooLong, "init"], ["--store", tooLong + "/x", "init"]] {
+            let result = try CLI.run(arguments)
+            #expect(result.status == 3, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("File name too long"), "\(result.stderr)")
+            #expect(result.stderr.contains("ioasid: hint: check the path"), "\(result.stderr)")
+            #expect(!result.stderr.contains("disk space"), "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: tooLong), "nothing is created")
+        }
+        let json = try CLI.run(["--store", tooLong, "--json", "status"])
+        #expect(json.errorCode == "storageFailure", "\(json.stderr)")
+        #expect((json.errorDocument?["hint"] as? String)?.hasPrefix("check the path") == true, "\(json.stderr)")
     }
 
     @Test("--verbose logs each operation and its commit at debug level on stderr; a batch is one commit")

@@ -147,7 +147,7 @@ enum Advice {
         case .newerSchema: "this store was written by a newer ioasid; upgrade the tool (`ioasid --version` shows the schema it reads)"
         case .corruptStore: "run `ioasid verify` for details; restore the last good backup (docs/operations.md), or send `ioasid dump` output to support"
         case .readOnly: "open the store from a writable location, or as a user who may write it"
-        case .storageFailure: "check free disk space and the system log"
+        case .storageFailure: storageHint(systemError(behind: error))
         case .setFrozen: "finish the migration with `ioasid migrate complete SID` or undo it with `ioasid migrate abort SID`"
         case .internalError: "this is a bug in ioasid; nothing was changed, please report it"
         case .subscriberLapsed:
@@ -156,6 +156,29 @@ enum Advice {
             "the store was restored from a backup (a new epoch, see `ioasid status`): events you saw after its last one are gone; rebuild your state from `ioasid events resync NAME`"
         case .subscriberHasFollowers: "unsubscribe the subscribers that run after it (`ioasid events list` shows them) first"
         case .timedOut: "the FREE is committed and the ID stays free-pending; `ioasid find ID` shows what holds it back"
+        default: nil
+        }
+    }
+
+    /// What to do about a failed file or store operation, by the system error behind it.
+    static func storageHint(_ errno: Int32?) -> String {
+        switch errno {
+        case ENOSPC, EDQUOT: "free space (or raise the quota) on the file system that holds the store or the output"
+        case EPIPE: "the command reading the output stopped before the end; send the output to a file, or to a command that reads all of it"
+        case ENAMETOOLONG, ENOENT, ENOTDIR, ELOOP: "check the path (--store, $IOASID_STORE, or the file named above)"
+        case EMFILE, ENFILE: "too many files are open; raise the limit (`ulimit -n`) or close some"
+        case ENOMEM: "the system is short of memory or address space (the store maps its data file); free some, or raise `ulimit -v`"
+        case EIO: "the disk reported an I/O error; check the system log (`dmesg`) and the disk, and keep the last good backup at hand"
+        default: "check free disk space and the system log"
+        }
+    }
+
+    /// The `errno` of the failed system call behind `error`, when its cause carries one
+    /// (LMDB's own codes are negative and are not system errors).
+    static func systemError(behind error: IOASIDError) -> Int32? {
+        switch error.cause {
+        case let cause as LMDBError where cause.code > 0: cause.code
+        case let cause as DataFileError: cause.errno
         default: nil
         }
     }
