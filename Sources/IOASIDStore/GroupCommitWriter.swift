@@ -104,9 +104,13 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
     }
 
     /// Runs a task that prefers this executor on the writer thread, between two commits.
+    /// Once the store is gone (``stop()`` called and the thread ended), a task that still
+    /// prefers this executor runs on the global one: no thread is started for it.
     func enqueue(_ job: consuming ExecutorJob) {
         let task = UnownedJob(job)
-        add { $0.tasks.append(task) }
+        if !add({ $0.tasks.append(task) }, unlessStopped: true) {
+            globalConcurrentExecutor.enqueue(ExecutorJob(task))
+        }
     }
 
     /// Whether the caller runs on the writer thread.
@@ -132,14 +136,19 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         add { $0.queue.append(job) }
     }
 
-    /// Queues work with `append` and starts the writer thread if none runs.
-    private func add(_ append: (inout State) -> Void) {
-        let start = state.withLockSignalling { s -> Bool in
+    /// Queues work with `append` and starts the writer thread if none runs; with
+    /// `unlessStopped`, queues nothing and returns `false` when ``stop()`` was called
+    /// and no thread runs.
+    @discardableResult
+    private func add(_ append: (inout State) -> Void, unlessStopped: Bool = false) -> Bool {
+        let (added, start) = state.withLockSignalling { s -> (Bool, Bool) in
+            if unlessStopped && s.stopping && !s.started { return (false, false) }
             append(&s)
             defer { s.started = true }
-            return !s.started
+            return (true, !s.started)
         }
         if start { startThread() }
+        return added
     }
 
     /// Calls the observer, if any, with a commit's size and duration.

@@ -290,7 +290,7 @@ public final class IOASIDStore: Sendable {
     /// commits at once, alone, rather than waiting for the thread it runs on.
     ///
     /// A task keeps the executor alive: one that still prefers it after the store is
-    /// released runs on a writer thread that ends again when no task is left.
+    /// released runs on the global concurrent executor once the writer thread has ended.
     ///
     /// ```swift
     /// try await withThrowingTaskGroup(of: Void.self) { group in

@@ -159,14 +159,19 @@ struct WriterExecutorTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         // Only the task holds the executor: it sleeps while the store is released and its
-        // writer thread ends, and is resumed on a writer thread started again for it.
+        // writer thread ends, and is resumed on the global executor, no writer thread
+        // started again for it.
         let sleeper: Task<Int, any Error>
         do {
             let store = try IOASIDStore(path: dir.child("store"))
             let vm = try await store.createSet(token: "vm", quota: 10)
             _ = try await store.allocate(in: vm)
             sleeper = Task(executorPreference: store.writerExecutor) {
+                #expect(Self.threadName() == "ioasid-writer")
                 try await Task.sleep(for: .milliseconds(200))
+                // The thread ends as soon as it is stopped and idle; a slow machine gets more time.
+                for _ in 0..<50 where Self.threadName() == "ioasid-writer" { try await Task.sleep(for: .milliseconds(100)) }
+                #expect(Self.threadName() != "ioasid-writer")
                 return 7
             }
         }
@@ -180,11 +185,22 @@ struct WriterExecutorTests {
             _ = try await Task(executorPreference: executor) { try await store.allocate(in: vm) }.value
         }
         try await Task.sleep(for: .milliseconds(100))
+        var tries = 0
+        while tries < 50, await Task(executorPreference: executor, operation: { Self.threadName() }).value == "ioasid-writer" {
+            tries += 1
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let first = await Task(executorPreference: executor) { 41 }.value
         let second = await Task(executorPreference: executor) { () async -> Int in
             await Task.yield()
-            return first + 1
+            return Self.threadName() == "ioasid-writer" ? 0 : first + 1
         }.value
         #expect(second == 42)
+    }
+
+    /// The calling thread's name (`ioasid-writer` on a store's writer thread), from `/proc`.
+    static func threadName() -> String {
+        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+        return name.trimmingCharacters(in: .newlines)
     }
 }
