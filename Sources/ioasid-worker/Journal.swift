@@ -5,7 +5,9 @@ import Foundation
 /// Line kinds: `I <op…>` before an operation (intent), `D <op…>` after it
 /// returned success, `S <seq> <kind> <id>` for each event delivered before
 /// it is acknowledged. `D` and `S` lines are fdatasync'ed before the child goes on.
-final class Journal {
+/// Concurrent callers may append: each line is one `write(2)` to a file opened with
+/// `O_APPEND`, so lines never interleave.
+final class Journal: @unchecked Sendable {
     private let fd: Int32
 
     init(path: String) throws {

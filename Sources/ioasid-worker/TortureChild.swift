@@ -122,10 +122,51 @@ struct TortureChild {
                 } else {
                     try perform(log, "abort \(set.id)") { try store.abortMigration(of: set.id); return "\(set.id)" }
                 }
+            case 19:
+                // Concurrent async allocations through the group-commit writer, half from tasks on
+                // its executor: each journals its ID as soon as its call returns (durable by then).
+                let count = Int(rng.next() % 12 + 2)
+                log.append("I allocs \(set.id) \(count)", sync: false)
+                try Self.allocateConcurrently(count, in: set.id, store: store, log: log)
+                log.append("D allocs-end \(set.id)", sync: true)
             default:
                 continue
             }
         }
+    }
+
+    /// Runs `count` async allocations in `set` at once, every other one on the store's
+    /// writer executor; journals `D alloc SET ID` for each as it returns, and waits for all.
+    /// A refusal by a rule (quota) journals nothing.
+    private static func allocateConcurrently(_ count: Int, in set: SetID, store: IOASIDStore, log: Journal) throws {
+        let outcome = Locked<Result<Void, IOASIDError>?>(nil)
+        Task.detached {
+            var result = Result<Void, IOASIDError>.success(())
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for k in 0..<count {
+                        let run: @Sendable () async throws -> Void = {
+                            do {
+                                let id = try await store.allocate(in: set)
+                                log.append("D alloc \(set) \(id)", sync: true)
+                            } catch let error as IOASIDError where error.category == .refused || error.category == .notFound {
+                                return
+                            }
+                        }
+                        if k % 2 == 0 {
+                            group.addTask(executorPreference: store.writerExecutor, operation: run)
+                        } else {
+                            group.addTask(operation: run)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            } catch {
+                result = .failure(error as? IOASIDError ?? IOASIDError(.internalError, "\(error)"))
+            }
+            outcome.withLockSignalling { [result] in $0 = result }
+        }
+        try outcome.withLock(waitingUntil: { $0 != nil }) { $0! }.get()
     }
 
     /// Journals the intent, runs the operation, and journals its success (synced).

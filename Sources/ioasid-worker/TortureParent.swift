@@ -42,6 +42,8 @@ struct TortureParent {
         var violations: [String] = []
         var modes: [String: Int] = [:]
         var operations = 0
+        // Concurrent async allocation bursts journaled, and kills that landed inside one.
+        var bursts = 0, killedMidBurst = 0
         let started = Date()
         let self_ = CommandLine.arguments[0]
         for round in 0..<kills {
@@ -80,6 +82,11 @@ struct TortureParent {
             }
             let lines = reader.newLines()
             operations += lines.filter { $0.hasPrefix("D ") }.count
+            bursts += lines.filter { $0.hasPrefix("I allocs ") }.count
+            if let lastIntent = lines.last(where: { $0.hasPrefix("I ") }), lastIntent.hasPrefix("I allocs "),
+                !(lines.last?.hasPrefix("D allocs-end") ?? false) {
+                killedMidBurst += 1
+            }
             let found = try model.check(after: lines, storePath: storePath)
             violations += found.map { "round \(round) (\(how)): \($0)" }
             if verbose || !found.isEmpty {
@@ -93,7 +100,10 @@ struct TortureParent {
         let elapsed = Date().timeIntervalSince(started)
         for v in violations.prefix(50) { print("violation: \(v)") }
         let breakdown = modes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        print(String(format: "crash-torture: kills=%d operations=%d violations=%d seed=%llu (%@) in %.0f s", kills, operations, violations.count, seed, breakdown, elapsed))
+        print(String(
+            format: "crash-torture: kills=%d operations=%d violations=%d seed=%llu (%@) bursts=%d mid-burst=%d in %.0f s",
+            kills, operations, violations.count, seed, breakdown, bursts, killedMidBurst, elapsed
+        ))
         if violations.isEmpty { try? FileManager.default.removeItem(atPath: dir) }
         return violations.isEmpty ? 0 : 2
     }
@@ -127,10 +137,14 @@ struct Model {
     /// Applies the journal lines and checks the store; returns the violations.
     mutating func check(after lines: [String], storePath: String) throws -> [String] {
         var inFlight: [Substring] = []
+        // Allocations of a concurrent burst (`I allocs SET COUNT`) journaled so far: the burst
+        // stays in flight until its `D allocs-end`.
+        var burstDone = 0
         for line in lines {
             let f = line.split(separator: " ")
             switch f.first {
-            case "I": inFlight = Array(f.dropFirst())
+            case "I": inFlight = Array(f.dropFirst()); burstDone = 0
+            case "D" where inFlight.first == "allocs" && f.count > 1 && f[1] == "alloc": apply(Array(f.dropFirst())); burstDone += 1
             case "D": apply(Array(f.dropFirst())); inFlight = []
             case "S": saw[UInt64(f[1])!] = "\(f[2]) \(f[3])"
             default: break
@@ -146,7 +160,7 @@ struct Model {
         let op = inFlight.first.map(String.init) ?? ""
         let opSet = inFlight.count > 1 ? UInt32(inFlight[1]) : nil
         let opID = inFlight.count > 2 ? UInt32(inFlight[2]) : nil
-        var spareAllocations = op == "alloc" ? 1 : 0
+        var spareAllocations = op == "alloc" ? 1 : op == "allocs" ? max(0, Int(opID ?? 0) - burstDone) : 0
         let anyNewSet = op == "create" || op == "import"
         func exempt(_ id: UInt32, in set: UInt32) -> Bool {
             (opID == id && ["free", "attach", "detach", "hold", "release"].contains(op))
