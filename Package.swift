@@ -218,10 +218,11 @@ if Context.environment["IOASID_WARNINGS_AS_ERRORS"] != nil {
     }
 }
 
-/// The Tools scripts' release builds (`Tools/lib.sh`, `release_flags`) set
-/// IOASID_LINK_DIR: a directory of linker scripts that stand for the static
-/// archives of the C++ runtime and LMDB, searched first, so that the tool starts
-/// without loading them. Never set for embedders.
+/// The Tools scripts' release builds (`Tools/lib.sh`, `release_flags`, always with
+/// `--static-swift-stdlib`) set IOASID_LINK_DIR: a directory whose linker script
+/// `libstdc++.so` stands for the static archive of the C++ runtime, searched first,
+/// so that the tool starts without loading it. Only this package's own executables
+/// get it; never set for embedders.
 if let dir = Context.environment["IOASID_LINK_DIR"], !dir.isEmpty {
     for target in package.targets where target.type == .executable {
         target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-L", dir], .when(configuration: .release))]

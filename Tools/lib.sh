@@ -57,16 +57,24 @@ ensure_swift() {
 # a directory that Package.swift puts first on release links when IOASID_LINK_DIR
 # names it, stands for the archive. Sets RELEASE_FLAGS; exports IOASID_LINK_DIR.
 release_flags() {
-    local dir="$ROOT/.build-link" clang archive=""
+    local dir="$ROOT/.build-link" swift_bin clang archive="" script tmp
+    swift_bin="$(readlink -f "$(command -v swift)")"
+    clang="$(dirname "$swift_bin")/clang"
+    if [ -x "$clang" ]; then archive="$("$clang" -print-file-name=libstdc++.a 2>/dev/null || true)"; fi
+    RELEASE_FLAGS=(-c release --static-swift-stdlib)
+    unset IOASID_LINK_DIR
+    # clang prints the bare name when it finds no archive: only an absolute path to a file counts.
+    case "$archive" in /*) ;; *) archive="" ;; esac
+    if [ -z "$archive" ] || [ ! -f "$archive" ]; then
+        log "ioasid: no libstdc++.a (libstdc++-12-dev): the tool loads libstdc++.so at every start"
+        return 0
+    fi
     mkdir -p "$dir"
-    clang="$(dirname "$(command -v swift)")/clang"
-    if [ -x "$clang" ]; then archive="$("$clang" -print-file-name=libstdc++.a)"; fi
-    if [ -f "$archive" ]; then
-        printf 'INPUT(%s)\n' "$archive" >"$dir/libstdc++.so.tmp"
-        mv "$dir/libstdc++.so.tmp" "$dir/libstdc++.so"
-    else
-        rm -f "$dir/libstdc++.so"
+    script="$(printf 'INPUT("%s")' "$archive")"
+    if [ "$(cat "$dir/libstdc++.so" 2>/dev/null)" != "$script" ]; then
+        tmp="$(mktemp "$dir/libstdc++.so.XXXXXX")"
+        printf '%s\n' "$script" >"$tmp"
+        mv -f "$tmp" "$dir/libstdc++.so"
     fi
     export IOASID_LINK_DIR="$dir"
-    RELEASE_FLAGS=(-c release --static-swift-stdlib)
 }
