@@ -345,6 +345,11 @@ struct ServiceTests {
         // An unreachable service is a clear error, exit 3.
         let nowhere = try CLI.run(["--socket", dir.child("none.sock"), "status"])
         #expect(nowhere.status == 3 && nowhere.stderr.contains("cannot reach the ioasid service"), "\(nowhere.stderr)")
+        #expect(nowhere.stderr.contains("ioasid: hint: start the service"), "\(nowhere.stderr)")
+        // So is one for a command that runs in the client on the service's store (backup).
+        let backup = try CLI.run(["--socket", dir.child("none.sock"), "backup", dir.child("copy")])
+        #expect(backup.status == 3 && backup.stderr.contains("cannot reach the ioasid service"), "\(backup.stderr)")
+        #expect(backup.stderr.contains("ioasid: hint: start the service") && !backup.stderr.contains("disk space"), "\(backup.stderr)")
     }
 
     @Test("Events are pushed to a follower as commits land: the service's own and a separate CLI process's", .enabled(if: ServiceProcess.isBuilt))

@@ -95,6 +95,9 @@ enum ServiceClientMode {
         return info.path
     }
 
+    /// The advice for a service that cannot be reached or does not answer.
+    static let unreachableHint = "start the service with `ioasid serve`, or drop --socket / unset IOASID_SOCKET to open the store directly"
+
     static func unreachable(_ socket: String, _ error: ClientError) -> IOASIDError {
         IOASIDError(.storageFailure, "cannot reach the ioasid service at \(socket): \(error.description)")
     }
@@ -148,7 +151,7 @@ enum ServiceClientMode {
                 Output.report(failure, json: json)
                 return ExitStatus.code(for: failure)
             }
-            Output.report(unreachable(socket, error), hint: "start the service with `ioasid serve`, or drop --socket / unset IOASID_SOCKET to open the store directly", json: json)
+            Output.report(unreachable(socket, error), hint: unreachableHint, json: json)
             return ExitStatus.storeUnusable
         }
         if head.status != 200 {

@@ -39,7 +39,7 @@ extension IOASIDCommand {
             let path = try ServiceClientMode.storePath(socket: socket)
             return await runHere(["--store", path] + arguments)
         } catch {
-            Output.report(error, json: json)
+            Output.report(error, hint: ServiceClientMode.unreachableHint, json: json)
             return ExitStatus.code(for: error)
         }
     }

@@ -147,6 +147,8 @@ enum Advice {
         case .newerSchema: "this store was written by a newer ioasid; upgrade the tool (`ioasid --version` shows the schema it reads)"
         case .corruptStore: "run `ioasid verify` for details; restore the last good backup (docs/operations.md), or send `ioasid dump` output to support"
         case .readOnly: "open the store from a writable location, or as a user who may write it"
+        case .storageFailure where (error.cause as? LMDBError) == .mapFull:
+            "the data file reached the store's maximum map size; free sets no longer needed, or copy the store compacted (`ioasid backup --compact`) and restore the copy"
         case .storageFailure: storageHint(systemError(behind: error))
         case .setFrozen: "finish the migration with `ioasid migrate complete SID` or undo it with `ioasid migrate abort SID`"
         case .internalError: "this is a bug in ioasid; nothing was changed, please report it"
@@ -169,6 +171,7 @@ enum Advice {
         case EMFILE, ENFILE: "too many files are open; raise the limit (`ulimit -n`) or close some"
         case ENOMEM: "the system is short of memory or address space (the store maps its data file); free some, or raise `ulimit -v`"
         case EIO: "the disk reported an I/O error; check the system log (`dmesg`) and the disk, and keep the last good backup at hand"
+        case EAGAIN: "the system refused a new thread; check the limits on processes and threads (`ulimit -u`, /proc/sys/kernel/threads-max)"
         default: "check free disk space and the system log"
         }
     }
