@@ -81,7 +81,7 @@ struct TortureParent {
                 violations.append("round \(round): the child exited with status \(child.terminationStatus): \(stderr)")
             }
             let lines = reader.newLines()
-            operations += lines.filter { $0.hasPrefix("D ") }.count
+            operations += lines.filter { $0.hasPrefix("D ") && !$0.hasPrefix("D allocs-end") }.count
             bursts += lines.filter { $0.hasPrefix("I allocs ") }.count
             if let lastIntent = lines.last(where: { $0.hasPrefix("I ") }), lastIntent.hasPrefix("I allocs "),
                 !(lines.last?.hasPrefix("D allocs-end") ?? false) {
@@ -182,7 +182,8 @@ struct Model {
             case .freed(let set):
                 if exempt(id, in: set) { continue }
                 if let actual, actual.state == .allocated {
-                    if spareAllocations > 0 || (anyNewSet && sets[actual.set.rawValue] == nil) {
+                    // Only the allocation(s) in flight, in their own set, may have reused a freed ID.
+                    if (spareAllocations > 0 && actual.set.rawValue == opSet) || (anyNewSet && sets[actual.set.rawValue] == nil) {
                         spareAllocations -= sets[actual.set.rawValue] == nil ? 0 : 1
                     } else {
                         problems.append("ID \(id), freed from set \(set), is allocated in set \(actual.set)")
