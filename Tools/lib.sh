@@ -53,9 +53,10 @@ ensure_swift() {
 # the Swift runtime linked statically, and the C++ runtime too where its static
 # archive is installed. Loading libstdc++.so, binding its symbols and relocating it
 # took about a quarter of a short `ioasid` process (docs/benchmarks.md, "The C++
-# runtime linked into the tool"). swiftc's link line asks for -lstdc++; a linker script of that name, in
-# a directory that Package.swift puts first on release links when IOASID_LINK_DIR
-# names it, stands for the archive. Sets RELEASE_FLAGS; exports IOASID_LINK_DIR.
+# runtime linked into the tool"). swiftc's link line asks for -lstdc++; a linker
+# script of that name, in a directory that Package.swift puts first on release
+# links when IOASID_LINK_DIR names it, stands for the archive. Sets RELEASE_FLAGS;
+# exports IOASID_LINK_DIR only when the archive is there.
 release_flags() {
     local dir="$ROOT/.build-link" swift_bin clang archive="" script tmp
     swift_bin="$(readlink -f "$(command -v swift)")"

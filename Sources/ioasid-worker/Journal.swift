@@ -4,7 +4,9 @@ import Foundation
 ///
 /// Line kinds: `I <op…>` before an operation (intent), `D <op…>` after it
 /// returned success, `S <seq> <kind> <id>` for each event delivered before
-/// it is acknowledged. `D` and `S` lines are fdatasync'ed before the child goes on.
+/// it is acknowledged. `D` and `S` lines are fdatasync'ed before the child goes on,
+/// except the `D alloc` lines of a concurrent burst, which its `D allocs-end` line
+/// syncs (the parent only kills: a line written before SIGKILL is in the file).
 /// Concurrent callers may append: each line is one `write(2)` to a file opened with
 /// `O_APPEND`, so lines never interleave.
 final class Journal: @unchecked Sendable {

@@ -83,11 +83,8 @@ struct TortureParent {
             let lines = reader.newLines()
             operations += lines.filter { $0.hasPrefix("D ") && !$0.hasPrefix("D allocs-end") }.count
             bursts += lines.filter { $0.hasPrefix("I allocs ") }.count
-            if let lastIntent = lines.last(where: { $0.hasPrefix("I ") }), lastIntent.hasPrefix("I allocs "),
-                !(lines.last?.hasPrefix("D allocs-end") ?? false) {
-                killedMidBurst += 1
-            }
             let found = try model.check(after: lines, storePath: storePath)
+            if model.inFlightAtKill == "allocs" { killedMidBurst += 1 }
             violations += found.map { "round \(round) (\(how)): \($0)" }
             if verbose || !found.isEmpty {
                 try? FileHandle.standardError.write(contentsOf: Data("round \(round) \(how): \(lines.count) journal lines, \(found.count) violations\n".utf8))
@@ -120,6 +117,8 @@ struct Model {
     var holds: Set<String> = []  // "id holder"
     var ack: UInt64 = 0
     var saw: [UInt64: String] = [:]  // sequence → "KIND id"
+    /// The operation the last ``check(after:storePath:)`` found in flight at the kill ("" if none).
+    private(set) var inFlightAtKill = ""
 
     init(snapshotOf path: String) throws {
         let store = try openExisting(path)
@@ -158,6 +157,7 @@ struct Model {
 
         // What the operation in flight at the kill may or may not have done.
         let op = inFlight.first.map(String.init) ?? ""
+        inFlightAtKill = op
         let opSet = inFlight.count > 1 ? UInt32(inFlight[1]) : nil
         let opID = inFlight.count > 2 ? UInt32(inFlight[2]) : nil
         var spareAllocations = op == "alloc" ? 1 : op == "allocs" ? max(0, Int(opID ?? 0) - burstDone) : 0
