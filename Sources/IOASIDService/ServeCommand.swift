@@ -273,8 +273,9 @@ struct JournalLogHandler: LogHandler {
             for (key, value) in all { object[key] = "\(value)" }
             line = CommandLineJSON.encode(object)
         } else {
-            let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let text = "\(event.level) \(event.message)" + (fields.isEmpty ? "" : " " + fields)
+            // Control characters escaped: a client's text in a message cannot forge a journal line.
+            let fields = all.sorted { $0.key < $1.key }.map { Names.escaped("\($0.key)=\($0.value)") }.joined(separator: " ")
+            let text = "\(event.level) \(Names.escaped(event.message.description))" + (fields.isEmpty ? "" : " " + fields)
             line = journald ? "<\(Self.priority(event.level))>" + text : Date().formatted(.iso8601) + " " + text
         }
         try? SystemFile.standardError.writeAll(Array((line + "\n").utf8))
@@ -288,6 +289,17 @@ struct JournalLogHandler: LogHandler {
         case .warning: 4
         case .error: 3
         case .critical: 2
+        }
+    }
+}
+
+extension ServeCommand {
+    /// The process's own arguments after its name; one that is not UTF-8 text is a
+    /// validation error (exit 64), never read with U+FFFD in place of its bytes.
+    public static func processArguments() throws -> [String] {
+        switch ProcessArguments.decoded() {
+        case .success(let arguments): return arguments
+        case .failure(let bad): throw ValidationError(bad.message + " (paths must be UTF-8)")
         }
     }
 }

@@ -16,7 +16,9 @@ extension IOASIDStore {
     ///   - destination: the directory to create (or replace) with the copy.
     ///   - compact: omit free pages (`MDB_CP_COMPACT`).
     ///   - replacing: replace an existing `destination` that is a store made by
-    ///     a backup (or an empty directory); otherwise an existing one is refused.
+    ///     a backup (holding only `data.mdb`, an LMDB data file, and `lock.mdb`; not open
+    ///     in another process; not this store) or an empty directory; otherwise an
+    ///     existing one is refused.
     /// - Returns: the size of the copied data file in bytes.
     /// - Throws: ``IOASIDError/Code-swift.struct/invalidArgument`` when `destination` exists
     ///   (and may not be replaced), ``IOASIDError/Code-swift.struct/storageFailure`` when the
@@ -27,6 +29,7 @@ extension IOASIDStore {
         if let existing = try? FileSystem.status(destination) {
             guard replacing else { throw IOASIDError(.invalidArgument, "\(destination) exists; choose a new directory for the backup") }
             guard existing.kind == .directory else { throw IOASIDError(.invalidArgument, "\(destination) exists and is not a directory") }
+            try checkReplaceable(destination, existing)
         }
         let parent = FileSystem.parent(of: destination)
         let name = destination.split(separator: "/").last.map(String.init) ?? "backup"
@@ -54,6 +57,42 @@ extension IOASIDStore {
         placed = true
         do { try FileSystem.syncDirectory(parent) } catch { throw IOASIDError.fileFailure("cannot sync \(parent)", error) }
         return Int(size)
+    }
+
+    /// Refuses to replace a directory that is not a previous backup or empty: one that holds
+    /// anything but `data.mdb` and `lock.mdb` (regular files), whose `data.mdb` is not an LMDB
+    /// data file, that another process has open as a store, or that is this store's own.
+    /// Replacing deletes the files of the old directory, so it must hold nothing else.
+    private func checkReplaceable(_ destination: String, _ existing: FileStatus) throws(IOASIDError) {
+        func refuse(_ why: String) -> IOASIDError {
+            IOASIDError(.invalidArgument, "\(destination) is not a previous backup (\(why)); nothing was replaced")
+        }
+        if let own = try? FileSystem.status(path), own.identity == existing.identity {
+            throw IOASIDError(.invalidArgument, "\(destination) is this store's own directory; back it up into another one")
+        }
+        let names: [String]
+        do { names = try FileSystem.entries(of: destination) } catch {
+            throw IOASIDError.fileFailure("cannot list \(destination)", error)
+        }
+        if names.isEmpty { return }
+        for name in names.sorted() {
+            guard name == "data.mdb" || name == "lock.mdb" else {
+                throw refuse("it holds \"\(Names.escaped(name))\"; a backup holds only data.mdb and lock.mdb")
+            }
+            guard (try? FileSystem.status(destination + "/" + name))?.kind == .regular else {
+                throw refuse("its \(name) is not a regular file")
+            }
+        }
+        guard names.contains("data.mdb"), case .valid = try? DataFile.inspect(directory: destination) else {
+            throw refuse("it holds no valid LMDB data file")
+        }
+        let inUse: Bool
+        do { inUse = try FileSystem.isLockedByAnotherProcess(destination + "/lock.mdb") } catch {
+            throw IOASIDError.fileFailure("cannot check whether \(destination) is in use", error)
+        }
+        if inUse {
+            throw IOASIDError(.invalidArgument, "\(destination) is open as a store in another process (its lock.mdb is locked); nothing was replaced")
+        }
     }
 
     private func place(_ temporary: String, at destination: String) throws(IOASIDError) {

@@ -39,6 +39,24 @@ extension IOASIDReading where Self: ~Copyable {
         return found
     }
 
+    /// The error for `id` when it has no record (kernel `ioasid_find` finding nothing).
+    ///
+    /// Every ID of 1 … capacity − 1 is either recorded or in one free extent, so an ID in
+    /// range that the free index does not hold either was lost by damage — LMDB keeps no
+    /// checksum of its pages, and a flipped bit in a page of `ids` can hide a record from a
+    /// lookup. That is reported as a corrupt store, never as "not allocated".
+    ///
+    /// - Returns: ``IOASIDError/Code-swift.struct/noSuchID``, or ``IOASIDError/Code-swift.struct/corruptStore``.
+    func notAllocated(_ id: IOASID) throws -> IOASIDError {
+        let absent = IOASIDError(.noSuchID, "ID \(id) is not allocated")
+        guard id.rawValue >= 1, id.rawValue < (try capacity()) else { return absent }
+        if try lowestFreeSlot(in: id.rawValue, id.rawValue) != nil { return absent }
+        return IOASIDError(
+            .corruptStore,
+            "ID \(id) is neither allocated nor free: database ids has lost its record, or the free index is wrong (the store is damaged)"
+        )
+    }
+
     /// Decodes an extent entry; `nil` for an entry that is not an extent (past the free index).
     static func extent(_ entry: borrowing CursorEntry) throws -> ClosedRange<UInt32>? {
         guard entry.keyByte(at: 0) == StoreLayout.ControlTag.free else { return nil }

@@ -102,7 +102,7 @@ extension IOASIDReading where Self: ~Copyable {
     ///
     /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
     public func find(_ id: IOASID) throws -> IDInfo {
-        guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        guard let record = try idRecord(id) else { throw try notAllocated(id) }
         return try info(id, record)
     }
 
@@ -126,7 +126,7 @@ extension IOASIDReading where Self: ~Copyable {
     /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
     public func findSet(_ id: IOASID) throws -> SetID {
         let owner = try record(id: id.rawValue, in: schema.ids) { try IDRecord.owner(decoding: &$0) }
-        guard let owner else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        guard let owner else { throw try notAllocated(id) }
         return SetID(owner)
     }
 

@@ -30,6 +30,10 @@ extension IOASIDError {
             if error == .noSpace {
                 return IOASIDError(.storageFailure, "the disk is full", cause: error)
             }
+            if error == .io, let path, let free = FileSystem.availableBytes(path), free < DiskFull.threshold {
+                let full = DiskFull(availableBytes: free)
+                return IOASIDError(.storageFailure, "the disk is full: \(full)", cause: full)
+            }
             return IOASIDError(.storageFailure, "\(file): \(error.message) (\(error.name))", cause: error)
         case let error as DamagedRecord:
             return IOASIDError(.corruptStore, "\(file) is damaged: \(error)", cause: error)
@@ -64,5 +68,21 @@ extension IOASIDError {
     /// Runs `body`, mapping anything it throws with ``wrapping(_:at:)``.
     static func mapping<R>(at path: String? = nil, _ body: () throws -> R) throws(IOASIDError) -> R {
         do { return try body() } catch { throw wrapping(error, at: path) }
+    }
+}
+
+/// A write to the store that failed with `EIO` while its file system had (almost) no space
+/// left: the disk is full. LMDB reports a short write — what a full file system gives
+/// first — as `EIO`, which alone would read as a failing disk.
+public struct DiskFull: Error, Sendable, CustomStringConvertible {
+    /// The bytes the file system had free for this process when the error was seen.
+    public let availableBytes: UInt64
+
+    /// Below this many free bytes, an `EIO` from a write is taken for a full disk: a
+    /// commit's short write leaves the file system with less than one write's worth.
+    static let threshold: UInt64 = 4 << 20
+
+    public var description: String {
+        "a write failed with EIO (LMDB's report of a short write) and \(availableBytes) bytes free on the file system"
     }
 }

@@ -178,16 +178,51 @@ public enum FileSystem {
     /// Removes a directory and the regular files directly inside it (what the
     /// package's own temporary directories hold); never follows links.
     public static func removeDirectory(_ path: String) {
-        if let dir = opendir(path) {
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name != ".", name != ".." { _ = unlink(path + "/" + name) }
-            }
-            closedir(dir)
-        }
+        for name in (try? entries(of: path)) ?? [] { _ = unlink(path + "/" + name) }
         _ = rmdir(path)
+    }
+
+    /// The names in a directory, without `.` and `..`.
+    public static func entries(of path: String) throws(LMDBError) -> [String] {
+        guard let dir = opendir(path) else { throw LMDBError(code: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Whether another process holds a POSIX record lock on the first byte of the file at
+    /// `path` (as every process with an LMDB environment open holds on its `lock.mdb`);
+    /// `false` when there is no such file. Never follows a final symbolic link.
+    public static func isLockedByAnotherProcess(_ path: String) throws(LMDBError) -> Bool {
+        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 {
+            if errno == ENOENT { return false }
+            throw LMDBError(code: errno)
+        }
+        defer { _ = Glibc.close(fd) }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = 0
+        lock.l_len = 1
+        if fcntl(fd, F_GETLK, &lock) != 0 { throw LMDBError(code: errno) }
+        return lock.l_type != Int16(F_UNLCK)
+    }
+
+    /// The bytes this process may still write on the file system holding `path` (`statvfs`:
+    /// the blocks free to unprivileged users, or all free blocks for root); `nil` when
+    /// that cannot be read.
+    public static func availableBytes(_ path: String) -> UInt64? {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return nil }
+        let blocks = geteuid() == 0 ? fs.f_bfree : fs.f_bavail
+        return UInt64(blocks) &* UInt64(fs.f_frsize)
     }
 
     /// The directory part of `path` (`.` for a bare name).

@@ -12,7 +12,7 @@ enum ServeMain {
     static func main() async {
         signal(SIGPIPE, SIG_IGN)
         do {
-            var command = try ServeCommand.parseAsRoot()
+            var command = try ServeCommand.parseAsRoot(try ServeCommand.processArguments())
             if let serve = command as? ServeCommand {
                 try await serve.run()
             } else {

@@ -11,6 +11,6 @@ import Glibc
 enum IOASIDMain {
     static func main() {
         signal(SIGPIPE, SIG_IGN)
-        exit(IOASIDCommand.mainBlocking(arguments: Array(CommandLine.arguments.dropFirst())))
+        exit(IOASIDCommand.mainBlocking())
     }
 }

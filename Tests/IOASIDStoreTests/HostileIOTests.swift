@@ -573,6 +573,8 @@ struct HostileNameTests {
     static let controls: [(String, String)] = [
         ("ESC", "vm:\u{1B}[2J"), ("BEL", "vm:\u{07}"), ("newline", "vm:a\nb"), ("CR", "vm:\r"),
         ("C1 CSI", "vm:\u{9B}31m"), ("C1 NEL", "vm:\u{85}"), ("DEL", "vm:\u{7F}"),
+        // Shown, these make a name read as another: a line break to some readers, text reordered.
+        ("LINE SEPARATOR", "vm:a\u{2028}b"), ("RIGHT-TO-LEFT OVERRIDE", "vm:\u{202E}cba"), ("RIGHT-TO-LEFT ISOLATE", "vm:\u{2067}x"),
     ]
 
     @Test("Tokens, subscriber and holder names with control characters are refused by the CLI with exit 64, changing nothing")

@@ -293,6 +293,33 @@ struct ServiceTests {
         #expect(lstat(again.socket, &st) != 0, "the socket is removed on SIGTERM")
     }
 
+    @Test("`ioasid serve --socket PATH`, the documented form, listens at PATH wherever --socket stands (it used to listen at STORE/ioasid.sock)",
+          .enabled(if: ServiceProcess.isBuilt))
+    func serveListensWhereToldThroughTheCLI() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir)
+        let socket = dir.child("elsewhere.sock")
+        for arguments in [
+            ["--store", store, "serve", "--socket", socket],
+            ["serve", "--socket", socket, "--store", store],
+            ["--socket", socket, "--store", store, "serve"],
+        ] {
+            let running = try CLI.start("ioasid", arguments)
+            var answered = false
+            for _ in 0..<500 where !answered && running.process.isRunning {
+                answered = (try? UnixHTTPClient(path: socket).send("GET", "/info").head.status) == 200
+                if !answered { usleep(20_000) }
+            }
+            #expect(answered, "\(arguments): no answer at \(socket)")
+            #expect(!FileManager.default.fileExists(atPath: store + "/ioasid.sock"), "\(arguments)")
+            if running.process.isRunning { kill(running.process.processIdentifier, SIGTERM) }
+            running.process.waitUntilExit()
+            #expect(running.process.terminationStatus == 0, "\(arguments)")
+            #expect(!FileManager.default.fileExists(atPath: socket), "removed on SIGTERM")
+        }
+    }
+
     @Test("The CLI prints the same output with the same exit status through --socket as directly", .enabled(if: ServiceProcess.isBuilt))
     func cliThroughSocket() throws {
         let dir = try TemporaryDirectory()

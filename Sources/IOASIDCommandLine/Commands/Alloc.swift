@@ -74,10 +74,13 @@ extension IOASIDCommand {
                 }
                 if count == nil, let id = ids.first {
                     struct View: Encodable { let set: UInt32; let id: UInt32 }
-                    try Output(global).emit(View(set: owner.set, id: id.rawValue), text: "\(id)")
+                    try Output(global).emit(View(set: owner.set, id: id.rawValue), text: "\(id)", committed: "allocated ID \(id) in set \(owner.set)")
                 } else {
                     struct View: Encodable { let set: UInt32; let ids: [UInt32] }
-                    try Output(global).emit(View(set: owner.set, ids: ids.map(\.rawValue)), text: ids.map(\.description).joined(separator: "\n"))
+                    try Output(global).emit(
+                        View(set: owner.set, ids: ids.map(\.rawValue)), text: ids.map(\.description).joined(separator: "\n"),
+                        committed: "allocated \(plural(ids.count, "ID")) in set \(owner.set) (\(idRuns(ids.map(\.rawValue))))"
+                    )
                 }
             }
         }

@@ -27,7 +27,7 @@ extension IOASIDCommand {
         var destination: String
         @Flag(help: "Compact the copy (omit free pages).")
         var compact = false
-        @Flag(help: "Replace DEST if it is a previous backup (or an empty directory).")
+        @Flag(help: "Replace DEST if it is a previous backup (only data.mdb and lock.mdb, not open elsewhere) or an empty directory.")
         var force = false
 
         func validate() throws {

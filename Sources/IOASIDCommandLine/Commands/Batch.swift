@@ -13,7 +13,7 @@ extension IOASIDCommand {
             abstract: "Run operations read from standard input in one durable commit, all or nothing.",
             discussion: """
                 One operation per line, written as the command would be without `ioasid` and global \
-                options; blank lines and lines starting with # are skipped; words may be quoted with \
+                options, ending in LF or CRLF; blank lines and lines starting with # are skipped; words may be quoted with \
                 '...' or "...". Operations: alloc, free, attach, detach, data, hold, release, set create, \
                 set adjust. Every line is parsed before anything runs (a bad line is a usage error, exit \
                 64, naming it); then all run in one write transaction. If any is refused, nothing is \
@@ -66,7 +66,10 @@ extension IOASIDCommand {
                     if let id = results[index].id { results[index].state = IDStateName.json((try? store.find(IOASID(id)))?.state) }
                 }
                 struct View: Encodable { let operations: Int; let results: [BatchResult] }
-                try Output(global).emit(View(operations: results.count, results: results), text: results.map(\.text).joined(separator: "\n"))
+                try Output(global).emit(
+                    View(operations: results.count, results: results), text: results.map(\.text).joined(separator: "\n"),
+                    committed: "ran \(plural(results.count, "operation")) (\(listed(results.map(\.text))))"
+                )
             }
         }
 
@@ -92,9 +95,17 @@ extension IOASIDCommand {
                 throw IOASIDError(.invalidArgument, "standard input is not UTF-8 text")
             }
             var steps: [(Int, [String], any BatchStep)] = []
-            for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            // Lines end at LF, and a CR before it belongs to the line end (CRLF). Splitting the
+            // text on the Character "\n" would not split at "\r\n", which is one Character:
+            // a comment line would swallow the operation after it.
+            for (index, bytes) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+                let line = Substring(bytes.last == UInt8(ascii: "\r") ? bytes.dropLast() : bytes)
                 let number = index + 1
                 guard line.utf8.count <= maximumLine else { throw IOASIDError(.invalidArgument, "line \(number) is longer than \(maximumLine) bytes") }
+                // A CR inside a line returns a terminal's cursor: what a reader sees is not what runs.
+                guard !line.utf8.contains(UInt8(ascii: "\r")) else {
+                    throw IOASIDError(.invalidArgument, "line \(number) holds a carriage return (CR) before its end")
+                }
                 let trimmed = Text.trimmingBlanks(line)
                 if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
                 let words: [String]

@@ -48,7 +48,7 @@ struct Demo: ParsableCommand {
             let store = try IOASIDStore(path: directory, options: options)
             let boot = try store.status()
             let host = try store.allocate(in: .system)
-            try say("Boot", "store at \(directory)\ncapacity \(boot.capacity) (20-bit PASIDs), system set \(SetID.system) with quota 32768\nfirst host SVA allocation gets ID \(host): ID 0 (RID_PASID) is never handed out")
+            try say("Boot", "store at \(Names.escaped(directory))\ncapacity \(boot.capacity) (20-bit PASIDs), system set \(SetID.system) with quota 32768\nfirst host SVA allocation gets ID \(host): ID 0 (RID_PASID) is never handed out")
 
             // 2. A VM arrives.
             let token = "vm:" + UUID().uuidString.lowercased()

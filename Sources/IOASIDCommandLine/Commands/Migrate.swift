@@ -34,7 +34,8 @@ extension IOASIDCommand.Migrate {
                 abort. Written to standard output, the export itself is the output (a JSON Lines stream, \
                 even with --json) and the summary goes to stderr. With --out, the export is written to a \
                 private temporary file beside FILE, synced and renamed into place: FILE never exists \
-                half-written, and an existing FILE is refused unless --force. If the export cannot be \
+                half-written, and an existing FILE is refused unless --force, which replaces only a regular \
+                file (never a link, FIFO or device). If the export cannot be \
                 written (a full disk, a reader that went away: exit 3), the set is unfrozen again, unless \
                 it was frozen before.
 
@@ -68,7 +69,7 @@ extension IOASIDCommand.Migrate {
                         try store.exportSet(SetID(set), to: { bytes throws(IOASIDError) in try Output.standardOutput(bytes: bytes) }, progress: progress.update)
                     }
                 } else {
-                    if !force, FileManager.default.fileExists(atPath: out) {
+                    if try AtomicFileWriter.regularFileExists(at: out), !force {
                         throw IOASIDError(.invalidArgument, "\(out) exists; pass --force to replace it")
                     }
                     summary = try global.operation("export", ["set": "\(set)", "out": "\(out)"]) { () throws(IOASIDError) in
@@ -152,7 +153,8 @@ extension IOASIDCommand.Migrate {
                 try Output(global).emit(
                     View(set: result.set.rawValue, token: result.token, exportID: result.exportID, imported: result.imported,
                          remapped: result.remapped.map { RemapView(from: $0.from.rawValue, to: $0.to.rawValue, guest: $0.guest) }),
-                    text: "\(result.set)"
+                    text: "\(result.set)",
+                    committed: "imported \(plural(result.imported, "ID")) as set \(result.set)"
                 )
             }
         }

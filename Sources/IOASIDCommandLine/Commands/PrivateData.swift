@@ -11,9 +11,10 @@ extension IOASIDCommand {
             abstract: "Print, set or clear an ID's private data (hex bytes).",
             discussion: """
                 Without HEX or --clear, prints the data (nothing when there is none). Setting is one \
-                durable commit, with the ownership check: refused (exit 1) when another set owns the ID, \
-                the set is frozen or the data exceeds the store's limit (init --max-data-size); exit 2 \
-                when the ID is not allocated.
+                durable commit, with the ownership check: refused (exit 1) when another set owns the ID \
+                or the set is frozen; exit 2 when the ID is not allocated; data over the store's limit \
+                (init --max-data-size) is a bad argument (exit 64). An empty HEX is refused: --clear \
+                removes the data.
 
                 EXAMPLES:
                   ioasid data 7 --set 2
@@ -31,7 +32,10 @@ extension IOASIDCommand {
 
         func validate() throws {
             if hex != nil && clear { throw ValidationError("give HEX or --clear, not both") }
-            if let hex { _ = try Hex.parseData(hex) }
+            if let hex, try Hex.parseData(hex, as: "HEX").isEmpty {
+                // An unset shell variable must not wipe the data: clearing is asked for by name.
+                throw ValidationError("HEX is empty: give at least one byte, or --clear to remove the data")
+            }
         }
 
         func run() throws {

@@ -35,9 +35,15 @@ extension IOASIDCommand {
 
         func run() throws {
             try Output.run(global) {
-                let store = try global.operation("restore", ["backup": "\(Names.escaped(backup))", "store": "\(Names.escaped(destination))"]) {
-                    () throws(IOASIDError) in
-                    try IOASIDStore.restore(from: backup, to: destination, options: global.storeOptions())
+                let store: IOASIDStore
+                do {
+                    store = try global.operation("restore", ["backup": "\(Names.escaped(backup))", "store": "\(Names.escaped(destination))"]) {
+                        () throws(IOASIDError) in
+                        try IOASIDStore.restore(from: backup, to: destination, options: global.storeOptions())
+                    }
+                } catch let error as IOASIDError where error.code == .notInitialized {
+                    // The backup is missing: `ioasid init` (the usual advice) would not bring it back.
+                    throw AdvisedError(error: error, hint: "check the backup's path: a directory that `ioasid backup` made, holding data.mdb")
                 }
                 let info = try store.info()
                 let last = try store.status().lastSequence

@@ -28,7 +28,7 @@ extension IOASIDCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(parsing: .captureForPassthrough, help: "Options for ioasid-serve (--socket, --metrics, --allow-uid, --allow-gid, …).")
+        @Argument(parsing: .allUnrecognized, help: "Options for ioasid-serve (--socket, --metrics, --allow-uid, --allow-gid, …).")
         var options: [String] = []
 
         func run() throws {
@@ -44,6 +44,9 @@ extension IOASIDCommand {
                 try IOASIDStore.checkFiles(at: global.storePath)
                 var arguments = [server, "--store", global.storePath]
                 if global.json { arguments.append("--json-logs") }
+                // Parsed as the global option (where a client would send its commands): for
+                // serve it is where the service listens.
+                if let socket = global.socket { arguments += ["--socket", socket] }
                 arguments += options
                 let argv = arguments.map { strdup($0) } + [nil]
                 execv(server, argv)

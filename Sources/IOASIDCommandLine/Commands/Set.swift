@@ -81,7 +81,7 @@ extension IOASIDCommand.Set {
                     return try store.createSet(token: token, quota: quota, owner: SetOwner(lease: lease, process: ownerPID))
                 }
                 let view = SetView(try store.set(set))
-                try Output(global).emit(view, text: "\(set)")
+                try Output(global).emit(view, text: "\(set)", committed: "created set \(set)")
             }
         }
     }

@@ -16,10 +16,16 @@ enum Durations {
             scale = milliseconds
             break
         }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int64(digits), value > 0,
-            value <= Int64.max / scale / 1_000_000
-        else {
+        // The longest duration: whole milliseconds whose nanoseconds fit an Int64 (about 106,751 days).
+        let most = Int64.max / 1_000_000
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             throw ValidationError("'\(Names.escaped(text))' is not a duration: a positive whole number with a unit, ms, s, m, h or d (for example 30s)")
+        }
+        guard let value = Int64(digits), value <= most / scale else {
+            throw ValidationError("'\(Names.escaped(text))' is too long a duration: at most \(most / scale)\(units.first { $0.1 == scale }?.0 ?? "s")")
+        }
+        guard value > 0 else {
+            throw ValidationError("'\(Names.escaped(text))' is not a duration: it must be more than 0")
         }
         return .milliseconds(value * scale)
     }

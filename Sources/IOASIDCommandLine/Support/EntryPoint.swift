@@ -21,6 +21,10 @@ extension IOASIDCommand {
                 }
                 // `ioasid --version` and bare `ioasid` need no store.
                 guard let command = ServiceClientMode.command(in: rest) else { return await runHere(rest) }
+                // `serve --socket PATH` names where the service listens, not a service to call. Given
+                // first, argument-parser reads it as serve's wherever it stood (`$IOASID_SOCKET` is not
+                // serve's: the service listens at STORE/ioasid.sock unless told otherwise).
+                if command == "serve" { return await runHere(rest.count < arguments.count ? ["--socket", socket] + rest : rest) }
                 if command == "help" || clientSideCommand(rest) != nil { return await runLocally(rest, socket: socket, json: json) }
                 return await ServiceClientMode.run(socket: socket, arguments: rest, json: json)
             }
@@ -52,6 +56,21 @@ extension IOASIDCommand {
         case .command(var command):
             guard var asyncCommand = command as? any AsyncParsableCommand else { return run(&command, json: json) }
             return await run(&asyncCommand, json: json)
+        }
+    }
+
+    /// ``mainBlocking(arguments:)`` of the process's own arguments: one that is not UTF-8
+    /// text is a usage error (exit 64), never read with U+FFFD in place of its bytes.
+    public static func mainBlocking() -> Int32 {
+        switch ProcessArguments.decoded() {
+        case .success(let arguments):
+            return mainBlocking(arguments: arguments)
+        case .failure(let bad):
+            Output.report(
+                code: "usage", message: bad.message, hint: "paths, tokens and names must be UTF-8",
+                json: wantsJSON(Array(CommandLine.arguments.dropFirst()))
+            )
+            return ExitStatus.usage
         }
     }
 

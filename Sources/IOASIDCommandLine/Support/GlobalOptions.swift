@@ -96,7 +96,7 @@ struct Invocation {
     /// The logger `--verbose` turns on (debug level, standard error); silent otherwise.
     var logger: Logger {
         guard verbose else { return Logger(label: "ioasid", factory: { _ in SwiftLogNoOpLogHandler() }) }
-        var logger = Logger(label: "ioasid") { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "ioasid") { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) }
         logger.logLevel = .debug
         return logger
     }
@@ -144,4 +144,43 @@ struct IDInSet: ParsableArguments {
 
     var ioasid: IOASID { IOASID(id) }
     var set: SetID { owner.setID }
+}
+
+/// A log handler that shows control characters in messages and metadata as escapes
+/// (``Names/escaped(_:)``) before `inner` writes them: a path, token or file name in a
+/// `--verbose` line cannot move a terminal's cursor, rewrite its title or forge a line.
+struct EscapingLogHandler<Inner: LogHandler>: LogHandler {
+    private var inner: Inner
+
+    init(_ inner: Inner) { self.inner = inner }
+
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = Self.escaped(newValue) }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: Names.escaped(key)] = newValue.map(Self.escaped) }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(Names.escaped(event.message.description))"
+        event.metadata = event.metadata.map(Self.escaped)
+        inner.log(event: event)
+    }
+
+    private static func escaped(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        Dictionary(metadata.map { (Names.escaped($0.key), escaped($0.value)) }, uniquingKeysWith: { $1 })
+    }
+
+    private static func escaped(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
+        .string(Names.escaped(value.description))
+    }
 }

@@ -45,6 +45,17 @@ struct Output {
         try Self.standardOutput(json ? Self.encode(value) : text())
     }
 
+    /// ``emit(_:text:)`` of what a command committed and its caller learns only from this output
+    /// (a new ID, a new set): when standard output cannot be written, the error says what was
+    /// committed (`committed`, such as "allocated ID 7 in set 2"), which cannot be undone.
+    func emit<T: Encodable>(_ value: T, text: @autoclosure () -> String, committed: @autoclosure () -> String) throws(IOASIDError) {
+        do { try emit(value, text: text()) } catch {
+            var failure = error
+            failure.message = "\(committed()), and committed it, but \(failure.message)"
+            throw failure
+        }
+    }
+
     /// Writes `text` and a newline to standard output, reporting a failed write.
     static func standardOutput(_ text: String) throws(IOASIDError) {
         try standardOutput(bytes: Array((text + "\n").utf8))
@@ -180,6 +191,7 @@ enum Advice {
     /// (LMDB's own codes are negative and are not system errors).
     static func systemError(behind error: IOASIDError) -> Int32? {
         switch error.cause {
+        case is DiskFull: ENOSPC
         case let cause as LMDBError where cause.code > 0: cause.code
         case let cause as DataFileError: cause.errno
         default: nil
@@ -198,14 +210,18 @@ extension Hex {
         return decode(Array(digits.utf8))
     }
 
-    /// Parses `--data`: hex bytes, or a usage error that says what is wrong.
-    static func parseData(_ text: String) throws -> [UInt8] {
+    /// Parses `--data` (or what `name` says): hex bytes, or a usage error that says what is wrong.
+    static func parseData(_ text: String, as name: String = "--data") throws -> [UInt8] {
         guard let bytes = decodeArgument(text) else {
-            let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? text.count - 2 : text.count
-            if digits % 2 != 0 {
-                throw ValidationError("--data must be whole bytes: an even number of hex digits, got \(digits) (pad with a leading 0, e.g. 0\(text))")
+            let prefixed = text.hasPrefix("0x") || text.hasPrefix("0X")
+            let body = prefixed ? text.dropFirst(2) : Substring(text)
+            let digits = body.count
+            let isHexDigit = { (c: UInt8) in (48...57).contains(c) || (65...70).contains(c) || (97...102).contains(c) }
+            if digits % 2 != 0, body.utf8.allSatisfy(isHexDigit) {
+                let padded = text.prefix(prefixed ? 2 : 0) + "0" + body
+                throw ValidationError("\(name) must be whole bytes: an even number of hex digits, got \(digits) (pad with a leading 0, e.g. \(padded))")
             }
-            throw ValidationError("--data must be hex digits (0-9, a-f), got '\(Names.escaped(text))'")
+            throw ValidationError("\(name) must be hex digits (0-9, a-f), got '\(Names.escaped(text))'")
         }
         return bytes
     }
@@ -232,4 +248,22 @@ enum Timestamp {
 /// `1 ID`, `2 IDs`.
 func plural(_ count: some BinaryInteger, _ singular: String, _ pluralForm: String? = nil) -> String {
     "\(grouped(Int(clamping: count))) \(count == 1 ? singular : pluralForm ?? singular + "s")"
+}
+
+/// IDs as runs of consecutive ones (`1-4, 9, 12-13`), at most `limit` runs, then `…`.
+func idRuns(_ ids: [UInt32], limit: Int = 20) -> String {
+    var runs: [String] = []
+    var index = 0
+    while index < ids.count, runs.count < limit {
+        var end = index
+        while end + 1 < ids.count, ids[end] != .max, ids[end + 1] == ids[end] + 1 { end += 1 }
+        runs.append(end == index ? "\(ids[index])" : "\(ids[index])-\(ids[end])")
+        index = end + 1
+    }
+    return runs.joined(separator: ", ") + (index < ids.count ? ", …" : "")
+}
+
+/// The first `limit` items joined by `; `, then `…` when there are more.
+func listed(_ items: [String], limit: Int = 20) -> String {
+    items.prefix(limit).joined(separator: "; ") + (items.count > limit ? "; …" : "")
 }

@@ -19,7 +19,7 @@ package final class AtomicFileWriter {
     ///   (otherwise it is refused now, and again atomically at the rename).
     package init(destination: String, replacing: Bool) throws(IOASIDError) {
         guard !destination.isEmpty else { throw IOASIDError(.invalidArgument, "the destination path is empty") }
-        if !replacing, (try? FileSystem.status(destination)) != nil {
+        if try Self.regularFileExists(at: destination), !replacing {
             throw IOASIDError(.invalidArgument, "\(destination) exists; choose another name or replace it explicitly")
         }
         self.destination = destination
@@ -51,6 +51,8 @@ package final class AtomicFileWriter {
     /// Syncs the file, renames it into place and syncs its directory; after
     /// this returns, the file survives a power cut.
     package func commit() throws(IOASIDError) {
+        // What is there now may not be what was there when this began.
+        if replacing { _ = try Self.regularFileExists(at: destination) }
         do {
             try file.sync()
             try FileSystem.rename(temporary, to: destination, replacing: replacing)
@@ -59,6 +61,25 @@ package final class AtomicFileWriter {
         } catch {
             throw IOASIDError.fileFailure(finished ? "cannot sync the directory of \(destination)" : "cannot write \(destination)", error)
         }
+    }
+
+    /// Whether a regular file is at `path` (`false`: nothing is). Anything else there — a
+    /// symbolic link, a FIFO, a device, a socket, a directory — is refused: a file is only
+    /// ever written in place of a regular file, so `/dev/full` or a planted link is never
+    /// replaced, even when replacing is asked for.
+    package static func regularFileExists(at path: String) throws(IOASIDError) -> Bool {
+        let status: FileStatus?
+        do { status = try FileSystem.status(path) } catch { throw IOASIDError.fileFailure("cannot examine \(path)", error) }
+        guard let status else { return false }
+        let kind: String
+        switch status.kind {
+        case .regular: return true
+        case .directory: kind = "a directory"
+        case .symbolicLink: kind = "a symbolic link"
+        case .socket: kind = "a socket"
+        case .other: kind = "a FIFO or device"
+        }
+        throw IOASIDError(.invalidArgument, "\(path) exists and is \(kind), not a regular file; choose another name (only a regular file is ever replaced)")
     }
 
     /// Copies an environment's data file into the file (LMDB's copy; compacted if asked).

@@ -96,7 +96,7 @@ extension WriteTransaction {
     /// - Parameter known: the ID's record as this transaction has it, when the caller read it already.
     /// - Returns: whether it was freed now (`false`: it already was free-pending).
     func free(_ id: IOASID, owner: SetID, record known: IDRecord? = nil) throws -> Bool {
-        guard var record = try known ?? idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        guard var record = try known ?? idRecord(id) else { throw try notAllocated(id) }
         if record.isFreePending { return false }
         var set = try setRecord(owner)
         try unbindOnFree(id, record: &record, token: set.token)

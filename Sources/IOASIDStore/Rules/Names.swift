@@ -3,8 +3,11 @@
 ///
 /// A name is valid UTF-8 (every Swift `String` is), 1 to 256 bytes long, and
 /// has no control characters: none of C0 (U+0000–U+001F), DEL (U+007F) or C1
-/// (U+0080–U+009F). The same rule applies to names given to the library, on
-/// the command line and in import headers.
+/// (U+0080–U+009F), no line or paragraph separator (U+2028, U+2029) and no
+/// bidirectional control (U+061C, U+200E, U+200F, U+202A–U+202E,
+/// U+2066–U+2069), which would make a name shown on a terminal read as
+/// another. The same rule applies to names given to the library, on the
+/// command line and in import headers.
 public enum Names {
     /// The longest name, in UTF-8 bytes.
     public static let maximumLength = 256
@@ -45,12 +48,52 @@ public enum Names {
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (scalar.value >= 0x7F && scalar.value <= 0x9F)
+        switch scalar.value {
+        case 0..<0x20, 0x7F...0x9F: true  // C0, DEL, C1
+        case 0x2028, 0x2029: true  // line and paragraph separators: a line break to some readers
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true  // bidirectional controls: reorder what is shown
+        default: false
+        }
     }
 }
 
 extension String {
     fileprivate func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// A process's own arguments, which must be UTF-8 text.
+///
+/// `CommandLine.arguments` repairs bytes that are not UTF-8 with U+FFFD, so two
+/// different paths or tokens would read as the same text: a store at `p\xFE` would
+/// open the one at `p\xFF`. The tools refuse such an argument instead.
+package enum ProcessArguments {
+    /// An argument that is not UTF-8: its position (1 is the first after the program) and its
+    /// text with the bad bytes repaired and control characters escaped, for a message.
+    package struct NotUTF8: Error {
+        package let position: Int
+        package let shown: String
+        /// `argument N is not UTF-8 text: …`.
+        package var message: String { "argument \(position) is not UTF-8 text: \"\(shown)\"" }
+    }
+
+    /// The arguments after the program name, or the first one that is not UTF-8.
+    package static func decoded(
+        _ argc: Int32 = CommandLine.argc,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = CommandLine.unsafeArgv
+    ) -> Result<[String], NotUTF8> {
+        var arguments: [String] = []
+        for position in 1..<max(1, Int(argc)) {
+            guard let raw = argv[position] else { break }
+            guard let argument = String(validatingCString: raw) else {
+                var count = 0
+                while raw[count] != 0 { count += 1 }
+                let repaired = String(decoding: UnsafeRawBufferPointer(start: raw, count: count), as: UTF8.self)
+                return .failure(NotUTF8(position: position, shown: Names.escaped(repaired)))
+            }
+            arguments.append(argument)
+        }
+        return .success(arguments)
     }
 }

@@ -14,7 +14,7 @@ extension IOASIDReading where Self: ~Copyable {
     /// definition of "this ID belongs to that set".
     @inline(__always)
     func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {
-        guard let record = try idRecord(id) else { throw IOASIDError(.noSuchID, "ID \(id) is not allocated") }
+        guard let record = try idRecord(id) else { throw try notAllocated(id) }
         guard record.set == set.rawValue else {
             throw IOASIDError(.wrongSet, "ID \(id) does not belong to set \(set)")
         }
