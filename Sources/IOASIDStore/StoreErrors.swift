@@ -32,7 +32,7 @@ extension IOASIDError {
             }
             if error == .io, let path, let free = FileSystem.availableBytes(path), free < DiskFull.threshold {
                 let full = DiskFull(availableBytes: free)
-                return IOASIDError(.storageFailure, "the disk is full: \(full)", cause: full)
+                return IOASIDError(.storageFailure, "the disk is full", cause: full)
             }
             return IOASIDError(.storageFailure, "\(file): \(error.message) (\(error.name))", cause: error)
         case let error as DamagedRecord:

@@ -180,6 +180,30 @@ struct FullDiskAndPipeTests {
         #expect(try Hostile.contents(full + "/backup", SetID(2)) == Hostile.contents(store, SetID(2)))
     }
 
+    @Test("A commit to a store on a full tmpfs says the disk is full, though LMDB reports the short write as EIO; the store stays clean and the retry works",
+          .enabled(if: Hostile.isRoot, "needs root to mount a small tmpfs (no other way to reach ENOSPC without privileges)"))
+    func commitOnFullFileSystem() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let full = dir.child("full")
+        try #require(try Hostile.mountTmpfs(full, size: "200k"))
+        defer { Hostile.unmount(full) }
+        let store = full + "/store"
+        #expect(try Hostile.ioasid(["--store", store, "init", "--capacity", "4096"]).status == 0)
+        #expect(try Hostile.ioasid(["--store", store, "set", "create", "--token", "vm:a", "--quota", "2000"]).status == 0)
+        try Data(count: 90_000).write(to: URL(fileURLWithPath: full + "/filler"))
+        let arguments = ["--store", store, "--json", "alloc", "--set", "2", "--count", "100", "--data", String(repeating: "ab", count: 1000)]
+        let outcome = try Hostile.ioasid(arguments)
+        #expect(outcome.status == 3, "\(outcome.summary)")
+        #expect(outcome.stderr.contains("\"message\":\"the disk is full\""), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("free space"), "the hint is the disk-space one, not a failing disk's: \(outcome.stderr)")
+        #expect(!outcome.stderr.contains("dmesg"), "\(outcome.stderr)")
+        #expect(try Hostile.ioasid(["--store", store, "verify"]).status == 0)
+        #expect(try Hostile.ioasid(["--store", store, "set", "ids", "2"]).stdout == Data("\n".utf8), "nothing was committed")
+        try #require(try Hostile.remountTmpfs(full, size: "8m"))
+        #expect(try Hostile.ioasid(arguments).status == 0)
+    }
+
     /// Runs `migrate export --set 2` into a pipe whose reader reads 100 bytes and closes it
     /// (`ioasid … | head -c 100`), with SIGPIPE at its default action or ignored.
     static func exportIntoClosedPipe(_ store: String, sigpipe: String) throws -> Outcome {
