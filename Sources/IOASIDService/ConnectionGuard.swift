@@ -123,6 +123,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         addClosingRequests(context: context)
+        // Answers a client has not read are lost if it is cut off for not reading them; the
+        // fast path commits nothing more once this much waits (NIO's default is 64 KiB: about
+        // 400 answers).
+        try? context.channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: 4 << 10, high: 16 << 10))
         if context.channel.isActive { start(context: context) }
     }
 

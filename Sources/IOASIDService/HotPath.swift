@@ -17,7 +17,9 @@ import NIOHTTPTypes
 /// whenever the connection has a request of the router's still unanswered, so
 /// responses keep the order of the requests. What arrives while one of this
 /// handler's is being committed (requests, events, errors) waits until it is
-/// answered; reading stops once a megabyte or 1,024 parts wait.
+/// answered; reading stops once a megabyte or 1,024 parts wait. While the client
+/// does not take its answers (the channel is not writable), nothing more is
+/// committed or read.
 ///
 /// It sits behind Hummingbird's connection-state handler, which therefore sees
 /// every request and response: its idle timeout and its graceful shutdown (close
@@ -68,7 +70,10 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
         case event(Any)
         case error(any Error)
     }
-    private var held: [Held] = []
+    /// A ring, taken from the front: an answer passes on what it can and leaves the rest in
+    /// place (copying the rest, up to ``mostHeldParts``, at every answer made a client that
+    /// pipelines hundreds of requests cost the others their turn).
+    private var held = CircularBuffer<Held>()
     /// Bytes of the parts held (bodies; a head or an end counts as 256).
     private var heldBytes = 0
     /// Beyond these, reading stops until the commit is answered. Below them it goes on, so a
@@ -77,6 +82,9 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     private static let mostHeldParts = 1024
     private static let mostHeldBytes = 1 << 20
     private var readWanted = false
+    /// The operation of a whole request that waits for the client to take its earlier
+    /// answers (the channel to be writable again) before it is committed.
+    private var deferred: Operation?
     private var closed = false
     /// Parts passed on so far (a replay of held parts ends with a read-complete when it passed some on).
     private var forwardedParts = 0
@@ -200,6 +208,13 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func commit(_ operation: Operation, context: ChannelHandlerContext) {
         committing = true
+        // A client that does not read its answers gets no more commits until it does: what it
+        // sent waits here uncommitted (and is dropped if it is cut off), instead of being
+        // committed with answers that pile up and are lost with the connection.
+        guard context.channel.isWritable else {
+            deferred = operation
+            return
+        }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let complete: @Sendable (Result<Answer, IOASIDError>) -> Void = { result in
@@ -235,28 +250,43 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
             core.metrics?.failure(error.code.name)
             write(ServiceResponses.status(forExit: CommandLineJSON.exitStatus(for: error)), CommandLineJSON.error(error), context: context)
         }
-        // What came in meanwhile, in order; a request among it may be committed in turn.
-        let waiting = held
-        held = []
-        heldBytes = 0
+        // What came in meanwhile, in order, until a request among it is committed in turn.
         let before = forwardedParts
-        for item in waiting {
-            if committing {
-                held.append(item)
-                if case .part(let part) = item { heldBytes += Self.size(of: part) }
-                continue
-            }
+        while !committing, let item = held.popFirst() {
             switch item {
-            case .part(let part): handle(part, context: context)
+            case .part(let part):
+                heldBytes -= Self.size(of: part)
+                handle(part, context: context)
             case .event(let event): context.fireUserInboundEventTriggered(event)
             case .error(let error): context.fireErrorCaught(error)
             }
         }
         if forwardedParts != before { context.fireChannelReadComplete() }
-        if !committing, readWanted {
+        readIfWanted(context: context)
+    }
+
+    /// Whether to read no more for now: too much is held while one commits, or the client
+    /// does not take its answers (the channel is not writable). Reading on regardless would
+    /// commit what the client sends while the answers to its earlier requests pile up, to be
+    /// lost when it is cut off for not reading them.
+    private func mustWait(_ context: ChannelHandlerContext) -> Bool {
+        (committing && (held.count >= Self.mostHeldParts || heldBytes >= Self.mostHeldBytes)) || !context.channel.isWritable
+    }
+
+    private func readIfWanted(context: ChannelHandlerContext) {
+        if readWanted, !mustWait(context) {
             readWanted = false
             context.read()
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let operation = deferred {
+            deferred = nil
+            commit(operation, context: context)
+        }
+        readIfWanted(context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     private func write(_ status: HTTPResponse.Status, _ json: String, context: ChannelHandlerContext) {
@@ -274,7 +304,7 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if committing, held.count >= Self.mostHeldParts || heldBytes >= Self.mostHeldBytes {
+        if mustWait(context) {
             readWanted = true
         } else {
             context.read()

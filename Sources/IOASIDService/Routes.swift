@@ -26,6 +26,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return ServiceResponses.error(error)
         } catch let error as RequestError {
             return ServiceResponses.error(code: "usage", message: error.message, status: .badRequest)
+        } catch is NIOTooManyBytesError {
+            // What collecting a body beyond its limit throws; left to the server, a bare 413.
+            return ServiceResponses.error(code: "bodyTooLarge", message: "the request body is larger than the service takes (ioasid-serve --max-body)", status: .contentTooLarge)
         }
     }
 }

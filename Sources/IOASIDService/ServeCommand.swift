@@ -55,8 +55,8 @@ public struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-connections-per-process"), help: ArgumentHelp("Most open connections of one client process.", valueName: "n"))
     var maxConnectionsPerProcess = 256
 
-    @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body in bytes (a batch is at most 16 MiB).", valueName: "bytes"))
-    var maxBody = 17 << 20
+    @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body in bytes (a batch of at most 16 MiB reaches /cli base64-encoded: 22 MiB).", valueName: "bytes"))
+    var maxBody = 23 << 20
 
     @Option(name: .customLong("request-timeout"), help: ArgumentHelp("Seconds a client has to send a whole request.", valueName: "s"))
     var requestTimeout = 10
@@ -106,7 +106,8 @@ public struct ServeCommand: AsyncParsableCommand {
         umask(0o177)
         raiseDescriptorLimit()
 
-        let storePath = store ?? ProcessInfo.processInfo.environment["IOASID_STORE"].flatMap { $0.isEmpty ? nil : $0 } ?? "./ioasid-store"
+        // Absolute: clients act on the path /info reports from their own working directories.
+        let storePath = Self.absolute(store ?? ProcessInfo.processInfo.environment["IOASID_STORE"].flatMap { $0.isEmpty ? nil : $0 } ?? "./ioasid-store")
         var options = IOASIDStore.Options()
         options.creation = .openExisting
         options.synchronousWritesThroughWriter = true
@@ -138,6 +139,7 @@ public struct ServeCommand: AsyncParsableCommand {
             requestTimeout: .seconds(Int64(requestTimeout))
         )
         let table = core.connections
+        let boundSocket = Locked<[UInt8]?>(nil)
         let groupMode = !allowGIDs.isEmpty || !allowUIDs.isEmpty
         let firstGID = allowGIDs.first
         let onlyGroups = allowUIDs.isEmpty
@@ -149,6 +151,8 @@ public struct ServeCommand: AsyncParsableCommand {
             )),
             configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "ioasid", backlog: 1024),
             onServerRunning: { _ in
+                // Which socket is this server's: at shutdown, only this one is removed.
+                boundSocket.withLock { $0 = (try? FileSystem.status(socketPath))??.identity }
                 // Peers other than the owner need the socket's mode; SO_PEERCRED still decides.
                 if groupMode {
                     if let firstGID { _ = chown(socketPath, uid_t.max, firstGID) }
@@ -181,7 +185,7 @@ public struct ServeCommand: AsyncParsableCommand {
             failed = true
         }
         core.executor.shutdown()
-        Self.removeSocket(socketPath)
+        Self.removeSocket(socketPath, bound: boundSocket.withLock { $0 })
         logger.info("stopped", metadata: ["store": "\(store.path)"])
         if failed { throw ExitCode(3) }
     }
@@ -226,8 +230,16 @@ public struct ServeCommand: AsyncParsableCommand {
         return result == 0
     }
 
-    static func removeSocket(_ path: String) {
-        if (try? FileSystem.status(path))??.kind == .socket { unlink(path) }
+    /// Removes the socket at `path` if it is still the one this server bound (`bound`, its
+    /// device and inode): another server may have replaced it after it was unlinked.
+    static func removeSocket(_ path: String, bound: [UInt8]?) {
+        guard let bound, let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket, status.identity == bound else { return }
+        unlink(path)
+    }
+
+    /// `path` from the working directory when relative.
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
     }
 
     /// Many idle clients must not exhaust descriptors before the connection limit does.

@@ -72,6 +72,9 @@ package struct CLI {
         process.standardInput = stdin ?? FileHandle.nullDevice
         try process.run()
         if let stdin, let input {
+            // A child that exits before reading all its input (refusing it) must fail the
+            // write, not kill the test process with SIGPIPE.
+            ignoreBrokenPipes
             let writer = stdin.fileHandleForWriting
             let bytes = Data(input.utf8)
             Thread.detachNewThread {
@@ -82,3 +85,6 @@ package struct CLI {
         return Running(process: process, out: out, err: err)
     }
 }
+
+/// Ignores SIGPIPE in this process, once.
+private let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()

@@ -165,6 +165,53 @@ struct ServiceRobustnessTests {
         #expect(again, "this process was not served within 5 s of closing its idle connections")
     }
 
+    @Test("A client that pipelines 3,000 allocations and reads nothing until it is cut off loses few committed answers: the fast path commits no more while its answers wait unread",
+          .enabled(if: ServiceProcess.isBuilt))
+    func unreadAnswersStopCommits() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir, systemQuota: 10_000)
+        let service = try ServiceProcess(store: store, arguments: ["--request-timeout", "2"])
+        defer { service.stop() }
+        // Sends everything from a thread, reads nothing for `wait` seconds, then reads to the end.
+        let client = """
+            import socket, sys, threading, time
+            path, n, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(path)
+            requests = b"POST /sets/1/ids HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 0\\r\\n\\r\\n" * n
+            def send():
+                try: s.sendall(requests)
+                except OSError: pass
+            threading.Thread(target=send, daemon=True).start()
+            time.sleep(wait)
+            s.settimeout(20)
+            data = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk: break
+                    data += chunk
+                    if data.count(b"HTTP/1.1 200") == n: break
+            except OSError: pass
+            print(data.count(b"HTTP/1.1 200"))
+            """
+        func allocated() throws -> Int {
+            try #require(ServiceProcess.object(try service.request("GET", "/sets/1").body)["allocated"] as? Int)
+        }
+        // Read after 5 s, 3 s past the request timeout: cut off. Before, all 3,000 were
+        // committed and 2,722 of their answers lost.
+        let late = try Self.runPython(["-c", client, service.socket, "3000", "5"])
+        let lateAnswers = try #require(Int(late.out), "\(late.stdout) \(late.stderr)")
+        let committed = try allocated()
+        #expect(lateAnswers > 0)
+        #expect(committed - lateAnswers <= 200, "\(committed) committed, \(lateAnswers) answered")
+        #expect(committed < 3000, "the rest waited uncommitted")
+        // Read within the timeout: every answer arrives.
+        let prompt = try Self.runPython(["-c", client, service.socket, "3000", "0.5"])
+        #expect(prompt.out == "3000", "\(prompt.stdout) \(prompt.stderr)")
+        #expect(try allocated() == committed + 3000)
+    }
+
     @Test("A peer that is neither the store's owner, root nor allowed gets 403 accessDenied; --allow-uid lets it in", .enabled(if: ServiceProcess.isBuilt))
     func peerCredentials() throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else {

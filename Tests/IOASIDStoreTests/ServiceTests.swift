@@ -320,6 +320,65 @@ struct ServiceTests {
         }
     }
 
+    @Test("A service started with a relative --store reports its store's absolute path: a client's backup or dump from another directory acts on the served store",
+          .enabled(if: ServiceProcess.isBuilt))
+    func relativeStorePathIsMadeAbsolute() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        _ = try makeServedStore(dir, "served")
+        let socket = dir.child("r.sock")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.path(of: "ioasid-serve"))
+        process.arguments = ["--store", "served", "--socket", socket]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { kill(process.processIdentifier, SIGTERM); process.waitUntilExit() }
+        var info: [String: Any] = [:]
+        for _ in 0..<500 where info.isEmpty {
+            if let response = try? UnixHTTPClient(path: socket).send("GET", "/info"), response.head.status == 200 {
+                info = ServiceProcess.object(String(decoding: response.body, as: UTF8.self))
+            } else {
+                usleep(20_000)
+            }
+        }
+        #expect(info["path"] as? String == dir.child("served"), "\(info)")
+        // A client elsewhere, beside a decoy of the same name, dumps the served store.
+        let elsewhere = dir.child("elsewhere")
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: false)
+        #expect(try CLI.run(["--store", elsewhere + "/served", "init", "--capacity", "4096"]).status == 0)
+        let dump = try CLI.run(["-c", "cd \"$1\" && \"$0\" --socket \"$2\" dump", CLI.path(of: "ioasid"), elsewhere, socket], product: "/bin/sh")
+        #expect(dump.stdout.contains("meta capacity: value=65536"), "\(dump.stdout.prefix(300)) \(dump.stderr)")
+    }
+
+    @Test("A body over --max-body is answered 413 with the bodyTooLarge error document; a batch of 16.25 MB goes through the socket, one over 16 MiB is refused as it is without it",
+          .enabled(if: ServiceProcess.isBuilt))
+    func bodyLimits() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir)
+        let small = try ServiceProcess(store: store, socket: dir.child("small.sock"), arguments: ["--max-body", "1000"])
+        for target in ["/sets", "/batch", "/cli", "/sets/1/ids"] {
+            let response = try small.request("POST", target, String(repeating: "a", count: 5000))
+            #expect(response.status == 413, "\(target): \(response)")
+            #expect(ServiceProcess.errorCode(response.body) == "bodyTooLarge", "\(target): \(response.body)")
+        }
+        small.stop()
+        let service = try ServiceProcess(store: store)
+        defer { service.stop() }
+        let comment = "# " + String(repeating: "x", count: 65_000) + "\n"
+        let big = String(repeating: comment, count: 250) + "alloc --set 1\n"  // 16.25 MB: 21.7 MB in base64
+        let result = try CLI.run(["--socket", service.socket, "batch"], input: big)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.out == "1", "the batch allocated the first free ID: \(result.stdout)")
+        let tooBig = String(repeating: comment, count: 270) + "alloc --set 1\n"
+        for arguments in [["--socket", service.socket, "--json", "batch"], ["--store", store, "--json", "batch"]] {
+            let refused = try CLI.run(arguments, input: tooBig)
+            #expect(refused.status == 64, "\(arguments): \(refused.stderr)")
+            #expect((refused.errorDocument?["message"] as? String)?.hasPrefix("standard input is longer than 16777216 bytes") == true, "\(refused.stderr)")
+        }
+    }
+
     @Test("The CLI prints the same output with the same exit status through --socket as directly", .enabled(if: ServiceProcess.isBuilt))
     func cliThroughSocket() throws {
         let dir = try TemporaryDirectory()

@@ -92,6 +92,10 @@ enum ServiceClientMode {
         guard response.head.status == 200, let info = try? JSONDecoder().decode(Info.self, from: Data(response.body)) else {
             throw IOASIDError(.storageFailure, "the service at \(socket) did not say which store it serves (HTTP \(response.head.status))")
         }
+        // A relative path would name another store from this working directory.
+        guard info.path.hasPrefix("/") else {
+            throw IOASIDError(.storageFailure, "the service at \(socket) names its store by a relative path (\(info.path)); give this command --store")
+        }
         return info.path
     }
 
@@ -113,7 +117,12 @@ enum ServiceClientMode {
                     Output.report(code: "invalidArgument", message: "cannot read standard input: \(error.message)", json: json)
                     return ExitStatus.usage
                 }
-                if n == 0 || bytes.count > IOASIDCommand.Batch.maximumInput { break }
+                if n == 0 { break }
+                if bytes.count > IOASIDCommand.Batch.maximumInput {
+                    // As the command says it run here, before sending what the service would refuse.
+                    Output.report(code: "invalidArgument", message: "standard input is longer than \(IOASIDCommand.Batch.maximumInput) bytes", json: json)
+                    return ExitStatus.usage
+                }
             }
             stdin = Data(bytes).base64EncodedString()
         }
