@@ -94,16 +94,35 @@ final class ServiceCore: Sendable {
         let arguments = request.arguments
         let executor = executor
         let metrics = metrics
+        // A command that waits (events tail --follow) writes nothing while it does: a blank line
+        // every 15 s, which the client skips, finds a client that went away.
+        let keepAlive = Task {
+            while (try? await Task.sleep(for: .seconds(15))) != nil { continuation.yield(Array("\n".utf8)) }
+        }
         let task = Task(executorPreference: executor) {
-            let status = await IOASIDCommand.run(arguments: arguments, in: session)
+            var status = await IOASIDCommand.run(arguments: arguments, in: session)
+            if Task.isCancelled, status == 0 {
+                // Cut short by the service's shutdown: not the command's own success.
+                let error = IOASIDError(.storageFailure, "the service is shutting down; the command was stopped")
+                let text = arguments.contains("--json") ? CommandLineJSON.error(error) : "ioasid: error: \(error.message) (\(error.code.name))"
+                continuation.yield(frame("stderr", Array((text + "\n").utf8)))
+                status = 3
+            }
             if status != 0 { metrics?.failure("exit\(status)") }
+            keepAlive.cancel()
             continuation.yield(Array("{\"exit\":\(status)}\n".utf8))
             continuation.finish()
         }
         let body = ResponseBody { writer in
             do {
-                for await chunk in stream {
-                    try await writer.write(ByteBuffer(bytes: chunk))
+                // At graceful shutdown the command is cancelled (one that follows events ends
+                // within its poll), so the service does not wait for it for ever.
+                try await withGracefulShutdownHandler {
+                    for await chunk in stream {
+                        try await writer.write(ByteBuffer(bytes: chunk))
+                    }
+                } onGracefulShutdown: {
+                    task.cancel()
                 }
                 try await writer.finish(nil)
             } catch {

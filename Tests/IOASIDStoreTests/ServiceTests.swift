@@ -379,6 +379,30 @@ struct ServiceTests {
         }
     }
 
+    @Test("SIGTERM stops a service with a command following events through /cli: the command is stopped and says so (exit 3), the service exits at once",
+          .enabled(if: ServiceProcess.isBuilt))
+    func shutdownStopsAFollowingCommand() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try makeServedStore(dir)
+        #expect(try CLI.run(["--store", store, "events", "subscribe", "agent1"]).status == 0)
+        let service = try ServiceProcess(store: store)
+        let tail = try CLI.start("ioasid", ["--socket", service.socket, "--json", "events", "tail", "agent1", "--follow"])
+        usleep(1_000_000)
+        #expect(tail.process.isRunning)
+        kill(service.process.processIdentifier, SIGTERM)
+        for _ in 0..<100 where service.process.isRunning { usleep(100_000) }
+        let stopped = !service.process.isRunning
+        if !stopped { service.crash() }
+        #expect(stopped, "the service still ran 10 s after SIGTERM, waiting for the command")
+        #expect(!stopped || service.process.terminationStatus == 0)
+        if tail.process.isRunning { kill(tail.process.processIdentifier, SIGKILL) }
+        let stderr = String(decoding: tail.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tail.process.waitUntilExit()
+        #expect(tail.process.terminationStatus == 3, "\(stderr)")
+        #expect(stderr.contains("the service is shutting down"), "\(stderr)")
+    }
+
     @Test("The CLI prints the same output with the same exit status through --socket as directly", .enabled(if: ServiceProcess.isBuilt))
     func cliThroughSocket() throws {
         let dir = try TemporaryDirectory()
