@@ -231,7 +231,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard let core = hotPathCore else { return }
         let pipeline = context.pipeline.syncOperations
         insertHandler("HotPath", withoutIt: "allocations and frees go through the router") {
-            try pipeline.addHandler(HotPath(core: core), position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
+            try pipeline.addHandler(HotPath(core: core, waitLimit: policy.requestTimeout), position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
         }
     }
 

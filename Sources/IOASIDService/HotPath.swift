@@ -19,12 +19,14 @@ import NIOHTTPTypes
 /// handler's is being committed (requests, events, errors) waits until it is
 /// answered; reading stops once a megabyte or 1,024 parts wait. While the client
 /// does not take its answers (the channel is not writable), nothing more is
-/// committed or read.
+/// committed or read, and a request that waits so for the request timeout closes
+/// the connection (uncommitted: neither the idle timeout nor the request timer
+/// covers a request read whole whose answer has not begun).
 ///
 /// It sits behind Hummingbird's connection-state handler, which therefore sees
-/// every request and response: its idle timeout and its graceful shutdown (close
-/// once the requests in progress are answered) cover these requests too, so a
-/// request either gets its response or was never committed.
+/// every request and response: its graceful shutdown (close once the requests in
+/// progress are answered) covers these requests too, so a request either gets
+/// its response or was never committed.
 final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -90,7 +92,17 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var forwardedParts = 0
     private var date = HTTPDate()
 
-    init(core: ServiceCore) { self.core = core }
+    /// How long a request may wait for its client to take earlier answers before the connection is closed.
+    private let waitLimit: TimeAmount
+    /// Closes the connection when the deferred request has waited ``waitLimit``.
+    private var waitTimer: Scheduled<Void>?
+
+    /// - Parameter waitLimit: how long a request waits, uncommitted, for a client that does
+    ///   not read its answers before the connection is closed (the request timeout).
+    init(core: ServiceCore, waitLimit: TimeAmount = .seconds(10)) {
+        self.core = core
+        self.waitLimit = waitLimit
+    }
 
     /// The operation of a request head this handler answers, if it is one.
     static func operation(_ head: HTTPRequest) -> Operation? {
@@ -213,6 +225,9 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
         // committed with answers that pile up and are lost with the connection.
         guard context.channel.isWritable else {
             deferred = operation
+            // Nothing else times this out (the request was read whole, its answer not begun).
+            let channel = context.channel
+            waitTimer = context.eventLoop.scheduleTask(in: waitLimit) { channel.close(promise: nil) }
             return
         }
         let loop = context.eventLoop
@@ -242,12 +257,13 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func answer(_ result: Result<Answer, IOASIDError>, context: ChannelHandlerContext) {
         committing = false
+        // Counted whether or not the client is still there to read it (as the operation was).
+        if case .failure(let error) = result { core.metrics?.failure(error.code.name) }
         guard !closed else { return }
         switch result {
         case .success(let answer):
             write(.ok, answer.json, context: context)
         case .failure(let error):
-            core.metrics?.failure(error.code.name)
             write(ServiceResponses.status(forExit: CommandLineJSON.exitStatus(for: error)), CommandLineJSON.error(error), context: context)
         }
         // What came in meanwhile, in order, until a request among it is committed in turn.
@@ -283,6 +299,8 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, let operation = deferred {
             deferred = nil
+            waitTimer?.cancel()
+            waitTimer = nil
             commit(operation, context: context)
         }
         readIfWanted(context: context)
@@ -318,6 +336,7 @@ final class HotPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        waitTimer?.cancel()
         context.fireChannelInactive()
     }
 

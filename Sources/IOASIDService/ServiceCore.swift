@@ -39,18 +39,20 @@ final class ServiceCore: Sendable {
     /// and standard error.
     func runCommand(_ arguments: [String], stdin: [UInt8] = []) async -> (status: Int32, out: [UInt8], err: [UInt8]) {
         let output = Locked<([UInt8], [UInt8])>(([], []))
+        let failure = Locked<String?>(nil)
         let session = CommandSession(
             store: store,
             standardOutput: { bytes in output.withLock { $0.0 += bytes } },
             standardError: { bytes in output.withLock { $0.1 += bytes } },
             standardInput: stdin,
-            terminal: .init(standardOutput: false, standardError: false, width: 80, asciiOnly: true)
+            terminal: .init(standardOutput: false, standardError: false, width: 80, asciiOnly: true),
+            failed: { code in failure.withLock { $0 = $0 ?? code } }
         )
         let status = await Task(executorPreference: executor) {
             await IOASIDCommand.run(arguments: arguments, in: session)
         }.value
         let (out, err) = output.withLock { $0 }
-        if status != 0 { metrics?.failure(Self.errorCode(err) ?? "exit\(status)") }
+        if status != 0 { metrics?.failure(failure.withLock { $0 } ?? "exit\(status)") }
         return (status, out, err)
     }
 
@@ -65,11 +67,6 @@ final class ServiceCore: Sendable {
         return ServiceResponses.json(String(decoding: err, as: UTF8.self), status: ServiceResponses.status(forExit: status))
     }
 
-    static func errorCode(_ err: [UInt8]) -> String? {
-        struct Document: Decodable { struct Body: Decodable { let code: String }; let error: Body }
-        return (try? JSONDecoder().decode(Document.self, from: Data(err)))?.error.code
-    }
-
     /// `POST /cli`: runs the command with the client's terminal and standard
     /// input, streaming JSON Lines `{"stdout":B64}` / `{"stderr":B64}` as the
     /// command prints, then `{"exit":N}`. A client that goes away ends the command
@@ -78,6 +75,8 @@ final class ServiceCore: Sendable {
         metrics?.operation("cli")
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
         let gone = Locked(false)
+        /// The code of the failure the command reported, if any (metrics count failures by code).
+        let failure = Locked<String?>(nil)
         @Sendable func frame(_ key: String, _ bytes: [UInt8]) -> [UInt8] {
             Array("{\"\(key)\":\"\(Data(bytes).base64EncodedString())\"}\n".utf8)
         }
@@ -89,7 +88,8 @@ final class ServiceCore: Sendable {
             },
             standardError: { bytes in continuation.yield(frame("stderr", bytes)) },
             standardInput: request.stdin.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? [],
-            terminal: request.terminal ?? .init(standardOutput: false, standardError: false, width: 80, asciiOnly: true)
+            terminal: request.terminal ?? .init(standardOutput: false, standardError: false, width: 80, asciiOnly: true),
+            failed: { code in failure.withLock { $0 = $0 ?? code } }
         )
         let arguments = request.arguments
         let executor = executor
@@ -100,15 +100,8 @@ final class ServiceCore: Sendable {
             while (try? await Task.sleep(for: .seconds(15))) != nil { continuation.yield(Array("\n".utf8)) }
         }
         let task = Task(executorPreference: executor) {
-            var status = await IOASIDCommand.run(arguments: arguments, in: session)
-            if Task.isCancelled, status == 0 {
-                // Cut short by the service's shutdown: not the command's own success.
-                let error = IOASIDError(.storageFailure, "the service is shutting down; the command was stopped")
-                let text = arguments.contains("--json") ? CommandLineJSON.error(error) : "ioasid: error: \(error.message) (\(error.code.name))"
-                continuation.yield(frame("stderr", Array((text + "\n").utf8)))
-                status = 3
-            }
-            if status != 0 { metrics?.failure("exit\(status)") }
+            let status = await IOASIDCommand.run(arguments: arguments, in: session)
+            if status != 0 { metrics?.failure(failure.withLock { $0 } ?? "exit\(status)") }
             keepAlive.cancel()
             continuation.yield(Array("{\"exit\":\(status)}\n".utf8))
             continuation.finish()
@@ -116,7 +109,7 @@ final class ServiceCore: Sendable {
         let body = ResponseBody { writer in
             do {
                 // At graceful shutdown the command is cancelled (one that follows events ends
-                // within its poll), so the service does not wait for it for ever.
+                // within its poll, saying it was stopped), so the service does not wait for it for ever.
                 try await withGracefulShutdownHandler {
                     for await chunk in stream {
                         try await writer.write(ByteBuffer(bytes: chunk))

@@ -43,14 +43,26 @@ extension IOASIDStore {
         try file.copy(from: env, compact: compact)
         let size = try file.size()
         try file.commit()
-        if replacing, (try? FileSystem.status(destination)) != nil {
+        if replacing, let existing = (try? FileSystem.status(destination)) ?? nil {
+            // Checked again: it may have appeared, or changed, while the copy was written.
+            guard existing.kind == .directory else { throw IOASIDError(.invalidArgument, "\(destination) exists and is not a directory") }
+            try checkReplaceable(destination, existing)
             // Move the old backup aside first, so the new one takes its place in one rename.
             let old = temporary + ".old"
             do { try FileSystem.rename(destination, to: old, replacing: false) } catch {
                 throw IOASIDError.fileFailure("cannot replace \(destination)", error)
             }
-            defer { FileSystem.removeDirectory(old) }
-            try place(temporary, at: destination)
+            // What was moved aside must be what was checked; otherwise it goes back untouched.
+            guard (try? FileSystem.status(old))??.identity == existing.identity else {
+                try? FileSystem.rename(old, to: destination, replacing: false)
+                throw IOASIDError(.invalidArgument, "\(destination) changed while the backup was written; nothing was replaced")
+            }
+            do { try place(temporary, at: destination) } catch {
+                // The old backup goes back rather than leaving none.
+                try? FileSystem.rename(old, to: destination, replacing: false)
+                throw error
+            }
+            FileSystem.removeDirectory(old)
         } else {
             try place(temporary, at: destination)
         }

@@ -92,7 +92,8 @@ extension IOASIDReading where Self: ~Copyable {
     /// The ID's record after checking that it belongs to `set` (kernel `ioasid_find`).
     ///
     /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID`` when it is not allocated,
-    ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it.
+    ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it,
+    ///   ``IOASIDError/Code-swift.struct/corruptStore`` when it is neither allocated nor free.
     @inline(__always)
     public func find(_ id: IOASID, in set: SetID) throws -> IDInfo {
         try info(id, try ownedRecord(id, in: set))
@@ -100,7 +101,8 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The ID's record, whichever set owns it.
     ///
-    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, or
+    ///   ``IOASIDError/Code-swift.struct/corruptStore`` when it is neither allocated nor free.
     public func find(_ id: IOASID) throws -> IDInfo {
         guard let record = try idRecord(id) else { throw try notAllocated(id) }
         return try info(id, record)
@@ -123,7 +125,8 @@ extension IOASIDReading where Self: ~Copyable {
 
     /// The set that owns `id` (kernel `ioasid_find_sid`).
     ///
-    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, or
+    ///   ``IOASIDError/Code-swift.struct/corruptStore`` when it is neither allocated nor free.
     public func findSet(_ id: IOASID) throws -> SetID {
         let owner = try record(id: id.rawValue, in: schema.ids) { try IDRecord.owner(decoding: &$0) }
         guard let owner else { throw try notAllocated(id) }
@@ -168,12 +171,14 @@ extension ReadTransaction {
     /// The ID's record after checking that it belongs to `set` (kernel `ioasid_find`).
     ///
     /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID`` when it is not allocated,
-    ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it.
+    ///   ``IOASIDError/Code-swift.struct/wrongSet`` when another set owns it,
+    ///   ``IOASIDError/Code-swift.struct/corruptStore`` when it is neither allocated nor free.
     public func find(_ id: IOASID, in set: SetID) throws -> IDInfo { try Self.find(self, id, in: set) }
 
     /// The set that owns `id` (kernel `ioasid_find_sid`).
     ///
-    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``.
+    /// - Throws: ``IOASIDError/Code-swift.struct/noSuchID``, or
+    ///   ``IOASIDError/Code-swift.struct/corruptStore`` when it is neither allocated nor free.
     public func findSet(_ id: IOASID) throws -> SetID { try Self.findSet(self, id) }
 
     /// The host ID that `guest` maps to in `set` (kernel `ioasid_find_by_spid`).

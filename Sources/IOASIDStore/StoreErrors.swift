@@ -71,9 +71,9 @@ extension IOASIDError {
     }
 }
 
-/// A write to the store that failed with `EIO` while its file system had (almost) no space
-/// left: the disk is full. LMDB reports a short write — what a full file system gives
-/// first — as `EIO`, which alone would read as a failing disk.
+/// An `EIO` from the store while its file system had (almost) no space left: the disk is
+/// full. LMDB reports a short write — what a full file system gives first — as `EIO`, which
+/// alone would read as a failing disk.
 public struct DiskFull: Error, Sendable, CustomStringConvertible {
     /// The bytes the file system had free for this process when the error was seen.
     public let availableBytes: UInt64
@@ -83,6 +83,6 @@ public struct DiskFull: Error, Sendable, CustomStringConvertible {
     static let threshold: UInt64 = 4 << 20
 
     public var description: String {
-        "a write failed with EIO (LMDB's report of a short write) and \(availableBytes) bytes free on the file system"
+        "EIO (LMDB's report of a short write) with \(availableBytes) bytes free on the file system"
     }
 }

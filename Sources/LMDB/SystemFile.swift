@@ -175,8 +175,9 @@ public enum FileSystem {
         _ = unlink(path)
     }
 
-    /// Removes a directory and the regular files directly inside it (what the
-    /// package's own temporary directories hold); never follows links.
+    /// Removes a directory and the files directly inside it (what the package's own
+    /// temporary directories and backups hold; a link inside is removed, not followed).
+    /// `path` itself must be a directory this package made or checked.
     public static func removeDirectory(_ path: String) {
         for name in (try? entries(of: path)) ?? [] { _ = unlink(path + "/" + name) }
         _ = rmdir(path)
@@ -197,8 +198,9 @@ public enum FileSystem {
     }
 
     /// Whether another process holds a POSIX record lock on the first byte of the file at
-    /// `path` (as every process with an LMDB environment open holds on its `lock.mdb`);
-    /// `false` when there is no such file. Never follows a final symbolic link.
+    /// `path` (as every process with an LMDB environment open through its `lock.mdb` does;
+    /// this process's own locks are not seen); `false` when there is no such file. Never
+    /// follows a final symbolic link.
     public static func isLockedByAnotherProcess(_ path: String) throws(LMDBError) -> Bool {
         let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {

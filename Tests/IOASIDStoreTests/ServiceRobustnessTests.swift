@@ -198,9 +198,10 @@ struct ServiceRobustnessTests {
         func allocated() throws -> Int {
             try #require(ServiceProcess.object(try service.request("GET", "/sets/1").body)["allocated"] as? Int)
         }
-        // Read after 5 s, 3 s past the request timeout: cut off. Before, all 3,000 were
-        // committed and 2,722 of their answers lost.
-        let late = try Self.runPython(["-c", client, service.socket, "3000", "5"])
+        // Read after 10 s, well past the request timeout (2 s after the last answer written, or
+        // after a request began to wait): cut off. Before, all 3,000 were committed and 2,722
+        // of their answers lost.
+        let late = try Self.runPython(["-c", client, service.socket, "3000", "10"])
         let lateAnswers = try #require(Int(late.out), "\(late.stdout) \(late.stderr)")
         let committed = try allocated()
         #expect(lateAnswers > 0)
@@ -255,6 +256,8 @@ struct ServiceRobustnessTests {
         _ = try service.request("DELETE", "/sets/2/ids/1")
         _ = try service.request("POST", "/sets/2/ids", #"{"guest":1}"#)
         _ = try service.request("POST", "/sets/99/ids")
+        // A failure through /cli is counted by its code, as over the endpoints (it was "exit2").
+        #expect(try CLI.run(["--socket", service.socket, "find-set", "999"]).status == 2)
         _ = try service.request("POST", "/subscribers", #"{"name":"lagging"}"#)
         let text = try service.request("GET", "/metrics").body
         let status = ServiceProcess.object(try service.request("GET", "/status").body)
@@ -299,6 +302,8 @@ struct ServiceRobustnessTests {
         #expect(value("ioasid_set_quota_ids", #"{"set": "2"}"#) == 10)
         #expect(value("ioasid_operations_total", #"{"op": "alloc"}"#) == 5)
         #expect(value("ioasid_errors_total", #"{"code": "noSuchSet"}"#) == 1)
+        #expect(value("ioasid_errors_total", #"{"code": "noSuchID"}"#) == 1)
+        #expect(!samples.keys.contains { $0.contains("exit") }, "\(samples.keys.filter { $0.contains("errors") })")
         #expect(value("ioasid_subscriber_lag_events", #"{"subscriber": "lagging"}"#) == 0)
         #expect((value("ioasid_commit_group_operations_count") ?? 0) >= 5)
         #expect((value("ioasid_commit_duration_seconds_count") ?? 0) >= 5)

@@ -314,6 +314,8 @@ struct ServiceTests {
             #expect(answered, "\(arguments): no answer at \(socket)")
             #expect(!FileManager.default.fileExists(atPath: store + "/ioasid.sock"), "\(arguments)")
             if running.process.isRunning { kill(running.process.processIdentifier, SIGTERM) }
+            for _ in 0..<100 where running.process.isRunning { usleep(100_000) }
+            if running.process.isRunning { kill(running.process.processIdentifier, SIGKILL) }
             running.process.waitUntilExit()
             #expect(running.process.terminationStatus == 0, "\(arguments)")
             #expect(!FileManager.default.fileExists(atPath: socket), "removed on SIGTERM")
@@ -386,9 +388,13 @@ struct ServiceTests {
         defer { dir.cleanup() }
         let store = try makeServedStore(dir)
         #expect(try CLI.run(["--store", store, "events", "subscribe", "agent1"]).status == 0)
+        // An ALLOC for the tail to print first: once it has, it follows.
+        #expect(try CLI.run(["--store", store, "alloc", "--set", "1"]).status == 0)
         let service = try ServiceProcess(store: store)
         let tail = try CLI.start("ioasid", ["--socket", service.socket, "--json", "events", "tail", "agent1", "--follow"])
-        usleep(1_000_000)
+        let first = tail.out.fileHandleForReading.availableData
+        #expect(String(decoding: first, as: UTF8.self).contains("\"kind\":"), "\(String(decoding: first, as: UTF8.self))")
+        usleep(200_000)
         #expect(tail.process.isRunning)
         kill(service.process.processIdentifier, SIGTERM)
         for _ in 0..<100 where service.process.isRunning { usleep(100_000) }

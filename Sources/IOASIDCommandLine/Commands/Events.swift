@@ -111,7 +111,7 @@ extension IOASIDCommand.Events {
             do { try Names.check(name, as: "subscriber name") } catch { throw ValidationError(error.message) }
             if let maxLag, maxLag < 1 { throw ValidationError("--max-lag must be at least 1") }
             for predecessor in after {
-                do { try Names.check(predecessor, as: "subscriber name") } catch { throw ValidationError(error.message) }
+                do { try Names.check(predecessor, as: "subscriber name", existing: true) } catch { throw ValidationError(error.message) }
             }
         }
 
@@ -264,6 +264,9 @@ extension IOASIDCommand.Events {
                 while let batch = try await iterator.nextBatch(limit: 1024) {
                     try emit(batch, store: store)
                 }
+                // A follow ends only when cancelled: in the service, by its shutdown (or the
+                // client going away). That is not the command's success.
+                throw IOASIDError(.storageFailure, "the event stream was stopped (the service is shutting down)")
             }
         }
 

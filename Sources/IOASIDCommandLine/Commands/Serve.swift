@@ -14,7 +14,7 @@ extension IOASIDCommand {
             abstract: "Serve the store over HTTP/1.1 on a Unix socket (runs ioasid-serve).",
             discussion: """
                 Runs the ioasid-serve program found beside ioasid with the store and the options given \
-                (see `ioasid serve --help` once it is built, and the README). The service is optional: \
+                (see `ioasid-serve --help` once it is built, and the README). The service is optional: \
                 ioasid and the library keep working directly on the store beside it.
 
                 It is a separate program so that ioasid needs no SwiftNIO; build it with
@@ -44,6 +44,7 @@ extension IOASIDCommand {
                 try IOASIDStore.checkFiles(at: global.storePath)
                 var arguments = [server, "--store", global.storePath]
                 if global.json { arguments.append("--json-logs") }
+                if global.verbose { arguments.append("--verbose") }
                 // Parsed as the global option (where a client would send its commands): for
                 // serve it is where the service listens.
                 if let socket = global.socket { arguments += ["--socket", socket] }

@@ -42,6 +42,9 @@ public struct CommandSession: Sendable {
     public let standardInput: [UInt8]
     /// The client's terminal.
     public let terminal: TerminalInfo
+    /// Told the stable code of each failure the command reports (`noSuchID`, `usage`…), for
+    /// metrics that count failures by code as the service's own endpoints do.
+    public let failed: @Sendable (String) -> Void
 
     /// A session.
     public init(
@@ -49,13 +52,15 @@ public struct CommandSession: Sendable {
         standardOutput: @escaping @Sendable ([UInt8]) throws(IOASIDError) -> Void,
         standardError: @escaping @Sendable ([UInt8]) -> Void,
         standardInput: [UInt8] = [],
-        terminal: TerminalInfo
+        terminal: TerminalInfo,
+        failed: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.store = store
         self.standardOutput = standardOutput
         self.standardError = standardError
         self.standardInput = standardInput
         self.terminal = terminal
+        self.failed = failed
     }
 
     /// The session of the running command, if it runs for a client of the service.

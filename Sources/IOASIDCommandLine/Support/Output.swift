@@ -129,6 +129,7 @@ struct Output {
     /// Prints an error in the one style of the tool: `ioasid: error: MESSAGE (code)`,
     /// then `cause:` and `hint:` lines; or the JSON error document.
     static func report(code: String, message: String, cause: String? = nil, hint: String? = nil, json: Bool) {
+        CommandSession.current?.failed(code)
         if json {
             standardError(encode(ErrorDocument(error: .init(code: code, message: message, cause: cause, hint: hint))) + "\n")
             return

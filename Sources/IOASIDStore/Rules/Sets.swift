@@ -11,7 +11,8 @@ extension IOASIDReading where Self: ~Copyable {
     }
 
     /// The record of `id` after the ownership check (kernel `-EACCES`): the one
-    /// definition of "this ID belongs to that set".
+    /// definition of "this ID belongs to that set". An ID without a record is
+    /// ``notAllocated(_:)``: not allocated, or a damaged store.
     @inline(__always)
     func ownedRecord(_ id: IOASID, in set: SetID) throws -> IDRecord {
         guard let record = try idRecord(id) else { throw try notAllocated(id) }
