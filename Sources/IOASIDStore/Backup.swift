@@ -26,11 +26,7 @@ extension IOASIDStore {
     @discardableResult
     public func backup(to destination: String, compact: Bool = false, replacing: Bool = false) throws(IOASIDError) -> Int {
         guard !destination.isEmpty else { throw IOASIDError(.invalidArgument, "the backup destination is empty") }
-        if let existing = try? FileSystem.status(destination) {
-            guard replacing else { throw IOASIDError(.invalidArgument, "\(destination) exists; choose a new directory for the backup") }
-            guard existing.kind == .directory else { throw IOASIDError(.invalidArgument, "\(destination) exists and is not a directory") }
-            try checkReplaceable(destination, existing)
-        }
+        _ = try replaceable(destination, replacing: replacing)
         let parent = FileSystem.parent(of: destination)
         let name = destination.split(separator: "/").last.map(String.init) ?? "backup"
         let temporary = parent + "/." + name + ".ioasid-backup-" + String(UInt64.random(in: 0 ... .max), radix: 36)
@@ -43,10 +39,8 @@ extension IOASIDStore {
         try file.copy(from: env, compact: compact)
         let size = try file.size()
         try file.commit()
-        if replacing, let existing = (try? FileSystem.status(destination)) ?? nil {
-            // Checked again: it may have appeared, or changed, while the copy was written.
-            guard existing.kind == .directory else { throw IOASIDError(.invalidArgument, "\(destination) exists and is not a directory") }
-            try checkReplaceable(destination, existing)
+        // Checked again: it may have appeared, or changed, while the copy was written.
+        if replacing, let existing = try replaceable(destination, replacing: true) {
             // Move the old backup aside first, so the new one takes its place in one rename.
             let old = temporary + ".old"
             do { try FileSystem.rename(destination, to: old, replacing: false) } catch {
@@ -71,22 +65,33 @@ extension IOASIDStore {
         return Int(size)
     }
 
-    /// Refuses to replace a directory that is not a previous backup or empty: one that holds
-    /// anything but `data.mdb` and `lock.mdb` (regular files), whose `data.mdb` is not an LMDB
-    /// data file, that another process has open as a store, or that is this store's own.
-    /// Replacing deletes the files of the old directory, so it must hold nothing else.
-    private func checkReplaceable(_ destination: String, _ existing: FileStatus) throws(IOASIDError) {
+    /// What is at `destination`, when something is and it may be replaced (`nil`: nothing is).
+    ///
+    /// Refused: anything when not `replacing`; then anything but an empty directory or a
+    /// previous backup — one that holds anything but `data.mdb` and `lock.mdb` (regular
+    /// files), whose `data.mdb` is not an LMDB data file, that this or another process has
+    /// open as a store, or that is this store's own. Replacing deletes the files of the old
+    /// directory, so it must hold nothing else.
+    private func replaceable(_ destination: String, replacing: Bool) throws(IOASIDError) -> FileStatus? {
+        guard let existing = try? FileSystem.status(destination) else { return nil }
+        guard replacing else { throw IOASIDError(.invalidArgument, "\(destination) exists; choose a new directory for the backup") }
+        guard existing.kind == .directory else { throw IOASIDError(.invalidArgument, "\(destination) exists and is not a directory") }
         func refuse(_ why: String) -> IOASIDError {
             IOASIDError(.invalidArgument, "\(destination) is not a previous backup (\(why)); nothing was replaced")
         }
         if let own = try? FileSystem.status(path), own.identity == existing.identity {
             throw IOASIDError(.invalidArgument, "\(destination) is this store's own directory; back it up into another one")
         }
+        // Open here, its lock is this process's: the probe below cannot see it, and closing the
+        // probe's descriptor would release it.
+        if Environment.isOpen(at: destination) {
+            throw IOASIDError(.invalidArgument, "\(destination) is open as a store in this process; nothing was replaced")
+        }
         let names: [String]
         do { names = try FileSystem.entries(of: destination) } catch {
             throw IOASIDError.fileFailure("cannot list \(destination)", error)
         }
-        if names.isEmpty { return }
+        if names.isEmpty { return existing }
         for name in names.sorted() {
             guard name == "data.mdb" || name == "lock.mdb" else {
                 throw refuse("it holds \"\(Names.escaped(name))\"; a backup holds only data.mdb and lock.mdb")
@@ -105,6 +110,7 @@ extension IOASIDStore {
         if inUse {
             throw IOASIDError(.invalidArgument, "\(destination) is open as a store in another process (its lock.mdb is locked); nothing was replaced")
         }
+        return existing
     }
 
     private func place(_ temporary: String, at destination: String) throws(IOASIDError) {

@@ -111,6 +111,14 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Whether this process has the environment at `path` open (``open(path:options:)``), or
+    /// is closing it right now.
+    public static func isOpen(at path: String) -> Bool {
+        let key = canonicalPath(path)
+        let generation = ForkGeneration.current
+        return registry.withLock { $0[key]?.generation == generation }
+    }
+
     private init(path: String, key: String, options: Options, generation: Int) throws(LMDBError) {
         self.path = path
         self.key = key

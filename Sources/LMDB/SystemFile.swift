@@ -183,9 +183,21 @@ public enum FileSystem {
         _ = rmdir(path)
     }
 
-    /// The names in a directory, without `.` and `..`.
+    /// The names in the directory at `path`, without `.` and `..`; a symbolic link at `path`
+    /// is not followed (`ELOOP`).
     public static func entries(of path: String) throws(LMDBError) -> [String] {
-        guard let dir = opendir(path) else { throw LMDBError(code: errno) }
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw LMDBError(code: errno) }
+        return try entries(ofDirectory: fd)
+    }
+
+    /// The names in the directory open at `descriptor`, without `.` and `..`; closes it.
+    public static func entries(ofDirectory descriptor: Int32) throws(LMDBError) -> [String] {
+        guard let dir = fdopendir(descriptor) else {
+            let code = errno
+            _ = Glibc.close(descriptor)
+            throw LMDBError(code: code)
+        }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {

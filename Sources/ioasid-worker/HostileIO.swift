@@ -1,5 +1,6 @@
 // Helper processes for the hostile-I/O and power-loss tests (HostileIOTests, PowerLossTests).
 import Foundation
+import LMDB
 
 #if canImport(Glibc)
 import Glibc
@@ -58,19 +59,7 @@ func snoop(directory: String) {
         return fd
     }
     func names(in fd: Int32) -> [String] {
-        guard let dir = fdopendir(fd) else {
-            close(fd)
-            return []
-        }
-        defer { closedir(dir) }
-        var result: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != ".", name != ".." { result.append(name) }
-        }
-        return result
+        (try? FileSystem.entries(ofDirectory: fd)) ?? []
     }
     func walk(_ path: String, depth: Int) {
         for known in ["data.mdb", "lock.mdb"] {

@@ -56,6 +56,17 @@ struct CarelessCallerTests {
         #expect(try s.run("alloc", "--set", "2").out == "3")
         #expect(try s.run("backup", backup, "--force").status == 0)
         #expect(try CLI.run(["--store", backup, "set", "ids", "2"]).out == "1\n2\n3")
+        // A link to the backup, and a backup whose data.mdb is a link: refused, and left as they are.
+        let link = s.dir.child("link")
+        try fm.createSymbolicLink(atPath: link, withDestinationPath: backup)
+        #expect(try s.run("backup", link, "--force").status == 64)
+        #expect(try fm.destinationOfSymbolicLink(atPath: link) == backup)
+        let linked = s.dir.child("linked")
+        try fm.createDirectory(atPath: linked, withIntermediateDirectories: false)
+        try fm.createSymbolicLink(atPath: linked + "/data.mdb", withDestinationPath: backup + "/data.mdb")
+        let linkedResult = try s.run("backup", linked, "--force")
+        #expect(linkedResult.status == 64 && linkedResult.stderr.contains("not a regular file"), "\(linkedResult.stderr)")
+        #expect(try fm.destinationOfSymbolicLink(atPath: linked + "/data.mdb") == backup + "/data.mdb")
         // Open in another process (this one, to the tool): refused, and the backup is unchanged.
         do {
             let open = try IOASIDStore(path: backup)
@@ -63,6 +74,15 @@ struct CarelessCallerTests {
             #expect(try s.run("alloc", "--set", "2").out == "4")
             let busy = try s.run("backup", backup, "--force")
             #expect(busy.status == 64 && busy.stderr.contains("is open as a store in another process"), "\(busy.stderr)")
+            #expect(try open.set(SetID(2)).allocated == 3)
+            // Open in this process: its lock cannot be seen from here (and a probe's close would drop it).
+            let source = try IOASIDStore(path: s.store)
+            do {
+                try source.backup(to: backup, replacing: true)
+                Issue.record("a backup replaced a store open in this process")
+            } catch {
+                #expect(error.code == .invalidArgument && error.message.contains("open as a store in this process"), "\(error)")
+            }
             #expect(try open.set(SetID(2)).allocated == 3)
         }
     }
