@@ -11,7 +11,7 @@ extension Bench {
         let samples = options.quick ? 300 : 2000
         let minimum = options.quick ? 200 : 500
         let budget = options.quick ? 10.0 : 25.0  // seconds per fill level, once `minimum` samples are in
-        let value = RawBytes(idRecord11)
+        let value = RawBytes(idRecord)
 
         /// One durable allocation of the lowest free ID, timed; freed again in a commit that is not timed.
         func storeSample(_ store: IOASIDStore, _ set: SetID, _ lowestFree: UInt32) throws -> Double {
@@ -137,7 +137,7 @@ extension Bench {
     private func thousandAtFill(_ full: IOASIDStore, _ set: SetID, _ raw: RawEnvironment, holes: [UInt32],
                                 emptyStore: (IOASIDStore, SetID)) throws {
         let perRound = 1000
-        let value = RawBytes(idRecord11)
+        let value = RawBytes(idRecord)
         let lowest = Array(holes.prefix(perRound))
         func storeRound(_ store: IOASIDStore, _ set: SetID) throws -> Double {
             var taken: [IOASID] = []

@@ -16,7 +16,7 @@ extension Bench {
         let data: [UInt8] = [0xab, 0xcd]
 
         // The source store: one set of `count` IDs, each with a guest ID and 2 bytes of data
-        // (a 17-byte record). Closed before the CLI runs.
+        // (a 17-byte record, 21 with its seal). Closed before the CLI runs.
         let source = fresh("store-export")
         let setID: SetID
         do {
@@ -58,11 +58,12 @@ extension Bench {
             try? FileManager.default.removeItem(atPath: file)
             try? FileManager.default.removeItem(atPath: rawFile)
         }
+        let importRecordSize = idRecordBytes(set: 2, guest: 0, data: data).count
         let n = count >= 1_000_000 ? "\(count / 1_000_000)M" : "\(count / 1000)k"
         report.times("export \(n) IDs: `ioasid migrate export --out` (time)", store: median(storeExport), raw: median(rawExport),
                      rawWhat: "C cursor scan, one JSON line per record to a file, one fsync (in-process)", floor: .timeAtMost(1.5))
         report.times("import \(n) IDs: `ioasid migrate import FILE` (time)", store: median(storeImport), raw: median(rawImport),
-                     rawWhat: "\(n) mdb_put (17 B) in one durable commit (in-process, no parsing)", floor: .timeAtMost(3))
+                     rawWhat: "\(n) mdb_put (\(importRecordSize) B) in one durable commit (in-process, no parsing)", floor: .timeAtMost(3))
         report.note("Export/import rows: the store's time is the `ioasid` process from spawn to exit (open, freeze/validate, "
                     + "SHA-256, write or commit, exit), median of \(rounds); its export file was \(exportBytes) bytes, the raw one \(rawBytes).")
     }
@@ -71,7 +72,7 @@ extension Bench {
     /// delete of the same 100,000 keys from a B-tree of 600,000 in one durable commit.
     func freeSet() throws {
         let rounds = options.quick ? 1 : 5
-        let value = RawBytes(idRecord11)
+        let value = RawBytes(idRecord)
         var store: [Double] = [], raw: [Double] = []
         for round in 0..<rounds {
             let storePath = fresh("store-freeset"), rawPath = fresh("raw-freeset")
@@ -96,7 +97,7 @@ extension Bench {
     }
 }
 
-/// `count` C `mdb_put`s of 17-byte ID records (guest g, 2 bytes of data) under ascending
+/// `count` C `mdb_put`s of 21-byte ID records (guest g, 2 bytes of data, the seal's 4) under ascending
 /// 4-byte keys, in one durable commit.
 private func rawPutAll(_ raw: RawEnvironment, count: UInt32, set: UInt32, data: [UInt8]) throws {
     let dbi = try raw.dbi()

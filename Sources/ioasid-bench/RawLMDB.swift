@@ -1,14 +1,19 @@
 // The raw baselines: LMDB's C API called directly, with no Swift layer between.
 //
 // The environment is opened the way the store opens its own (durable commits,
-// `MDB_NOTLS`, 1 GiB map, named databases), and the records are the size the
-// store writes: an ID record is 11 bytes under a 4-byte big-endian key
-// (`Records.swift`: u8 version, u8 state, u32 set, u8 hasGuest, u32 data length),
-// 15 with a guest ID, 17 with a guest and two bytes of private data; a guest
-// mapping is 4 bytes under an 8-byte key (set ‖ guest).
+// `MDB_NOTLS`, 1 GiB map, named databases), and the records are the bytes the
+// store keeps: every value the store writes is its record followed by a 4-byte
+// CRC32C seal (`Sealing`), so an ID record is 15 bytes under a 4-byte big-endian
+// key (`StoreLayout.swift`: u8 version, u8 state, u32 set, u8 hasGuest, u32 data
+// length, then the seal), 19 with a guest ID, 21 with a guest and two bytes of
+// private data; a guest mapping is 8 bytes under an 8-byte key (set ‖ guest). The
+// raw side stores a trailer of zeros where the seal goes: the bytes, not the
+// checksum's computation, which stays on the store's side of each ratio.
 
 import CLMDB
 import Foundation
+import IOASIDMigrations
+import LMDB
 
 /// An LMDB call that failed.
 struct RawError: Error, CustomStringConvertible {
@@ -22,7 +27,7 @@ func check(_ code: Int32, _ call: @autoclosure () -> String) throws(RawError) {
     if code != 0 { throw RawError(call: call(), code: code) }
 }
 
-/// The bytes of an ID record as the store encodes it (version 1).
+/// The bytes the store keeps for an ID record (version 1): its encoding and a seal-sized trailer.
 func idRecordBytes(set: UInt32, guest: UInt32? = nil, data: [UInt8] = []) -> [UInt8] {
     var bytes: [UInt8] = [1, 0]
     bytes += bigEndian(set)
@@ -33,8 +38,28 @@ func idRecordBytes(set: UInt32, guest: UInt32? = nil, data: [UInt8] = []) -> [UI
         bytes.append(0)
     }
     bytes += bigEndian(UInt32(data.count)) + data
-    return bytes
+    return sealSized(bytes)
 }
+
+/// `payload` followed by zeros where the store puts its seal: the size of the value the store keeps.
+func sealSized(_ payload: [UInt8]) -> [UInt8] {
+    payload + [UInt8](repeating: 0, count: Sealing.trailerSize)
+}
+
+/// Checks that the raw ID records, built by hand above, are the size of the store's (from its
+/// encoder), so that a change of the store's layout cannot leave the baselines smaller or larger.
+func checkRawRecordSizes() throws {
+    let cases: [(raw: [UInt8], guest: UInt32?, data: Int)] = [
+        (idRecordBytes(set: 2), nil, 0), (idRecordBytes(set: 2, guest: 1), 1, 0), (idRecordBytes(set: 2, guest: 0, data: [1, 2]), 0, 2),
+    ]
+    for c in cases where c.raw.count != IDRecord.encodedSize(guest: c.guest, dataCount: c.data) + Sealing.trailerSize {
+        throw RawError(call: "raw ID record of \(c.raw.count) bytes does not match the store's", code: EINVAL)
+    }
+}
+
+/// The bytes the store keeps for an ALLOC event of the bench's set (no guest, no data; kind 1 is ALLOC),
+/// from the store's own encoder.
+let allocEventBytes = sealSized(EventRecord(kind: 1, timestamp: 0, set: 2, token: benchToken, epoch: 1, id: 1).encoded())
 
 func bigEndian(_ v: UInt32) -> [UInt8] {
     [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]

@@ -15,12 +15,12 @@ extension Bench {
 
         let (store, set) = try openStore(fresh("store-find"))
         try store.write { tx in for g in 1...populated { _ = try tx.allocate(in: set, guest: g) } }
-        // Raw: the same records — 15-byte ID records under 4-byte keys, and 4-byte
-        // host IDs under 8-byte (set ‖ guest) keys, in two named databases.
+        // Raw: the same records — 19-byte ID records (15 and the seal) under 4-byte keys, and
+        // 4-byte host IDs (8 with the seal) under 8-byte (set ‖ guest) keys, in two named databases.
         let raw = try RawEnvironment(path: fresh("raw-find"), databases: ["ids", "guests"])
         let ids = try raw.dbi("ids"), guests = try raw.dbi("guests")
         let idValue = RawBytes(idRecordBytes(set: set.rawValue, guest: 1))
-        let hostValue = RawBytes(bigEndian(1))
+        let hostValue = RawBytes(sealSized(bigEndian(1)))
         try raw.fill(Array(1...populated), value: idValue)
         try raw.write { txn in
             for g in 1...populated {

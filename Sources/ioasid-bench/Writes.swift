@@ -4,15 +4,15 @@
 import Foundation
 import IOASIDStore
 
-/// What the store writes per allocation in the `ids` database: an 11-byte record.
-let idRecord11 = idRecordBytes(set: 2)
+/// What the store keeps per allocation in the `ids` database: an 11-byte record and its 4-byte seal.
+let idRecord = idRecordBytes(set: 2)
 
 extension Bench {
     /// Durable single allocation vs one raw `mdb_put` per durable commit, in alternating blocks of 50.
     func single() throws {
         let blocks = options.quick ? 10 : 150
         let raw = try RawEnvironment(path: fresh("raw-single"))
-        let value = RawBytes(idRecord11)
+        let value = RawBytes(idRecord)
         let (store, set) = try openStore(fresh("store-single"))
         var rawSeconds = 0.0, storeSeconds = 0.0
         var next: UInt32 = 1
@@ -33,7 +33,7 @@ extension Bench {
         }
         let n = Double(done * 50)
         report.rates("durable allocate, 1 per commit", store: n / storeSeconds, raw: n / rawSeconds,
-                     rawWhat: "1 mdb_put (11 B) per durable commit", floor: .atLeast(0.9))
+                     rawWhat: "1 mdb_put (\(idRecord.count) B) per durable commit", floor: .atLeast(0.9))
     }
 
     /// 1,000 allocations per commit vs 1,000 raw `mdb_put`s per durable commit, alternating every 5 commits.
@@ -41,7 +41,7 @@ extension Bench {
         let blocks = options.quick ? 10 : 80
         let perBlock = 5
         let raw = try RawEnvironment(path: fresh("raw-batch"))
-        let value = RawBytes(idRecord11)
+        let value = RawBytes(idRecord)
         let (store, set) = try openStore(fresh("store-batch"))
         var rawSeconds = 0.0, storeSeconds = 0.0
         var next: UInt32 = 1
@@ -64,7 +64,7 @@ extension Bench {
         }
         let n = Double(done * perBlock * 1000)
         report.rates("allocate, 1,000 per commit", store: n / storeSeconds, raw: n / rawSeconds,
-                     rawWhat: "1,000 mdb_put (11 B, ascending keys) per durable commit", floor: .atLeast(0.5))
+                     rawWhat: "1,000 mdb_put (\(idRecord.count) B, ascending keys) per durable commit", floor: .atLeast(0.5))
     }
 
     /// Group commit: N async callers allocating and freeing vs raw N puts per durable commit
@@ -74,7 +74,7 @@ extension Bench {
     func group() async throws -> [GroupPoint] {
         let commitsPerBlock = options.quick ? 100 : 300
         let blocks = options.quick ? 4 : 24
-        let value = RawBytes(idRecord11)
+        let value = RawBytes(idRecord)
         var points: [GroupPoint] = []
         for n in [1, 4, 16, 64] {
             let raw = try RawEnvironment(path: fresh("raw-group-\(n)"))

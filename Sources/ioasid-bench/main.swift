@@ -3,7 +3,7 @@
 //   ioasid-bench [--quick] [--dir DIR] [--only NAME[,NAME…]] [--keep] [--svg FILE]
 //
 // Every raw baseline calls liblmdb directly (`import CLMDB`): a durable environment
-// (no MDB_NOSYNC, MDB_NOTLS), records the size the store writes, and the same number
+// (no MDB_NOSYNC, MDB_NOTLS), records the size the store keeps (its seal included), and the same number
 // of records per durable commit as the store operation it stands beside. Store and raw
 // work alternate in blocks within one run, so drift in the machine falls on both alike.
 //
@@ -29,7 +29,10 @@ func loadAverage() -> String {
 }
 
 let bench: Bench
-do { bench = try Bench(options: options) } catch {
+do {
+    try checkRawRecordSizes()
+    bench = try Bench(options: options)
+} catch {
     try? FileHandle.standardError.write(contentsOf: Data("ioasid-bench: \(error)\n".utf8))
     exit(1)
 }
