@@ -162,6 +162,7 @@ if Context.environment["IOASID_WITHOUT_SERVICE"] == nil {
             name: "IOASIDService",
             dependencies: [
                 "IOASIDStore",
+                "IOASIDClient",
                 "IOASIDCommandLine",
                 "IOASIDMigrations",
                 "LMDB",

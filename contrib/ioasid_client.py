@@ -9,6 +9,7 @@ arrives, acknowledges it, and checks the subscriber has nothing pending.
 """
 import http.client
 import json
+import os
 import socket
 import sys
 import threading
@@ -24,7 +25,17 @@ class UnixHTTPConnection(http.client.HTTPConnection):
     def connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
+        path = os.fsencode(self.unix_path)
+        if len(path) < 108:
+            sock.connect(path)
+        else:
+            # Longer than a socket address holds: through the open directory (Linux), as the CLI does.
+            directory, name = os.path.split(path)
+            fd = os.open(directory or b".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.connect(b"/proc/self/fd/%d/%s" % (fd, name))
+            finally:
+                os.close(fd)
         self.sock = sock
 
 

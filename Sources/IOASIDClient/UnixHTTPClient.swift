@@ -139,29 +139,20 @@ final class Connection {
         let fd = socket(AF_UNIX, SOCK_STREAM, 0)
         #endif
         if fd < 0 { throw ClientError("cannot create a socket", errno: errno) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity, !bytes.isEmpty else {
-            _ = close(fd)
-            throw ClientError("the socket path \(path) is longer than \(capacity - 1) bytes (or empty)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
-        var result: Int32
-        repeat {
-            result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
+        let failure: Int32?
+        do {
+            failure = try UnixSocketAddress.with(path: path) { address, length throws(ClientError) -> Int32? in
+                var result: Int32
+                repeat { result = connect(fd, address, length) } while result != 0 && errno == EINTR
+                return result == 0 ? nil : errno
             }
-        } while result != 0 && errno == EINTR
-        if result != 0 {
-            let code = errno
+        } catch {
             _ = close(fd)
-            throw ClientError("cannot connect to the service at \(path)", errno: code)
+            throw error
+        }
+        if let failure {
+            _ = close(fd)
+            throw ClientError("cannot connect to the service at \(path)", errno: failure)
         }
         descriptor = fd
     }

@@ -27,8 +27,10 @@ public struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve an IOASID store over HTTP/1.1 on a Unix socket.",
         discussion: """
             Endpoints: docs/openapi.yaml. Errors are the CLI's {"error":{"code","message"}} with 409 (refused by a \
-            rule), 404 (not found), 503 (store unusable) or 400 (bad request). The socket is created 0600; a stale \
-            socket of a dead server is replaced, a live one is refused. Peers are checked with SO_PEERCRED: the \
+            rule), 404 (not found), 503 (store unusable) or 400 (bad request). The socket is created 0600 under a \
+            private name beside its path and moved there once the server listens, never over another server's \
+            socket; a stale socket of a dead server is replaced, a live one is refused. A path longer than a socket \
+            address holds (107 bytes) is reached through its directory. Peers are checked with SO_PEERCRED: the \
             store's owner and root, plus --allow-uid / --allow-gid. SIGTERM or SIGINT: stop accepting, finish \
             requests in flight, end event streams, close the store, remove the socket.
             """
@@ -118,10 +120,12 @@ public struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
         let socketPath = socket ?? (store.path as NSString).appendingPathComponent("ioasid.sock")
-        do { try Self.prepareSocketPath(socketPath) } catch let error as SocketPathError {
+        let listening: ListeningSocket
+        do { listening = try ListeningSocket(path: socketPath) } catch {
             logger.critical("cannot listen", metadata: ["socket": "\(socketPath)", "error": "\(error.message)"])
             throw ExitCode(3)
         }
+        defer { listening.close() }
 
         let metricsSystem = metrics == nil ? nil : ServiceMetrics()
         let core: ServiceCore
@@ -140,6 +144,7 @@ public struct ServeCommand: AsyncParsableCommand {
         )
         let table = core.connections
         let boundSocket = Locked<[UInt8]?>(nil)
+        let placed = Locked<Bool>(false)
         let groupMode = !allowGIDs.isEmpty || !allowUIDs.isEmpty
         let firstGID = allowGIDs.first
         let onlyGroups = allowUIDs.isEmpty
@@ -149,16 +154,24 @@ public struct ServeCommand: AsyncParsableCommand {
                 additionalChannelHandlers: [ConnectionGuard(policy: policy, table: table, logger: logger, hotPath: core)],
                 idleTimeout: .seconds(Int64(idleTimeout))
             )),
-            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "ioasid", backlog: 1024),
-            onServerRunning: { _ in
-                // Which socket is this server's: at shutdown, only this one is removed.
-                boundSocket.withLock { $0 = (try? FileSystem.status(socketPath))??.identity }
+            // Bound at a private name, moved to the socket path once listening (ListeningSocket).
+            configuration: .init(address: .unixDomainSocket(path: listening.bindPath), serverName: "ioasid", backlog: 1024),
+            onServerRunning: { channel in
                 // Peers other than the owner need the socket's mode; SO_PEERCRED still decides.
                 if groupMode {
-                    if let firstGID { _ = chown(socketPath, uid_t.max, firstGID) }
-                    _ = chmod(socketPath, firstGID != nil && onlyGroups ? 0o660 : 0o666)
+                    if let firstGID { _ = chown(listening.privatePath, uid_t.max, firstGID) }
+                    _ = chmod(listening.privatePath, firstGID != nil && onlyGroups ? 0o660 : 0o666)
                 }
-                logger.info("listening", metadata: ["socket": "\(socketPath)", "store": "\(store.path)", "pid": "\(getpid())"])
+                do throws(SocketPathError) {
+                    // Which socket is this server's: at shutdown, only this one is removed.
+                    let identity = try listening.moveIntoPlace()
+                    boundSocket.withLock { $0 = identity }
+                    placed.withLock { $0 = true }
+                    logger.info("listening", metadata: ["socket": "\(socketPath)", "store": "\(store.path)", "pid": "\(getpid())"])
+                } catch {
+                    logger.critical("cannot listen", metadata: ["socket": "\(socketPath)", "error": "\(error.message)"])
+                    try? await channel.close()
+                }
             },
             logger: logger
         )
@@ -185,56 +198,9 @@ public struct ServeCommand: AsyncParsableCommand {
             failed = true
         }
         core.executor.shutdown()
-        Self.removeSocket(socketPath, bound: boundSocket.withLock { $0 })
+        listening.remove(identity: boundSocket.withLock { $0 })
         logger.info("stopped", metadata: ["store": "\(store.path)"])
-        if failed { throw ExitCode(3) }
-    }
-
-    /// Why the socket path cannot be used.
-    struct SocketPathError: Error { let message: String }
-
-    /// Makes `path` free for `bind`: nothing there is fine; a socket nobody
-    /// listens on (a dead server's) is removed; a live one, or anything that
-    /// is not a socket, is refused.
-    static func prepareSocketPath(_ path: String) throws {
-        let found: FileStatus?
-        do { found = try FileSystem.status(path) } catch { throw SocketPathError(message: error.message) }
-        guard let status = found else { return }
-        guard status.kind == .socket else {
-            throw SocketPathError(message: "\(path) exists and is not a socket; remove it or choose another --socket")
-        }
-        if isListening(path) {
-            throw SocketPathError(message: "another server is listening on \(path)")
-        }
-        guard unlink(path) == 0 || errno == ENOENT else {
-            throw SocketPathError(message: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// Whether a server accepts connections on the socket at `path`.
-    static func isListening(_ path: String) -> Bool {
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return result == 0
-    }
-
-    /// Removes the socket at `path` if it is still the one this server bound (`bound`, its
-    /// device and inode): another server may have replaced it after it was unlinked.
-    static func removeSocket(_ path: String, bound: [UInt8]?) {
-        guard let bound, let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket, status.identity == bound else { return }
-        unlink(path)
+        if failed || !placed.withLock({ $0 }) { throw ExitCode(3) }
     }
 
     /// `path` from the working directory when relative.

@@ -24,12 +24,16 @@ struct ServiceRobustnessTests {
             : try CLI.run(arguments, product: python, environment: environment, input: input)
     }
 
-    @Test("A Python standard-library client allocates, follows events and acknowledges them", .enabled(if: ServiceProcess.isBuilt))
-    func pythonClient() throws {
+    @Test("A Python standard-library client allocates, follows events and acknowledges them, at a socket path of any depth",
+          .enabled(if: ServiceProcess.isBuilt), arguments: [false, true])
+    func pythonClient(deep: Bool) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let service = try ServiceProcess(store: try makeServedStore(dir))
+        let name = deep ? String(repeating: "d", count: 60) + "/" + String(repeating: "e", count: 60) + "/store" : "store"
+        if deep { try FileManager.default.createDirectory(atPath: dir.child((name as NSString).deletingLastPathComponent), withIntermediateDirectories: true) }
+        let service = try ServiceProcess(store: try makeServedStore(dir, name))
         defer { service.stop() }
+        #expect(deep == (service.socket.utf8.count > UnixSocketAddress.capacity))
         let result = try Self.runPython([SwiftSnippet.packageRoot + "/contrib/ioasid_client.py", service.socket, "selftest"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("\"acknowledged\": true"), "\(result.stdout)")
@@ -374,16 +378,8 @@ final class UnixHTTPConnectionRaw {
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SupportCheckFailed("socket: \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let fd = fd
+        let result = try UnixSocketAddress.with(path: path) { address, length in connect(fd, address, length) }
         guard result == 0 else {
             close(fd)
             throw SupportCheckFailed("connect: \(errno)")

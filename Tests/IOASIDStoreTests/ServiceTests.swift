@@ -183,16 +183,7 @@ struct ServiceTests {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SupportCheckFailed("socket: \(errno)") }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(socket.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let connected = try UnixSocketAddress.with(path: socket) { address, length in connect(fd, address, length) }
         guard connected == 0 else { throw SupportCheckFailed("connect: \(errno)") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -291,6 +282,85 @@ struct ServiceTests {
         #expect(try again.request("GET", "/info").status == 200)
         #expect(again.stop() == 0)
         #expect(lstat(again.socket, &st) != 0, "the socket is removed on SIGTERM")
+    }
+
+    @Test("A service whose socket was removed and taken by a second service leaves the second's socket at its shutdown (SwiftNIO removed the path it bound, whatever was there)",
+          .enabled(if: ServiceProcess.isBuilt))
+    func shutdownLeavesAnotherServersSocket() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let first = try ServiceProcess(store: try makeServedStore(dir, "first"))
+        let second = try makeServedStore(dir, "second")
+        // An operator removes the first's socket and starts another service at the same path.
+        #expect(unlink(first.socket) == 0)
+        let other = try ServiceProcess(store: second, socket: first.socket)
+        #expect(first.stop() == 0)
+        var st = stat()
+        #expect(lstat(first.socket, &st) == 0, "the second service's socket is still there")
+        let info = ServiceProcess.object(try other.request("GET", "/info").body)
+        #expect(info["path"] as? String == second, "and it is the second service that answers")
+        #expect(other.stop() == 0)
+        #expect(lstat(first.socket, &st) != 0, "removed at the second's shutdown")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.child("first")).filter { $0.hasPrefix(".ioasid-") }
+        #expect(leftovers.isEmpty, "no private socket name left behind: \(leftovers)")
+    }
+
+    @Test("Services started together at one socket path: one listens there, the others exit 3 and leave its socket in place",
+          .enabled(if: ServiceProcess.isBuilt))
+    func servicesStartedTogether() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let stores = try (0..<3).map { try makeServedStore(dir, "store\($0)") }
+        let socket = dir.child("shared.sock")
+        let starts = try stores.map { try CLI.start("ioasid-serve", ["--store", $0, "--socket", socket]) }
+        defer { for s in starts where s.process.isRunning { kill(s.process.processIdentifier, SIGKILL) } }
+        var answer: [String: Any] = [:]
+        for _ in 0..<500 where answer.isEmpty {
+            if let response = try? UnixHTTPClient(path: socket).send("GET", "/info"), response.head.status == 200 {
+                answer = ServiceProcess.object(String(decoding: response.body, as: UTF8.self))
+            } else {
+                usleep(20_000)
+            }
+        }
+        // The losers find the path taken (before binding, or when moving their socket there) and exit.
+        for _ in 0..<200 where starts.filter({ $0.process.isRunning }).count > 1 { usleep(50_000) }
+        let running = starts.filter { $0.process.isRunning }
+        #expect(running.count == 1, "one service runs")
+        for s in starts where !s.process.isRunning { #expect(s.process.terminationStatus == 3) }
+        let winner = try #require(answer["path"] as? String)
+        #expect(running.count == 1 && stores.firstIndex(of: winner) == starts.firstIndex { $0.process.isRunning },
+                "the service that answers is the one still running")
+        let again = try UnixHTTPClient(path: socket).send("GET", "/info")
+        #expect(ServiceProcess.object(String(decoding: again.body, as: UTF8.self))["path"] as? String == winner)
+        for s in running {
+            kill(s.process.processIdentifier, SIGTERM)
+            s.process.waitUntilExit()
+            #expect(s.process.terminationStatus == 0)
+        }
+    }
+
+    @Test("A store deeper than a socket address holds (108 bytes) is served at its default socket, which the CLI reaches with --socket",
+          .enabled(if: ServiceProcess.isBuilt))
+    func deepSocketPath() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let deep = dir.child(String(repeating: "d", count: 60)) + "/" + String(repeating: "e", count: 60)
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        let store = deep + "/store"
+        #expect(try CLI.run(["--store", store, "init", "--capacity", "1024"]).status == 0)
+        #expect((store + "/ioasid.sock").utf8.count > UnixSocketAddress.capacity)
+        let service = try ServiceProcess(store: store)
+        let set = try CLI.run(["--socket", service.socket, "set", "create", "--token", "vm:deep", "--quota", "4"])
+        #expect(set.status == 0, "\(set.stderr)")
+        let id = try CLI.run(["--socket", service.socket, "alloc", "--set", set.stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
+        #expect(id.status == 0 && id.stdout == "1\n", "\(id.stderr)")
+        #expect(try CLI.run(["--store", store, "find-set", "1"]).stdout == set.stdout, "the served store is the deep one")
+        // A second service at the same deep path is refused: the first is seen listening through the long path.
+        let second = try CLI.run(["--store", store], product: "ioasid-serve")
+        #expect(second.status == 3)
+        #expect(service.stop() == 0)
+        var st = stat()
+        #expect(lstat(service.socket, &st) != 0, "removed on SIGTERM")
     }
 
     @Test("`ioasid serve --socket PATH`, the documented form, listens at PATH wherever --socket stands (it used to listen at STORE/ioasid.sock)",

@@ -1,0 +1,112 @@
+import Foundation
+import IOASIDClient
+import LMDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why the socket path cannot be used.
+struct SocketPathError: Error { let message: String }
+
+/// The service's socket, and how it gets to its path without touching another server's.
+///
+/// SwiftNIO removes a socket at the path it binds, and when it closes the server socket
+/// it removes whatever is at the path it bound by then — a second server's socket, if the
+/// operator removed the first's and started another. So the service binds a private name
+/// beside the path (`.ioasid-RANDOM.sock`), and once it listens moves its socket to the
+/// path with a rename that never replaces (`RENAME_NOREPLACE`): a server that took the
+/// path meanwhile keeps it, and NIO's removal at close finds nothing at the private name.
+///
+/// A path longer than `sockaddr_un` holds is bound and reached through its open directory
+/// (see ``UnixSocketAddress``): the directory stays open until ``close()``.
+final class ListeningSocket: Sendable {
+    /// Where clients connect.
+    let path: String
+    /// The private name's full path, beside ``path``.
+    let privatePath: String
+    /// What NIO binds: ``privatePath``, or the same name through the open directory when that is too long.
+    let bindPath: String
+    /// The directory, open for as long as NIO may use ``bindPath``; -1 when ``bindPath`` does not go through it.
+    private let directory: Int32
+
+    /// Makes `path` free for the service (``prepare(_:)``) and picks the private name beside it.
+    init(path: String) throws(SocketPathError) {
+        // A path clients cannot reach is refused (rename would put the socket there all the same).
+        do { try UnixSocketAddress.with(path: path) { _, _ in } } catch { throw SocketPathError(message: error.message) }
+        try Self.prepare(path)
+        self.path = path
+        let parent = (path as NSString).deletingLastPathComponent
+        let directoryPath = parent.isEmpty ? "." : parent
+        var random = SystemRandomNumberGenerator()
+        let name = ".ioasid-" + String(UInt64.random(in: 0 ... .max, using: &random), radix: 16) + ".sock"
+        privatePath = (directoryPath as NSString).appendingPathComponent(name)
+        if privatePath.utf8.count <= UnixSocketAddress.capacity {
+            bindPath = privatePath
+            directory = -1
+        } else {
+            let fd = open(directoryPath, UnixSocketAddress.pathOnly | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 { throw SocketPathError(message: "cannot open the socket's directory \(directoryPath): \(String(cString: strerror(errno)))") }
+            bindPath = "/proc/self/fd/\(fd)/\(name)"
+            directory = fd
+        }
+    }
+
+    /// Moves the listening socket from its private name to ``path``, never over anything
+    /// there; returns its identity (device and inode), by which ``remove()`` knows it.
+    func moveIntoPlace() throws(SocketPathError) -> [UInt8] {
+        guard let status = (try? FileSystem.status(privatePath)) ?? nil, status.kind == .socket else {
+            throw SocketPathError(message: "the socket the service bound at \(privatePath) is gone")
+        }
+        do {
+            try FileSystem.rename(privatePath, to: path, replacing: false)
+        } catch {
+            unlink(privatePath)
+            if error.code == EEXIST {
+                throw SocketPathError(message: "another server took \(path) while this one started")
+            }
+            throw SocketPathError(message: "cannot move the socket to \(path): \(error.message)")
+        }
+        return status.identity
+    }
+
+    /// Removes the socket at ``path`` if it is still the one this server bound (`identity`):
+    /// another server may have replaced it after it was unlinked.
+    func remove(identity: [UInt8]?) {
+        guard let identity, let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket, status.identity == identity else { return }
+        unlink(path)
+    }
+
+    /// Closes the directory a long path is bound through (after the server socket is closed).
+    func close() {
+        if directory >= 0 { _ = Glibc.close(directory) }
+    }
+
+    /// Makes `path` free for the service: nothing there is fine; a socket nobody listens on (a
+    /// dead server's) is removed; a live one, one whose state cannot be told, or anything that
+    /// is not a socket, is refused.
+    static func prepare(_ path: String) throws(SocketPathError) {
+        let found: FileStatus?
+        do { found = try FileSystem.status(path) } catch { throw SocketPathError(message: error.message) }
+        guard let status = found else { return }
+        guard status.kind == .socket else {
+            throw SocketPathError(message: "\(path) exists and is not a socket; remove it or choose another --socket")
+        }
+        switch isListening(path) {
+        case .some(true): throw SocketPathError(message: "another server is listening on \(path)")
+        case nil: throw SocketPathError(message: "cannot tell whether a server listens on \(path); remove it or choose another --socket")
+        case .some(false): break
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw SocketPathError(message: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether a server accepts connections on the socket at `path`; `nil` when it cannot be tried.
+    static func isListening(_ path: String) -> Bool? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { _ = Glibc.close(fd) }
+        return try? UnixSocketAddress.with(path: path) { address, length in connect(fd, address, length) == 0 }
+    }
+}
