@@ -11,8 +11,8 @@ import Testing
 @Suite("Export validation across lines")
 struct ExportValidationTests {
     /// A sealed export of ID lines `1…n` with the given guests (nil: none) and data (hex, or "").
-    static func export(guests: [UInt32?], data: String = "") throws -> [UInt8] {
-        let header = #"{"count":\#(guests.count),"createdAt":1,"exportID":"01234567-89ab-cdef-0123-456789abcdef","format":"ioasid-set-export","quota":\#(max(guests.count, 1)),"set":2,"sourceStore":"00ff","token":"vm:x","version":1}"#
+    static func export(guests: [UInt32?], data: String = "", token: String = "vm:x") throws -> [UInt8] {
+        let header = #"{"count":\#(guests.count),"createdAt":1,"exportID":"01234567-89ab-cdef-0123-456789abcdef","format":"ioasid-set-export","quota":\#(max(guests.count, 1)),"set":2,"sourceStore":"00ff","token":"\#(token)","version":1}"#
         var body = Array(header.utf8) + [0x0a]
         for (index, guest) in guests.enumerated() {
             var fields: [String] = []
@@ -68,6 +68,28 @@ struct ExportValidationTests {
         expectError(.exportMalformed) { try store.importSet(from: file) }
         #expect(try store.status() == before)
         #expect(try store.verify().isClean)
+    }
+
+    @Test("An export whose token an older store accepted (a line separator, a bidirectional control) imports, its token kept and shown escaped; a control character is still refused, and so is such a token given anew with the import",
+          arguments: ["vm:a\u{2028}b", "vm:\u{202E}cba", "vm:\u{2067}x"])
+    func tokenFromBeforeTheRule(token: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try IOASIDStore(path: dir.child("store"))
+        let file = dir.child("export.jsonl")
+        try Data(try Self.export(guests: [1, nil], token: token)).write(to: URL(fileURLWithPath: file))
+        let before = try store.status()
+        expectError(.invalidArgument) { try store.importSet(from: file, token: token) }
+        #expect(try store.status() == before, "a token given with the import is new: checked in full")
+        let imported = try store.importSet(from: file)
+        #expect(try store.set(imported.set).token == token)
+        #expect(try store.ids(in: imported.set) == [IOASID(1), IOASID(2)])
+        #expect(try store.verify().isClean)
+        let shown = try CLI.run(["--store", dir.child("store"), "status"])
+        #expect(shown.status == 0 && !shown.stdout.unicodeScalars.contains { ["\u{2028}", "\u{202E}", "\u{2067}"].contains($0) } && shown.stdout.contains("\\u{"),
+                "shown escaped: \(shown.stdout)")
+        let control = try #require(Self.refusal(try Self.export(guests: [1], token: "vm:\\u001b[2J")))
+        #expect(control.code == .exportMalformed)
     }
 
     @Test("An export larger than one read is hashed whole: a byte changed in any chunk is caught")

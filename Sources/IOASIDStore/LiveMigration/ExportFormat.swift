@@ -599,7 +599,8 @@ struct ExportValidator {
             throw IOASIDError(.exportMalformed, "the header has an unknown field \(Names.escaped(extra))")
         }
         let token = try text("token")
-        do { try Names.check(token, as: "token") } catch {
+        // Made by the source store, perhaps before separators and bidirectional controls were refused.
+        do { try Names.check(token, as: "token", existing: true) } catch {
             throw IOASIDError(.exportMalformed, "the header's token is not valid: \(error.message)")
         }
         let exportID = try text("exportID")

@@ -100,7 +100,9 @@ extension WriteTransaction {
             if let previous = try record(exportKey, in: schema.imports, { try ImportRecord(decoding: &$0) }) {
                 throw IOASIDError(.exportAlreadyImported, "export \(header.exportID) was already imported as set \(previous.set)")
             }
-            let set = try createSet(token: token ?? header.token, quota: header.quota)
+            // The header's token was accepted by the source store (perhaps before the rule for
+            // misleading characters); a token given for the import is new and checked in full.
+            let set = try createSet(token: token ?? header.token, quota: header.quota, tokenMayPredateRule: token == nil)
             var record = try setRecord(set)
             let capacity = try capacity()
             var done = 0

@@ -31,8 +31,15 @@ extension WriteTransaction {
     ///   not a name — see ``Names``), ``IOASIDError/Code-swift.struct/duplicateToken``,
     ///   ``IOASIDError/Code-swift.struct/capacityExhausted``.
     public func createSet(token: String, quota: UInt32) throws -> SetID {
+        try createSet(token: token, quota: quota, tokenMayPredateRule: false)
+    }
+
+    /// ``createSet(token:quota:)``; with `tokenMayPredateRule`, a token another store accepted
+    /// before separators and bidirectional controls were refused (an import's header token:
+    /// see ``Names``) is checked for control characters only, so such a set can still move.
+    func createSet(token: String, quota: UInt32, tokenMayPredateRule: Bool) throws -> SetID {
         try operation {
-            try Names.check(token, as: "token")
+            try Names.check(token, as: "token", existing: tokenMayPredateRule)
             guard quota > 0 else { throw IOASIDError(.invalidArgument, "quota must be at least 1") }
             if let existing = try set(withToken: token) {
                 throw IOASIDError(.duplicateToken, "token \"\(Names.escaped(token))\" already owns set \(existing.id)")
