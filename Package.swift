@@ -187,7 +187,7 @@ if Context.environment["IOASID_WITHOUT_SERVICE"] == nil {
         .testTarget(
             name: "IOASIDServiceTests",
             dependencies: [
-                "IOASIDService", "IOASIDStore", "IOASIDTestSupport", "LMDB",
+                "IOASIDService", "IOASIDStore", "IOASIDTestSupport", "LMDB", "IOASIDClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

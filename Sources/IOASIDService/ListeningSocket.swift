@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Why the socket path cannot be used.
-struct SocketPathError: Error { let message: String }
+package struct SocketPathError: Error { package let message: String }
 
 /// The service's socket, and how it gets to its path without touching another server's.
 ///
@@ -20,18 +20,18 @@ struct SocketPathError: Error { let message: String }
 ///
 /// A path longer than `sockaddr_un` holds is bound and reached through its open directory
 /// (see ``UnixSocketAddress``): the directory stays open until ``close()``.
-final class ListeningSocket: Sendable {
+package final class ListeningSocket: Sendable {
     /// Where clients connect.
-    let path: String
+    package let path: String
     /// The private name's full path, beside ``path``.
-    let privatePath: String
+    package let privatePath: String
     /// What NIO binds: ``privatePath``, or the same name through the open directory when that is too long.
-    let bindPath: String
+    package let bindPath: String
     /// The directory, open for as long as NIO may use ``bindPath``; -1 when ``bindPath`` does not go through it.
     private let directory: Int32
 
     /// Makes `path` free for the service (``prepare(_:)``) and picks the private name beside it.
-    init(path: String) throws(SocketPathError) {
+    package init(path: String) throws(SocketPathError) {
         // A path clients cannot reach is refused (rename would put the socket there all the same).
         do { try UnixSocketAddress.with(path: path) { _, _ in } } catch { throw SocketPathError(message: error.message) }
         try Self.prepare(path)
@@ -54,31 +54,38 @@ final class ListeningSocket: Sendable {
 
     /// Moves the listening socket from its private name to ``path``, never over anything
     /// there; returns its identity (device and inode), by which ``remove()`` knows it.
-    func moveIntoPlace() throws(SocketPathError) -> [UInt8] {
+    package func moveIntoPlace() throws(SocketPathError) -> [UInt8] {
         guard let status = (try? FileSystem.status(privatePath)) ?? nil, status.kind == .socket else {
             throw SocketPathError(message: "the socket the service bound at \(privatePath) is gone")
         }
+        var failure: Int32 = 0
         do {
             try FileSystem.rename(privatePath, to: path, replacing: false)
         } catch {
+            failure = error.code
+        }
+        // A file system without RENAME_NOREPLACE: a hard link is made only where nothing is.
+        if failure == EINVAL || failure == ENOSYS {
+            failure = link(privatePath, path) == 0 ? 0 : errno
+            if failure == 0 { unlink(privatePath) }
+        }
+        guard failure == 0 else {
             unlink(privatePath)
-            if error.code == EEXIST {
-                throw SocketPathError(message: "another server took \(path) while this one started")
-            }
-            throw SocketPathError(message: "cannot move the socket to \(path): \(error.message)")
+            if failure == EEXIST { throw SocketPathError(message: "another server took \(path) while this one started") }
+            throw SocketPathError(message: "cannot move the socket to \(path): \(String(cString: strerror(failure)))")
         }
         return status.identity
     }
 
     /// Removes the socket at ``path`` if it is still the one this server bound (`identity`):
     /// another server may have replaced it after it was unlinked.
-    func remove(identity: [UInt8]?) {
+    package func remove(identity: [UInt8]?) {
         guard let identity, let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket, status.identity == identity else { return }
         unlink(path)
     }
 
     /// Closes the directory a long path is bound through (after the server socket is closed).
-    func close() {
+    package func close() {
         if directory >= 0 { _ = Glibc.close(directory) }
     }
 

@@ -1,0 +1,64 @@
+import Foundation
+import IOASIDClient
+import IOASIDService
+import IOASIDTestSupport
+import LMDB
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the service's socket reaches its path (``ListeningSocket``), in-process, with
+/// the rename failing as it does on a file system without `RENAME_NOREPLACE`.
+@Suite("ListeningSocket: the socket moved to its path, never over another")
+struct ListeningSocketTests {
+    /// A listening socket bound at `path` (through its directory when long); closed by the caller.
+    static func listen(at path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SupportCheckFailed("socket: \(errno)") }
+        let bound = try UnixSocketAddress.with(path: path) { address, length in bind(fd, address, length) }
+        guard bound == 0, Glibc.listen(fd, 4) == 0 else {
+            _ = close(fd)
+            throw SupportCheckFailed("bind/listen \(path): \(errno)")
+        }
+        return fd
+    }
+
+    static func identity(_ path: String) throws -> [UInt8]? { try FileSystem.status(path)?.identity }
+
+    @Test("The socket is moved to its path by rename, or by a hard link where RENAME_NOREPLACE is not supported; either way never over a socket already there",
+          arguments: [nil, EINVAL, ENOSYS] as [Int32?])
+    func moveIntoPlace(renameFails: Int32?) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("s.sock")
+        let socket = try ListeningSocket(path: path)
+        defer { socket.close() }
+        let fd = try Self.listen(at: socket.bindPath)
+        defer { _ = close(fd) }
+        let bound = try Self.identity(socket.privatePath)
+        let faults = renameFails.map { [SyscallFaults.Fault(.rename, errno: $0)] } ?? []
+        let (plan, result) = SyscallFaults.failing(faults) { try socket.moveIntoPlace() }
+        #expect(plan.injected == faults.count)
+        #expect(try result.get() == bound)
+        #expect(try Self.identity(path) == bound, "the bound socket is at the path")
+        #expect(try Self.identity(socket.privatePath) == nil, "and no longer at its private name")
+
+        // Another server takes a path after this one chose it: the move fails and leaves the other's socket.
+        let second = try ListeningSocket(path: dir.child("taken.sock"))
+        defer { second.close() }
+        let otherFD = try Self.listen(at: second.path)
+        defer { _ = close(otherFD) }
+        let other = try Self.identity(second.path)
+        let secondFD = try Self.listen(at: second.bindPath)
+        defer { _ = close(secondFD) }
+        let (_, refused) = SyscallFaults.failing(faults) { try second.moveIntoPlace() }
+        #expect(throws: SocketPathError.self) { try refused.get() }
+        if case .failure(let error as SocketPathError) = refused {
+            #expect(error.message.contains("another server took"), "\(error.message)")
+        }
+        #expect(try Self.identity(second.path) == other, "the other server's socket is untouched")
+        #expect(try Self.identity(second.privatePath) == nil, "the refused socket's private name is removed")
+    }
+}
