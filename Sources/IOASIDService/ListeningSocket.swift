@@ -38,8 +38,9 @@ package final class ListeningSocket: Sendable {
         self.path = path
         let parent = (path as NSString).deletingLastPathComponent
         let directoryPath = parent.isEmpty ? "." : parent
+        Self.removeLeftovers(in: directoryPath)
         var random = SystemRandomNumberGenerator()
-        let name = ".ioasid-" + String(UInt64.random(in: 0 ... .max, using: &random), radix: 16) + ".sock"
+        let name = Self.privatePrefix + String(UInt64.random(in: 0 ... .max, using: &random), radix: 16) + ".sock"
         privatePath = (directoryPath as NSString).appendingPathComponent(name)
         if privatePath.utf8.count <= UnixSocketAddress.capacity {
             bindPath = privatePath
@@ -106,6 +107,26 @@ package final class ListeningSocket: Sendable {
         }
         guard unlink(path) == 0 || errno == ENOENT else {
             throw SocketPathError(message: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// How private names begin (`.ioasid-RANDOM.sock`).
+    static let privatePrefix = ".ioasid-"
+
+    /// Removes the private names that services killed between binding and moving their
+    /// socket left in `directory`: this user's sockets that nobody listens on and that have not
+    /// changed for a minute (a service listens at its private name microseconds after binding
+    /// it, so one starting beside this one is never taken for a leftover). Best effort.
+    static func removeLeftovers(in directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0, let names = try? FileSystem.entries(ofDirectory: fd) else { return }
+        let now = Int64(time(nil))
+        for name in names where name.hasPrefix(privatePrefix) && name.hasSuffix(".sock") {
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket,
+                  status.owner == FileStatus.currentUser, now - status.modified >= 60, isListening(path) == false
+            else { continue }
+            unlink(path)
         }
     }
 

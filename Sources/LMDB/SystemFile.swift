@@ -283,6 +283,8 @@ public struct FileStatus: Sendable, Equatable {
     public let size: Int64
     /// The device and inode: which file this is.
     public let identity: [UInt8]
+    /// When its content last changed, in seconds since 1970.
+    public let modified: Int64
 
     init(_ st: stat) {
         switch st.st_mode & S_IFMT {
@@ -296,6 +298,7 @@ public struct FileStatus: Sendable, Equatable {
         owner = UInt32(st.st_uid)
         size = Int64(st.st_size)
         identity = BigEndian.bytes(UInt64(st.st_dev)) + BigEndian.bytes(UInt64(st.st_ino))
+        modified = Int64(st.st_mtim.tv_sec)
     }
 
     /// The effective user ID of this process.

@@ -14,11 +14,11 @@ import Glibc
 @Suite("ListeningSocket: the socket moved to its path, never over another")
 struct ListeningSocketTests {
     /// A listening socket bound at `path` (through its directory when long); closed by the caller.
-    static func listen(at path: String) throws -> Int32 {
+    static func listen(at path: String, listening: Bool = true) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SupportCheckFailed("socket: \(errno)") }
         let bound = try UnixSocketAddress.with(path: path) { address, length in bind(fd, address, length) }
-        guard bound == 0, Glibc.listen(fd, 4) == 0 else {
+        guard bound == 0, !listening || Glibc.listen(fd, 4) == 0 else {
             _ = close(fd)
             throw SupportCheckFailed("bind/listen \(path): \(errno)")
         }
@@ -60,5 +60,29 @@ struct ListeningSocketTests {
         }
         #expect(try Self.identity(second.path) == other, "the other server's socket is untouched")
         #expect(try Self.identity(second.privatePath) == nil, "the refused socket's private name is removed")
+    }
+
+    @Test("A private name a killed service left (a socket nobody listens on, a minute old, this user's) is removed when a service starts beside it; a fresh one, a listening one and a file that is not a socket are left")
+    func leftoversRemoved() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let old = Date(timeIntervalSinceNow: -120)
+        func place(_ name: String, listening: Bool, aged: Bool) throws -> Int32 {
+            let fd = try Self.listen(at: dir.child(name), listening: listening)
+            if aged { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: dir.child(name)) }
+            return fd
+        }
+        let leftover = try place(".ioasid-1eft.sock", listening: false, aged: true)
+        _ = close(leftover)
+        let fresh = try place(".ioasid-f7e5.sock", listening: false, aged: false)
+        _ = close(fresh)
+        let live = try place(".ioasid-11fe.sock", listening: true, aged: true)
+        defer { _ = close(live) }
+        #expect(FileManager.default.createFile(atPath: dir.child(".ioasid-f11e.sock"), contents: Data("x".utf8)))
+        try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: dir.child(".ioasid-f11e.sock"))
+        let socket = try ListeningSocket(path: dir.child("s.sock"))
+        socket.close()
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+        #expect(left == [".ioasid-f7e5.sock", ".ioasid-11fe.sock", ".ioasid-f11e.sock"])
     }
 }
