@@ -26,16 +26,20 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         path = os.fsencode(self.unix_path)
-        if len(path) < 108:
-            sock.connect(path)
-        else:
-            # Longer than a socket address holds: through the open directory (Linux), as the CLI does.
-            directory, name = os.path.split(path)
-            fd = os.open(directory or b".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                sock.connect(b"/proc/self/fd/%d/%s" % (fd, name))
-            finally:
-                os.close(fd)
+        try:
+            if len(path) < 108:
+                sock.connect(path)
+            else:
+                # Longer than a socket address holds: through the open directory (Linux), as the CLI does.
+                directory, name = os.path.split(path)
+                fd = os.open(directory or b".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    sock.connect(b"/proc/self/fd/%d/%s" % (fd, name))
+                finally:
+                    os.close(fd)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
 
 

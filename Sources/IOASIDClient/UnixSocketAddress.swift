@@ -38,7 +38,7 @@ package enum UnixSocketAddress {
         defer { _ = close(fd) }
         let alias = Array("/proc/self/fd/\(fd)/".utf8) + bytes[(slash + 1)...]
         guard alias.count <= capacity else {
-            throw ClientError("the socket's name in \(path) is too long: a socket path is at most \(capacity) bytes, or its last component \(capacity - 24)")
+            throw ClientError("the socket path \(path) is too long: a socket path is at most \(capacity) bytes, or its last component \(longestName)")
         }
         return try withAddress(alias, body)
     }
@@ -46,6 +46,21 @@ package enum UnixSocketAddress {
     /// `O_PATH` (Linux; the same value on x86-64 and arm64), which Glibc's Swift module leaves out:
     /// the directory is opened only to name paths through it, so it needs search permission, not read.
     package static let pathOnly: Int32 = 0o10000000
+
+    /// The longest last component a path longer than ``capacity`` may have: what is left after
+    /// `/proc/self/fd/N/` with a descriptor number of up to 9 digits.
+    package static var longestName: Int { capacity - 24 }
+
+    /// Throws unless a client can reach a socket at `path`: at most ``capacity`` bytes, or a
+    /// last component of at most ``longestName`` bytes after a directory.
+    package static func checkReachable(_ path: String) throws(ClientError) {
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, !bytes.contains(0) else { throw ClientError("the socket path \"\(path)\" is empty or holds a zero byte") }
+        guard bytes.count > capacity else { return }
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")), slash + 1 < bytes.count, bytes.count - slash - 1 <= longestName else {
+            throw ClientError("the socket path \(path) is too long: a socket path is at most \(capacity) bytes, or its last component \(longestName)")
+        }
+    }
 
     private static func withAddress<R>(_ bytes: [UInt8], _ body: (UnsafePointer<sockaddr>, socklen_t) throws(ClientError) -> R) throws(ClientError) -> R {
         var address = sockaddr_un()

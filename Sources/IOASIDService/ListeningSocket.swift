@@ -20,6 +20,10 @@ package struct SocketPathError: Error { package let message: String }
 ///
 /// A path longer than `sockaddr_un` holds is bound and reached through its open directory
 /// (see ``UnixSocketAddress``): the directory stays open until ``close()``.
+///
+/// Services in one directory take turns (`flock` on the directory) from checking the path
+/// to moving their socket there, and to removing it at stop: one service's removal of a
+/// stale socket cannot remove the socket another has just moved to the same path.
 package final class ListeningSocket: Sendable {
     /// Where clients connect.
     package let path: String
@@ -29,16 +33,27 @@ package final class ListeningSocket: Sendable {
     package let bindPath: String
     /// The directory, open for as long as NIO may use ``bindPath``; -1 when ``bindPath`` does not go through it.
     private let directory: Int32
+    /// The directory opened to take turns with other services (`flock`); -1 when it cannot be opened.
+    private let turns: Int32
 
-    /// Makes `path` free for the service (``prepare(_:)``) and picks the private name beside it.
+    /// Waits for this directory's turn, makes `path` free for the service (``prepare(_:)``) and
+    /// picks the private name beside it. The turn lasts until ``moveIntoPlace()`` or ``close()``.
     package init(path: String) throws(SocketPathError) {
         // A path clients cannot reach is refused (rename would put the socket there all the same).
-        do { try UnixSocketAddress.with(path: path) { _, _ in } } catch { throw SocketPathError(message: error.message) }
-        try Self.prepare(path)
+        do { try UnixSocketAddress.checkReachable(path) } catch { throw SocketPathError(message: error.description) }
         self.path = path
         let parent = (path as NSString).deletingLastPathComponent
         let directoryPath = parent.isEmpty ? "." : parent
-        Self.removeLeftovers(in: directoryPath)
+        let turns = open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        do throws(SocketPathError) {
+            try Self.takeTurn(turns, path: path)
+            Self.removeLeftovers(in: directoryPath)
+            try Self.prepare(path)
+        } catch {
+            if turns >= 0 { _ = Glibc.close(turns) }
+            throw error
+        }
+        self.turns = turns
         var random = SystemRandomNumberGenerator()
         let name = Self.privatePrefix + String(UInt64.random(in: 0 ... .max, using: &random), radix: 16) + ".sock"
         privatePath = (directoryPath as NSString).appendingPathComponent(name)
@@ -47,7 +62,11 @@ package final class ListeningSocket: Sendable {
             directory = -1
         } else {
             let fd = open(directoryPath, UnixSocketAddress.pathOnly | O_DIRECTORY | O_CLOEXEC)
-            if fd < 0 { throw SocketPathError(message: "cannot open the socket's directory \(directoryPath): \(String(cString: strerror(errno)))") }
+            if fd < 0 {
+                let message = "cannot open the socket's directory \(directoryPath): \(String(cString: strerror(errno)))"
+                if turns >= 0 { _ = Glibc.close(turns) }
+                throw SocketPathError(message: message)
+            }
             bindPath = "/proc/self/fd/\(fd)/\(name)"
             directory = fd
         }
@@ -56,6 +75,7 @@ package final class ListeningSocket: Sendable {
     /// Moves the listening socket from its private name to ``path``, never over anything
     /// there; returns its identity (device and inode), by which ``remove()`` knows it.
     package func moveIntoPlace() throws(SocketPathError) -> [UInt8] {
+        defer { Self.endTurn(turns) }
         guard let status = (try? FileSystem.status(privatePath)) ?? nil, status.kind == .socket else {
             throw SocketPathError(message: "the socket the service bound at \(privatePath) is gone")
         }
@@ -81,13 +101,33 @@ package final class ListeningSocket: Sendable {
     /// Removes the socket at ``path`` if it is still the one this server bound (`identity`):
     /// another server may have replaced it after it was unlinked.
     package func remove(identity: [UInt8]?) {
-        guard let identity, let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket, status.identity == identity else { return }
+        guard let identity, (try? Self.takeTurn(turns, path: path)) != nil else { return }
+        defer { Self.endTurn(turns) }
+        guard let status = (try? FileSystem.status(path)) ?? nil, status.kind == .socket, status.identity == identity else { return }
         unlink(path)
     }
 
-    /// Closes the directory a long path is bound through (after the server socket is closed).
+    /// Ends the turn if it is still held and closes the directories (after the server socket is closed).
     package func close() {
         if directory >= 0 { _ = Glibc.close(directory) }
+        if turns >= 0 { _ = Glibc.close(turns) }
+    }
+
+    /// Takes the directory's turn (an exclusive `flock`), waiting up to 10 s for another service
+    /// to finish placing or removing its socket. Without a descriptor (a directory this user
+    /// cannot read), goes ahead alone.
+    static func takeTurn(_ fd: Int32, path: String) throws(SocketPathError) {
+        guard fd >= 0 else { return }
+        for _ in 0..<1000 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return }
+            guard errno == EWOULDBLOCK || errno == EINTR else { return }
+            usleep(10_000)
+        }
+        throw SocketPathError(message: "another service has been placing its socket beside \(path) for 10 s")
+    }
+
+    static func endTurn(_ fd: Int32) {
+        if fd >= 0 { _ = flock(fd, LOCK_UN) }
     }
 
     /// Makes `path` free for the service: nothing there is fine; a socket nobody listens on (a
@@ -130,11 +170,18 @@ package final class ListeningSocket: Sendable {
         }
     }
 
-    /// Whether a server accepts connections on the socket at `path`; `nil` when it cannot be tried.
-    static func isListening(_ path: String) -> Bool? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// Whether a server accepts connections on the socket at `path`: `false` only when the
+    /// connection is refused (nobody listens) or the socket is gone; `nil` when it cannot be
+    /// told (not allowed to connect, say). Never waits: a server whose backlog is full listens.
+    package static func isListening(_ path: String) -> Bool? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { _ = Glibc.close(fd) }
-        return try? UnixSocketAddress.with(path: path) { address, length in connect(fd, address, length) == 0 }
+        let failure = try? UnixSocketAddress.with(path: path) { address, length in connect(fd, address, length) == 0 ? 0 : errno }
+        switch failure {
+        case 0, EAGAIN, EINPROGRESS: return true
+        case ECONNREFUSED, ENOENT: return false
+        default: return nil
+        }
     }
 }

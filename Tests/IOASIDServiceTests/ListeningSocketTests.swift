@@ -53,13 +53,60 @@ struct ListeningSocketTests {
         let other = try Self.identity(second.path)
         let secondFD = try Self.listen(at: second.bindPath)
         defer { _ = close(secondFD) }
-        let (_, refused) = SyscallFaults.failing(faults) { try second.moveIntoPlace() }
+        let (secondPlan, refused) = SyscallFaults.failing(faults) { try second.moveIntoPlace() }
+        #expect(secondPlan.injected == faults.count)
         #expect(throws: SocketPathError.self) { try refused.get() }
         if case .failure(let error as SocketPathError) = refused {
             #expect(error.message.contains("another server took"), "\(error.message)")
         }
         #expect(try Self.identity(second.path) == other, "the other server's socket is untouched")
         #expect(try Self.identity(second.privatePath) == nil, "the refused socket's private name is removed")
+    }
+
+    @Test("A socket whose backlog is full is seen listening at once (the check never waits), and one nobody listens on is not")
+    func listeningCheckNeverWaits() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let path = dir.child("busy.sock")
+        let server = try Self.listen(at: path, listening: false)
+        defer { _ = close(server) }
+        #expect(ListeningSocket.isListening(path) == false, "bound, not listening: connections are refused")
+        #expect(Glibc.listen(server, 0) == 0)
+        // Fill the backlog: connect without waiting until the kernel says it would have to.
+        var clients: [Int32] = []
+        defer { for fd in clients { _ = close(fd) } }
+        for _ in 0..<64 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            clients.append(fd)
+            let result = try UnixSocketAddress.with(path: path) { address, length in connect(fd, address, length) == 0 ? 0 : errno }
+            if result == EAGAIN { break }
+        }
+        let started = Date()
+        #expect(ListeningSocket.isListening(path) == true)
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
+    @Test("Services in one directory take turns: a service that finds the directory's turn taken (another placing its socket) waits for it")
+    func servicesTakeTurns() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let other = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { _ = close(other) }
+        #expect(flock(other, LOCK_EX) == 0)
+        let done = Locked<Bool>(false)
+        let path = dir.child("s.sock")
+        let thread = Thread {
+            if let socket = try? ListeningSocket(path: path) {
+                socket.close()
+                done.withLock { $0 = true }
+            }
+        }
+        thread.start()
+        usleep(300_000)
+        #expect(!done.withLock { $0 }, "it waits while the turn is taken")
+        #expect(flock(other, LOCK_UN) == 0)
+        for _ in 0..<500 where !done.withLock({ $0 }) { usleep(10_000) }
+        #expect(done.withLock { $0 }, "and goes on once it is given back")
     }
 
     @Test("A private name a killed service left (a socket nobody listens on, a minute old, this user's) is removed when a service starts beside it; a fresh one, a listening one and a file that is not a socket are left")

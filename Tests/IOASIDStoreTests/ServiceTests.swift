@@ -315,7 +315,7 @@ struct ServiceTests {
         let starts = try stores.map { try CLI.start("ioasid-serve", ["--store", $0, "--socket", socket]) }
         defer { for s in starts where s.process.isRunning { kill(s.process.processIdentifier, SIGKILL) } }
         var answer: [String: Any] = [:]
-        for _ in 0..<500 where answer.isEmpty {
+        for _ in 0..<1000 where answer.isEmpty {
             if let response = try? UnixHTTPClient(path: socket).send("GET", "/info"), response.head.status == 200 {
                 answer = ServiceProcess.object(String(decoding: response.body, as: UTF8.self))
             } else {
@@ -358,6 +358,7 @@ struct ServiceTests {
         // A second service at the same deep path is refused: the first is seen listening through the long path.
         let second = try CLI.run(["--store", store], product: "ioasid-serve")
         #expect(second.status == 3)
+        #expect(second.stderr.contains("another server is listening"), "\(second.stderr)")
         #expect(service.stop() == 0)
         var st = stat()
         #expect(lstat(service.socket, &st) != 0, "removed on SIGTERM")
