@@ -26,6 +26,11 @@ import Synchronization
 ///   so the callers a commit resumes submit their next operations from the writer
 ///   thread itself before it begins the next transaction. A synchronous write from
 ///   such a task commits at once on that thread instead of waiting for itself.
+/// - After a commit that carried more than one operation, the writer expects its
+///   callers back within microseconds: it polls for their next operations, yielding
+///   the processor, for up to half of that commit's working time (at most 200 µs
+///   before a transaction begins) instead of sleeping on the lock's condition, whose
+///   wake-up would cost more than their round trip. After a commit of one it sleeps.
 final class GroupCommitWriter: TaskExecutor, Sendable {
     private struct State {
         var queue: [Job] = []
@@ -36,6 +41,9 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
     }
 
     private let state = Locked(State())
+    /// How many operations and tasks are queued (`state.queue` and `state.tasks`), set
+    /// under the lock: the writer polls it, without the lock, while it expects callers back.
+    private let queued = Atomic<Int>(0)
     /// The running writer thread's ID (``currentThreadID``), 0 when none runs.
     private let thread = Atomic<UInt>(0)
     private let maxBatch: Int
@@ -144,6 +152,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         let (added, start) = state.withLockSignalling { s -> (Bool, Bool) in
             if unlessStopped && s.stopping && !s.started { return (false, false) }
             append(&s)
+            queued.store(s.queue.count + s.tasks.count, ordering: .releasing)
             defer { s.started = true }
             return (true, !s.started)
         }
@@ -172,7 +181,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         } catch {
             // No thread to spare: fail what is queued (nothing ran) and let the next caller try again.
             let (stranded, tasks) = state.withLock { s -> ([Job], [UnownedJob]) in
-                defer { s.queue = []; s.tasks = []; s.started = false }
+                defer { s.queue = []; s.tasks = []; s.started = false; queued.store(0, ordering: .releasing) }
                 return (s.queue, s.tasks)
             }
             let failure = IOASIDError(.storageFailure, "cannot start the store's writer thread", cause: error)
@@ -192,11 +201,16 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         // Only this thread stores its own ID, so only this thread can read it back as its own.
         thread.store(Self.currentThreadID, ordering: .releasing)
         while true {
+            // Callers the last commit resumed come back within microseconds: poll for them
+            // for a while instead of sleeping, since waking a sleeping thread costs more
+            // than their round trip (never after a commit of one: a caller alone).
+            let (lastSize, lastWorking) = pace.withLock { $0 }
+            if lastSize > 1 { pollForWork(until: clock.now + .nanoseconds(min(lastWorking / 2, 200_000)), clock: clock) }
             let work = state.withLock(waitingUntil: { !$0.queue.isEmpty || !$0.tasks.isEmpty || $0.stopping }) { s -> Work in
                 // Tasks on this executor first, outside any transaction: callers that the
                 // last commit resumed here submit their next operations without a thread hop.
                 if !s.tasks.isEmpty {
-                    defer { s.tasks = [] }
+                    defer { s.tasks = []; queued.store(s.queue.count, ordering: .releasing) }
                     return .tasks(s.tasks)
                 }
                 if s.queue.isEmpty {
@@ -207,6 +221,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
                 }
                 let batch = Array(s.queue.prefix(maxBatch))
                 s.queue.removeFirst(batch.count)
+                queued.store(s.queue.count + s.tasks.count, ordering: .releasing)
                 return .group(batch)
             }
             let first: [Job]
@@ -240,6 +255,14 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         }
     }
 
+    /// Returns once work is queued or at `deadline`, polling without the lock and
+    /// yielding the processor between two looks.
+    private func pollForWork(until deadline: ContinuousClock.Instant, clock: ContinuousClock) {
+        while queued.load(ordering: .acquiring) == 0, clock.now < deadline {
+            sched_yield()
+        }
+    }
+
     private static func nanoseconds(_ d: Duration) -> Int {
         Int(d.components.seconds) * 1_000_000_000 + Int(d.components.attoseconds / 1_000_000_000)
     }
@@ -267,14 +290,18 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
                 for job in taken { try job.run(tx) }
                 guard let gathering else { return }
                 while taken.count < gathering.wanted, taken.count < maxBatch {
-                    let now = clock.now
+                    var now = clock.now
                     guard now < gathering.deadline else { break }
+                    pollForWork(until: gathering.deadline, clock: clock)
+                    gathering.waited += clock.now - now
+                    now = clock.now
                     let more = state.withLock(
                         waitingUntil: { !$0.queue.isEmpty || $0.stopping },
                         atMost: Self.nanoseconds(gathering.deadline - now)
                     ) { s -> [Job] in
                         let batch = Array(s.queue.prefix(maxBatch - taken.count))
                         s.queue.removeFirst(batch.count)
+                        queued.store(s.queue.count + s.tasks.count, ordering: .releasing)
                         return batch
                     }
                     gathering.waited += clock.now - now
