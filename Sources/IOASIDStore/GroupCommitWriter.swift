@@ -126,6 +126,23 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         thread.load(ordering: .acquiring) == Self.currentThreadID
     }
 
+    /// Processor time the writer thread has used so far, `nil` when no writer thread
+    /// runs (tests: the caller keeps the store open and not stopping meanwhile, so the
+    /// thread cannot end between the load and the clock read).
+    var threadCPUTime: Duration? {
+        let id = thread.load(ordering: .acquiring)
+        guard id != 0 else { return nil }
+        var cpuClock = clockid_t()
+        #if canImport(Darwin)
+        guard let handle = pthread_t(bitPattern: id), pthread_getcpuclockid(handle, &cpuClock) == 0 else { return nil }
+        #else
+        guard pthread_getcpuclockid(pthread_t(id), &cpuClock) == 0 else { return nil }
+        #endif
+        var now = timespec()
+        guard clock_gettime(cpuClock, &now) == 0 else { return nil }
+        return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
+    }
+
     /// The calling thread's `pthread_t` as a number (never 0 for a running thread).
     private static var currentThreadID: UInt {
         #if canImport(Darwin)

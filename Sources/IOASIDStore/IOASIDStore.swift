@@ -308,6 +308,9 @@ public final class IOASIDStore: Sendable {
     /// Whether the calling thread is the store's writer thread (tests).
     package var onWriterThread: Bool { writer.onWriterThread }
 
+    /// Processor time the writer thread has used, `nil` when it does not run (tests).
+    package var writerThreadCPUTime: Duration? { writer.threadCPUTime }
+
     /// Runs `body`, throwing store errors as ``IOASIDError``s that name this
     /// store (see ``storeError(_:)``); errors of the caller's own pass through.
     private func storeErrors<R>(_ body: () throws -> R) throws -> R {

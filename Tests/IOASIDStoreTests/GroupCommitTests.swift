@@ -26,6 +26,28 @@ struct GroupCommitTests {
         #expect(try store.set(vm).allocated == UInt32(callers * 10))
     }
 
+    @Test("After a group commit the writer polls for its callers only briefly: idle, it sleeps")
+    func idleWriterSleeps() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let store = try IOASIDStore(path: dir.child("store"))
+        let vm = try await store.createSet(token: "vm", quota: 10_000)
+        // Rounds of 16 concurrent callers: commits of more than one operation, after which
+        // the writer expects its callers back and polls for them.
+        for _ in 0..<20 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 { group.addTask { _ = try await store.allocate(in: vm) } }
+                try await group.waitForAll()
+            }
+        }
+        let before = try #require(store.writerThreadCPUTime)
+        try await Task.sleep(for: .milliseconds(500))
+        let used = try #require(store.writerThreadCPUTime) - before
+        // Polling is bounded by half a commit's working time (200 µs at most): an idle
+        // writer that went on polling would use most of the half second.
+        #expect(used < .milliseconds(50), "the idle writer thread used \(used) of processor time in 500 ms")
+    }
+
     @Test("A refused operation in a group fails alone")
     func refusalFailsAlone() async throws {
         let dir = try TemporaryDirectory()
