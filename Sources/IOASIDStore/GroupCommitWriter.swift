@@ -29,8 +29,9 @@ import Synchronization
 /// - After a commit that carried more than one operation, the writer expects its
 ///   callers back within microseconds: it polls for their next operations, yielding
 ///   the processor, for up to half of that commit's working time (at most 200 µs
-///   before a transaction begins) instead of sleeping on the lock's condition, whose
-///   wake-up would cost more than their round trip. After a commit of one it sleeps.
+///   before a transaction begins) instead of sleeping on the lock's condition (on the
+///   2-core development machine a wake-up cost more than their round trip:
+///   `docs/benchmarks.md`). After a commit of one it sleeps.
 final class GroupCommitWriter: TaskExecutor, Sendable {
     private struct State {
         var queue: [Job] = []
@@ -41,9 +42,11 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
     }
 
     private let state = Locked(State())
-    /// How many operations and tasks are queued (`state.queue` and `state.tasks`), set
-    /// under the lock: the writer polls it, without the lock, while it expects callers back.
-    private let queued = Atomic<Int>(0)
+    /// Operations queued (`state.queue`), plus one once ``stop()`` was called, and tasks
+    /// queued (`state.tasks`): set under the lock (``publish(_:)``), polled by the writer
+    /// without it while it expects callers back.
+    private let jobsWaiting = Atomic<Int>(0)
+    private let tasksWaiting = Atomic<Int>(0)
     /// The running writer thread's ID (``currentThreadID``), 0 when none runs.
     private let thread = Atomic<UInt>(0)
     private let maxBatch: Int
@@ -129,18 +132,19 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
     /// Processor time the writer thread has used so far, `nil` when no writer thread
     /// runs (tests: the caller keeps the store open and not stopping meanwhile, so the
     /// thread cannot end between the load and the clock read).
+    /// Linux only (`pthread_getcpuclockid`); `nil` elsewhere.
     var threadCPUTime: Duration? {
+        #if canImport(Glibc)
         let id = thread.load(ordering: .acquiring)
         guard id != 0 else { return nil }
         var cpuClock = clockid_t()
-        #if canImport(Darwin)
-        guard let handle = pthread_t(bitPattern: id), pthread_getcpuclockid(handle, &cpuClock) == 0 else { return nil }
-        #else
         guard pthread_getcpuclockid(pthread_t(id), &cpuClock) == 0 else { return nil }
-        #endif
         var now = timespec()
         guard clock_gettime(cpuClock, &now) == 0 else { return nil }
         return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
+        #else
+        return nil
+        #endif
     }
 
     /// The calling thread's `pthread_t` as a number (never 0 for a running thread).
@@ -169,7 +173,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         let (added, start) = state.withLockSignalling { s -> (Bool, Bool) in
             if unlessStopped && s.stopping && !s.started { return (false, false) }
             append(&s)
-            queued.store(s.queue.count + s.tasks.count, ordering: .releasing)
+            publish(s)
             defer { s.started = true }
             return (true, !s.started)
         }
@@ -198,7 +202,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
         } catch {
             // No thread to spare: fail what is queued (nothing ran) and let the next caller try again.
             let (stranded, tasks) = state.withLock { s -> ([Job], [UnownedJob]) in
-                defer { s.queue = []; s.tasks = []; s.started = false; queued.store(0, ordering: .releasing) }
+                defer { s.queue = []; s.tasks = []; s.started = false; publish(s) }
                 return (s.queue, s.tasks)
             }
             let failure = IOASIDError(.storageFailure, "cannot start the store's writer thread", cause: error)
@@ -210,24 +214,29 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
 
     /// Stops the thread once the queue is empty.
     func stop() {
-        state.withLockSignalling { $0.stopping = true }
+        state.withLockSignalling { s in
+            s.stopping = true
+            publish(s)
+        }
     }
 
     private func run() {
         let clock = ContinuousClock()
         // Only this thread stores its own ID, so only this thread can read it back as its own.
         thread.store(Self.currentThreadID, ordering: .releasing)
+        var pollUntil: ContinuousClock.Instant?
         while true {
-            // Callers the last commit resumed come back within microseconds: poll for them
-            // for a while instead of sleeping, since waking a sleeping thread costs more
-            // than their round trip (never after a commit of one: a caller alone).
-            let (lastSize, lastWorking) = pace.withLock { $0 }
-            if lastSize > 1 { pollForWork(until: clock.now + .nanoseconds(min(lastWorking / 2, 200_000)), clock: clock) }
+            // Once after a commit of several operations: its callers come back within
+            // microseconds, so poll for them for a while instead of sleeping.
+            if let until = pollUntil {
+                pollUntil = nil
+                pollForWork(until: until, tasks: true, clock: clock)
+            }
             let work = state.withLock(waitingUntil: { !$0.queue.isEmpty || !$0.tasks.isEmpty || $0.stopping }) { s -> Work in
                 // Tasks on this executor first, outside any transaction: callers that the
                 // last commit resumed here submit their next operations without a thread hop.
                 if !s.tasks.isEmpty {
-                    defer { s.tasks = []; queued.store(s.queue.count, ordering: .releasing) }
+                    defer { s.tasks = []; publish(s) }
                     return .tasks(s.tasks)
                 }
                 if s.queue.isEmpty {
@@ -238,7 +247,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
                 }
                 let batch = Array(s.queue.prefix(maxBatch))
                 s.queue.removeFirst(batch.count)
-                queued.store(s.queue.count + s.tasks.count, ordering: .releasing)
+                publish(s)
                 return .group(batch)
             }
             let first: [Job]
@@ -268,14 +277,25 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
             let waited = gather.waited
             let nanoseconds = max(0, Self.nanoseconds(elapsed) - Self.nanoseconds(waited))
             pace.withLock { $0 = (size, nanoseconds) }
+            if size > 1 { pollUntil = clock.now + .nanoseconds(min(nanoseconds / 2, 200_000)) }
             tellObserver(size, elapsed)
         }
     }
 
-    /// Returns once work is queued or at `deadline`, polling without the lock and
-    /// yielding the processor between two looks.
-    private func pollForWork(until deadline: ContinuousClock.Instant, clock: ContinuousClock) {
-        while queued.load(ordering: .acquiring) == 0, clock.now < deadline {
+    /// Makes the queue's length (and whether the writer stops) visible to ``pollForWork(until:tasks:clock:)``;
+    /// called with the lock held, after every change.
+    private func publish(_ s: borrowing State) {
+        jobsWaiting.store(s.queue.count + (s.stopping ? 1 : 0), ordering: .releasing)
+        tasksWaiting.store(s.tasks.count, ordering: .releasing)
+    }
+
+    /// Returns once an operation is queued (or, with `tasks`, a task), ``stop()`` was
+    /// called, or at `deadline`, polling without the lock and yielding the processor
+    /// between two looks.
+    private func pollForWork(until deadline: ContinuousClock.Instant, tasks: Bool, clock: ContinuousClock) {
+        while jobsWaiting.load(ordering: .acquiring) == 0,
+              !tasks || tasksWaiting.load(ordering: .acquiring) == 0,
+              clock.now < deadline {
             sched_yield()
         }
     }
@@ -309,7 +329,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
                 while taken.count < gathering.wanted, taken.count < maxBatch {
                     var now = clock.now
                     guard now < gathering.deadline else { break }
-                    pollForWork(until: gathering.deadline, clock: clock)
+                    pollForWork(until: gathering.deadline, tasks: false, clock: clock)
                     gathering.waited += clock.now - now
                     now = clock.now
                     let more = state.withLock(
@@ -318,7 +338,7 @@ final class GroupCommitWriter: TaskExecutor, Sendable {
                     ) { s -> [Job] in
                         let batch = Array(s.queue.prefix(maxBatch - taken.count))
                         s.queue.removeFirst(batch.count)
-                        queued.store(s.queue.count + s.tasks.count, ordering: .releasing)
+                        publish(s)
                         return batch
                     }
                     gathering.waited += clock.now - now

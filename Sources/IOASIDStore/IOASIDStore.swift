@@ -308,7 +308,7 @@ public final class IOASIDStore: Sendable {
     /// Whether the calling thread is the store's writer thread (tests).
     package var onWriterThread: Bool { writer.onWriterThread }
 
-    /// Processor time the writer thread has used, `nil` when it does not run (tests).
+    /// Processor time the writer thread has used, `nil` when it does not run or off Linux (tests).
     package var writerThreadCPUTime: Duration? { writer.threadCPUTime }
 
     /// Runs `body`, throwing store errors as ``IOASIDError``s that name this

@@ -315,6 +315,8 @@ struct ConsumerCLITests {
         // blocking runs can hold the cooperative pool's two threads for seconds on 2 cores.
         let exit = ExitTime()
         term.process.terminationHandler = { _ in exit.mark() }
+        // A handler set after the exit never runs: say so rather than blame the signal.
+        try #require(term.process.isRunning, "events consume exited before SIGTERM was sent")
         let sent = ContinuousClock.now
         kill(term.process.processIdentifier, SIGTERM)
         #expect(await waitForExit(term.process, seconds: 40))
