@@ -379,7 +379,7 @@ private final class Job: @unchecked Sendable {
         body: @escaping (borrowing WriteTransaction) throws -> R,
         complete: @escaping (Result<R, any Error>) -> Void
     ) {
-        let box = ResultBox<R>()
+        let box = ResultBox()
         run = { tx in
             do {
                 if isolated {
@@ -410,14 +410,35 @@ private final class Job: @unchecked Sendable {
                 box.result = .failure(error)
             }
         }
-        finish = { complete(box.result ?? .failure(IOASIDError(.storageFailure, "operation did not run"))) }
+        finish = { complete(box.typed(R.self)) }
         fail = { complete(.failure($0)) }
     }
 }
 
 /// A job's result, written and read only on the writer thread.
-private final class ResultBox<R>: @unchecked Sendable {
-    var result: Result<R, any Error>?
+///
+/// Not generic: the deinit of a generic class is not specialised, and looked up
+/// `Result<R, any Error>?`'s metadata in the runtime's cache for every job (about 4% of
+/// the writer thread's processor time outside I/O with 64 callers, `docs/benchmarks.md`).
+/// The value is kept as `Any` (inline for the store's results, which are a few bytes)
+/// and cast back once, when the caller is resumed.
+private final class ResultBox: @unchecked Sendable {
+    var result: Result<Any, any Error>?
+
+    /// The result as the caller's type.
+    func typed<R>(_: R.Type) -> Result<R, any Error> {
+        switch result {
+        case .success(let value)?:
+            guard let value = value as? R else {
+                return .failure(IOASIDError(.internalError, "an operation's result was not of the type its caller expects"))
+            }
+            return .success(value)
+        case .failure(let error)?:
+            return .failure(error)
+        case nil:
+            return .failure(IOASIDError(.storageFailure, "operation did not run"))
+        }
+    }
 }
 
 /// A value handed between a blocked caller and the writer thread, which never
