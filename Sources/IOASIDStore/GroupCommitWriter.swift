@@ -420,8 +420,10 @@ private final class Job: @unchecked Sendable {
 /// Not generic: the deinit of a generic class is not specialised, and looked up
 /// `Result<R, any Error>?`'s metadata in the runtime's cache for every job (about 4% of
 /// the writer thread's processor time outside I/O with 64 callers, `docs/benchmarks.md`).
-/// The value is kept as `Any` (inline for the store's results, which are a few bytes)
-/// and cast back once, when the caller is resumed.
+/// The value is kept as `Any` and cast back once, when the caller is resumed: inline when
+/// it fits in three words (the store's own results: an ID, a flag, an array), in one
+/// allocation otherwise (the service's answers, which carry a string) — either way
+/// cheaper than the two lookups. `resultsComeBackAsReturned` checks the round trip.
 private final class ResultBox: @unchecked Sendable {
     var result: Result<Any, any Error>?
 
