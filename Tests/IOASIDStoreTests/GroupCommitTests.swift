@@ -117,33 +117,32 @@ struct GroupCommitTests {
     /// must get back exactly what its own closure returned, whatever the type.
     @Test("Each async caller gets back its own closure's result, of any type: nil, a nil inside an optional, nothing, a tuple")
     func resultsComeBackAsReturned() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.cleanup() }
-        let store = try IOASIDStore(path: dir.child("store"))
-        let vm = try await store.createSet(token: "vm", quota: 100)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for caller in 0..<32 {
-                group.addTask {
-                    switch caller % 4 {
-                    case 0:
-                        let found: IOASID? = try await store.write { tx in
-                            caller % 8 == 0 ? nil : try tx.allocate(in: vm)
+        try await withStore { store in
+            let vm = try await store.createSet(token: "vm", quota: 100)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for caller in 0..<32 {
+                    group.addTask {
+                        switch caller % 4 {
+                        case 0:
+                            let found: IOASID? = try await store.write { tx in
+                                caller % 8 == 0 ? nil : try tx.allocate(in: vm)
+                            }
+                            #expect((found == nil) == (caller % 8 == 0))
+                        case 1:
+                            let nested: String?? = try await store.write { _ in caller % 8 == 1 ? .some(nil) : .some("caller \(caller)") }
+                            #expect(nested == (caller % 8 == 1 ? .some(nil) : .some("caller \(caller)")))
+                        case 2:
+                            try await store.write { tx in _ = try tx.capacity() }
+                        default:
+                            let pair: (Int, [UInt32]) = try await store.write { _ in (caller, [UInt32(caller), 7]) }
+                            #expect(pair.0 == caller && pair.1 == [UInt32(caller), 7])
                         }
-                        #expect((found == nil) == (caller % 8 == 0))
-                    case 1:
-                        let nested: String?? = try await store.write { _ in caller % 8 == 1 ? .some(nil) : .some("caller \(caller)") }
-                        #expect(nested == (caller % 8 == 1 ? .some(nil) : .some("caller \(caller)")))
-                    case 2:
-                        try await store.write { tx in _ = try tx.capacity() }
-                    default:
-                        let pair: (Int, [UInt32]) = try await store.write { _ in (caller, [UInt32(caller), 7]) }
-                        #expect(pair.0 == caller && pair.1 == [UInt32(caller), 7])
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            #expect(try store.set(vm).allocated == 4)
         }
-        #expect(try store.set(vm).allocated == 4)
     }
 }
 
